@@ -1,0 +1,3 @@
+from skipline.cli.main import main
+
+__all__ = ["main"]

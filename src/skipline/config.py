@@ -1,0 +1,130 @@
+"""One typed, validated settings object, built once from defaults, skipline.toml, SKIPLINE_*
+variables and command-line flags (the CLI merges the last two), then passed down."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from skipline.domain.errors import ConfigError
+from skipline.domain.models import DEFAULT_TIERS, Tier
+
+DEFAULT_DB = "sqlite:///./skipline.db"
+CONFIG_FILE = "skipline.toml"
+TIER_KEYS = {"priority", "max_wait", "max_queued"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a skipline process needs to know."""
+
+    db: str = DEFAULT_DB
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 3
+    handler: str = "simulate"
+    drain_timeout: float = 20.0
+    durability: Literal["full", "normal"] = "full"
+    lease_seconds: float = 10.0
+    """A claimed order's lease; the worker renews it every third of this."""
+    order_timeout: float = 3900.0
+    """A handler running longer is cancelled and counts as a failed run."""
+    max_attempts: int = 5
+    max_rescues: int = 3
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    max_body: int = 64 * 1024
+    max_queued: int | None = None
+    """Global cap on queued orders (all tiers): 503 + Retry-After beyond it."""
+    allow_anonymous: bool = True
+    tiers: dict[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.workers >= 0, "workers must be >= 0"),
+            (1 <= self.port <= 65535, "port must be between 1 and 65535"),
+            (self.drain_timeout >= 0, "drain_timeout must be >= 0"),
+            (self.lease_seconds > 0, "lease_seconds must be > 0"),
+            (self.order_timeout > 0, "order_timeout must be > 0"),
+            (self.max_attempts >= 1, "max_attempts must be >= 1"),
+            (self.max_rescues >= 0, "max_rescues must be >= 0"),
+            (self.backoff_base >= 0, "backoff_base must be >= 0"),
+            (self.max_body >= 1024, "max_body must be >= 1024 bytes"),
+            (self.max_queued is None or self.max_queued >= 1, "max_queued must be >= 1"),
+            (self.durability in ("full", "normal"), "durability must be 'full' or 'normal'"),
+            (bool(self.tiers), "at least one tier must be configured"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def tier(self, name: str) -> Tier:
+        return self.tiers[name]
+
+
+def load_tiers(path: Path | None) -> dict[str, Tier]:
+    """Tiers from `path`, or from ./skipline.toml when it exists, else the defaults."""
+    if path is None:
+        default = Path(CONFIG_FILE)
+        if not default.exists():
+            return dict(DEFAULT_TIERS)
+        path = default
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_tiers(data, str(path))
+
+
+def parse_tiers(data: dict[str, Any], source: str = CONFIG_FILE) -> dict[str, Tier]:
+    """Validate the `[tiers.NAME]` tables; every message names the key and the problem."""
+    unknown = set(data) - {"tiers"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+    raw = data.get("tiers")
+    if raw is None:
+        return dict(DEFAULT_TIERS)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{source}: 'tiers' must be a table with at least one tier")
+    return {name: _parse_tier(name, table, source) for name, table in raw.items()}
+
+
+def _parse_tier(name: str, table: Any, source: str) -> Tier:
+    where = f"{source}: tiers.{name}"
+    if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 32:
+        raise ConfigError(f"{where}: tier names are letters, digits, '-' and '_' (at most 32)")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - TIER_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if "priority" not in table:
+        raise ConfigError(f"{where}.priority is required")
+    priority = table["priority"]
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ConfigError(f"{where}.priority must be an integer, got {priority!r}")
+    max_wait = _optional_number(table, "max_wait", where, minimum=0.0)
+    max_queued = _optional_number(table, "max_queued", where, minimum=1.0, integer=True)
+    return Tier(
+        name, priority, max_wait,
+        None if max_queued is None else int(max_queued),
+    )
+
+
+def _optional_number(
+    table: dict[str, Any], key: str, where: str, minimum: float, integer: bool = False
+) -> float | None:
+    if key not in table:
+        return None
+    value: Any = table[key]
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}.{key} must be {kind}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{where}.{key} must be >= {minimum:g}, got {value!r}")
+    return float(value)

@@ -1,0 +1,1 @@
+"""Pure domain: models, the scheduling rule, retry backoff, errors. No I/O, no asyncio."""

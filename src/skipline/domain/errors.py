@@ -1,0 +1,67 @@
+"""One exception hierarchy. HTTP status codes are chosen only at the API edge."""
+
+from __future__ import annotations
+
+
+class SkiplineError(Exception):
+    """Something went wrong in skipline."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or (self.__doc__ or "").strip().splitlines()[0]
+        super().__init__(self.detail)
+
+
+class OrderNotFound(SkiplineError):
+    """No such order."""
+
+
+class OrderNotCancellable(SkiplineError):
+    """The order has already started or finished and can no longer be cancelled."""
+
+
+class TierNotAllowed(SkiplineError):
+    """Your API key does not grant that tier."""
+
+
+class NotAuthenticated(SkiplineError):
+    """A valid API key is required."""
+
+
+class InvalidApiKey(SkiplineError):
+    """The API key is unknown or revoked."""
+
+
+class QueueFull(SkiplineError):
+    """The queue is full; retry later."""
+
+    def __init__(self, detail: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(SkiplineError):
+    """The order store is unavailable; retry later."""
+
+    def __init__(self, detail: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ShuttingDown(SkiplineError):
+    """The service is shutting down and accepts no new orders."""
+
+
+class KeyExists(SkiplineError):
+    """An API key with that name already exists."""
+
+
+class ConfigError(SkiplineError):
+    """The configuration is invalid."""
+
+
+class HandlerNotFound(SkiplineError):
+    """The handler could not be imported."""
+
+
+class InvalidOrder(SkiplineError):
+    """The order is not valid."""

@@ -1,0 +1,150 @@
+"""The nouns of skipline: orders, tiers, statuses, API keys. Pure data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+JSON = Any
+"""A JSON-serialisable value (what `json.dumps` accepts)."""
+
+
+class Status(StrEnum):
+    """Where an order is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A class of customer. Lower `priority` is served first; `max_wait` bounds starvation."""
+
+    name: str
+    priority: int
+    max_wait: float | None = None
+    max_queued: int | None = None
+
+
+DEFAULT_TIERS: dict[str, Tier] = {
+    "vip": Tier("vip", priority=0, max_wait=None),
+    "regular": Tier("regular", priority=1, max_wait=300.0),
+}
+ANONYMOUS_TIER = "regular"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """What a store needs to accept an order; the store assigns `seq` and timestamps."""
+
+    id: str
+    tier: str
+    priority: int
+    payload: JSON = None
+    duration: float = 0.0
+    owner: str = ""
+    """Name of the API key that submitted it; empty for anonymous callers."""
+    idempotency_key: str | None = None
+    max_wait: float | None = None
+    """Seconds after acceptance past which the order is overdue (served first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as a store records it. Times are seconds since the epoch (UTC)."""
+
+    id: str
+    seq: int
+    tier: str
+    priority: int
+    status: Status
+    attempts: int
+    rescues: int
+    payload: JSON
+    duration: float
+    owner: str
+    created_at: float
+    overdue_at: float | None = None
+    available_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: JSON = None
+    error: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claimed order and the token that proves the claim is still ours."""
+
+    order: Order
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: only the hash of the secret is kept."""
+
+    name: str
+    tier: str
+    admin: bool
+    key_hash: str
+    created_at: float
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is making a request: an API key's identity, or anonymous."""
+
+    name: str
+    tier: str
+    admin: bool = False
+
+    @property
+    def anonymous(self) -> bool:
+        return self.name == ""
+
+
+ANONYMOUS = Caller(name="", tier=ANONYMOUS_TIER)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderQuery:
+    """A page of orders, newest first. `before_seq` is the cursor from the previous page."""
+
+    owner: str | None = None
+    """Only this owner's orders; None means every owner (admin)."""
+    status: Status | None = None
+    tier: str | None = None
+    limit: int = 50
+    before_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TierCounts:
+    """How many orders of one tier are in each status."""
+
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts and recent waits, as a store can cheaply report them."""
+
+    counts: dict[str, TierCounts] = field(default_factory=dict)
+    recent_waits: dict[str, list[float]] = field(default_factory=dict)
+    """Per tier, submit-to-start seconds of the most recently started orders."""
+    finished_last_minute: int = 0

@@ -1,0 +1,57 @@
+"""The claim rule, written once: overdue orders first (oldest first), then best priority,
+then acceptance sequence. Every store's claim query implements exactly this order."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from skipline.domain.models import Order, Status
+
+
+def is_overdue(order: Order, now: float) -> bool:
+    """An order is overdue once it has waited past its tier's `max_wait`."""
+    return order.overdue_at is not None and order.overdue_at <= now
+
+
+def is_ready(order: Order, now: float) -> bool:
+    """Queued and not waiting out a retry backoff."""
+    return order.status is Status.QUEUED and order.available_at <= now
+
+
+def claim_key(order: Order, now: float) -> tuple[int, int, int]:
+    """Sort key of the claim rule: smaller is claimed first."""
+    if is_overdue(order, now):
+        return (0, 0, order.seq)
+    return (1, order.priority, order.seq)
+
+
+def claim_order(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
+    """The ready orders a claim of `limit` slots must return, in claim order."""
+    if limit <= 0:
+        return []
+    ready = [o for o in orders if is_ready(o, now)]
+    ready.sort(key=lambda o: claim_key(o, now))
+    return ready[:limit]
+
+
+def retry_delay(
+    attempts: int, base: float = 1.0, cap: float = 300.0, jitter: float = 0.1,
+    rng: random.Random | None = None,
+) -> float:
+    """Exponential backoff after the `attempts`-th failed run: base * 2**(attempts-1), capped,
+    with a little proportional jitter so retries of a burst do not align."""
+    exponent = max(0, attempts - 1)
+    delay = cap if exponent >= 64 else min(cap, base * (2.0**exponent))
+    spread = (rng or random).uniform(-jitter, jitter) if jitter else 0.0
+    return max(0.0, delay * (1.0 + spread))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (fraction in [0, 1]); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]

@@ -1,0 +1,177 @@
+"""OrderService: accept, look up, cancel, list and report orders. Picks the tier from the
+caller's identity and applies admission control. Knows no HTTP and no SQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from skipline.auth import hash_secret, new_secret, same_hash
+from skipline.clock import Clock, SystemClock
+from skipline.config import Settings
+from skipline.domain.errors import (
+    InvalidApiKey,
+    InvalidOrder,
+    NotAuthenticated,
+    OrderNotFound,
+    QueueFull,
+    ShuttingDown,
+    TierNotAllowed,
+)
+from skipline.domain.models import (
+    ANONYMOUS,
+    JSON,
+    ApiKey,
+    Caller,
+    NewOrder,
+    Order,
+    OrderQuery,
+    Status,
+    StoreStats,
+)
+from skipline.store.base import Store
+
+QUEUED_COUNTS_TTL = 0.25
+"""Seconds a snapshot of per-tier queued counts is trusted for admission control."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated request to accept an order."""
+
+    payload: JSON = None
+    duration: float = 0.0
+    tier: str | None = None
+    """The tier the caller asks for (the tutorial's `user_type`); None means its own."""
+    idempotency_key: str | None = None
+
+
+class OrderService:
+    def __init__(self, store: Store, settings: Settings, clock: Clock | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self._clock = clock or SystemClock()
+        self.accepting = True
+        self._queued_snapshot: dict[str, int] = {}
+        self._queued_snapshot_at = float("-inf")
+
+    # --- identity ---------------------------------------------------------------------------
+    async def authenticate(self, secret: str | None) -> Caller:
+        """The caller behind a bearer key, or ANONYMOUS when no key is given."""
+        if secret is None:
+            if not self.settings.allow_anonymous:
+                raise NotAuthenticated()
+            return ANONYMOUS
+        digest = hash_secret(secret)
+        key = await self.store.find_key(digest)
+        if key is None or key.revoked or not same_hash(key.key_hash, digest):
+            raise InvalidApiKey()
+        if key.tier not in self.settings.tiers:
+            raise InvalidApiKey(f"the API key's tier {key.tier!r} is not configured")
+        return Caller(name=key.name, tier=key.tier, admin=key.admin)
+
+    async def add_key(self, name: str, tier: str, admin: bool = False) -> str:
+        """Create a key and return its secret; only its hash is stored."""
+        if tier not in self.settings.tiers:
+            known = ", ".join(sorted(self.settings.tiers))
+            raise InvalidOrder(f"unknown tier {tier!r}; configured tiers: {known}")
+        if not name or len(name) > 64 or not name.isprintable():
+            raise InvalidOrder("key names are 1 to 64 printable characters")
+        secret = new_secret()
+        record = ApiKey(name, tier, admin, hash_secret(secret), self._clock.now())
+        await self.store.add_key(record)
+        return secret
+
+    # --- orders -----------------------------------------------------------------------------
+    def choose_tier(self, caller: Caller, requested: str | None) -> str:
+        """The caller's own tier, or a worse one it asks for; a better one is refused."""
+        if requested is None or requested == caller.tier:
+            return caller.tier
+        tiers = self.settings.tiers
+        if requested not in tiers:
+            raise InvalidOrder(
+                f"unknown tier {requested!r}; configured tiers: {', '.join(sorted(tiers))}"
+            )
+        if tiers[requested].priority < tiers[caller.tier].priority:
+            who = "anonymous callers are" if caller.anonymous else f"key {caller.name!r} is"
+            raise TierNotAllowed(f"{who} not allowed tier {requested!r}")
+        return requested
+
+    async def check_admission(self, tier: str) -> None:
+        """Refuse before reading the body when the service drains or the tier is full."""
+        if not self.accepting:
+            raise ShuttingDown()
+        cap = self.settings.tiers[tier].max_queued
+        global_cap = self.settings.max_queued
+        if cap is None and global_cap is None:
+            return
+        counts = await self._queued_counts()
+        if cap is not None and counts.get(tier, 0) >= cap:
+            raise QueueFull(f"tier {tier!r} has {cap} orders queued", await self._retry_after())
+        if global_cap is not None and sum(counts.values()) >= global_cap:
+            raise QueueFull(f"{global_cap} orders are queued", await self._retry_after())
+
+    async def _queued_counts(self) -> dict[str, int]:
+        now = time.monotonic()
+        if now - self._queued_snapshot_at > QUEUED_COUNTS_TTL:
+            self._queued_snapshot = await self.store.queued_counts()
+            self._queued_snapshot_at = now
+        return self._queued_snapshot
+
+    async def _retry_after(self) -> float:
+        """Seconds until a slot is likely free, from the last minute's drain rate (1..60)."""
+        stats = await self.store.stats()
+        per_second = stats.finished_last_minute / 60.0
+        return 60.0 if per_second <= 0 else min(60.0, max(1.0, 1.0 / per_second))
+
+    async def submit(self, caller: Caller, submission: Submission) -> tuple[Order, bool]:
+        """Durably accept an order; (order, created). Returns only after its commit."""
+        if not 0 <= submission.duration <= 3600:
+            raise InvalidOrder("duration must be between 0 and 3600 seconds")
+        tier_name = self.choose_tier(caller, submission.tier)
+        await self.check_admission(tier_name)
+        tier = self.settings.tiers[tier_name]
+        new = NewOrder(
+            id=str(uuid.uuid4()),
+            tier=tier.name,
+            priority=tier.priority,
+            payload=submission.payload,
+            duration=submission.duration,
+            owner=caller.name,
+            idempotency_key=submission.idempotency_key,
+            max_wait=tier.max_wait,
+        )
+        order, created = await self.store.submit(new)
+        if created:
+            self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
+        return order, created
+
+    async def get(self, caller: Caller, order_id: str) -> Order:
+        order = await self.store.get(order_id)
+        if order is None or not self._may_see(caller, order):
+            raise OrderNotFound(f"no order {order_id!r}")
+        return order
+
+    async def cancel(self, caller: Caller, order_id: str) -> Order:
+        await self.get(caller, order_id)
+        return await self.store.cancel(order_id)
+
+    async def list_orders(
+        self, caller: Caller, status: Status | None = None, tier: str | None = None,
+        limit: int = 50, before_seq: int | None = None,
+    ) -> list[Order]:
+        """The caller's own orders (every order for an admin), newest first."""
+        if caller.anonymous and not caller.admin:
+            raise NotAuthenticated("listing orders needs an API key")
+        owner = None if caller.admin else caller.name
+        query = OrderQuery(owner, status, tier, limit, before_seq)
+        return await self.store.list_orders(query)
+
+    async def stats(self) -> StoreStats:
+        return await self.store.stats()
+
+    @staticmethod
+    def _may_see(caller: Caller, order: Order) -> bool:
+        """Admins see all; a key its own; an anonymous order whoever holds its id."""
+        return caller.admin or order.owner == "" or order.owner == caller.name

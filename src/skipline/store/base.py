@@ -1,0 +1,116 @@
+"""The Store protocol: everything the service and the workers need from a backend.
+
+Every backend (memory, sqlite, postgres) implements it and passes tests/contract unchanged.
+Delays are passed as seconds rather than absolute times so a backend may measure them on its
+own clock (PostgreSQL uses the database's `now()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from skipline.domain.models import (
+    JSON,
+    ApiKey,
+    Lease,
+    NewOrder,
+    Order,
+    OrderQuery,
+    Status,
+    StoreStats,
+)
+
+
+class Store(Protocol):
+    """A durable home for orders and API keys."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations. Called once before any other method."""
+        ...
+
+    async def close(self) -> None:
+        """Flush pending writes and release connections. Idempotent."""
+        ...
+
+    # --- orders -------------------------------------------------------------------------
+    async def submit(self, new: NewOrder) -> tuple[Order, bool]:
+        """Durably accept an order; returns (order, created). When `new.idempotency_key` was
+        already used by the same owner, returns the first order and created=False.
+        Returns only after the commit holding the order (invariant 1)."""
+        ...
+
+    async def get(self, order_id: str) -> Order | None:
+        ...
+
+    async def list_orders(self, query: OrderQuery) -> list[Order]:
+        """Newest first (by seq descending), at most `query.limit`."""
+        ...
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel a queued order. Raises OrderNotFound, or OrderNotCancellable if it is not
+        queued any more."""
+        ...
+
+    # --- the worker side ------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+        """Claim at most `limit` ready orders in claim-rule order (domain.scheduling), mark them
+        running with `attempts + 1`, a fresh lease token and a lease of `lease_seconds`."""
+        ...
+
+    async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
+        """Extend the leases given as (order_id, token); returns the ids still held."""
+        ...
+
+    async def complete(self, order_id: str, token: str, result: JSON) -> bool:
+        """Mark succeeded iff the lease token still holds; False if the lease was lost."""
+        ...
+
+    async def fail(
+        self, order_id: str, token: str, error: str, retry_delay: float | None
+    ) -> Status | None:
+        """Record a failed run. With `retry_delay` the order is queued again, ready after that
+        many seconds, keeping its priority and seq; with None it is failed for good (dead
+        letter). Returns the new status, or None if the lease was lost."""
+        ...
+
+    async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
+        """Give leases back (graceful drain): the orders are queued again at once, keeping
+        their priority and seq. Returns how many were released."""
+        ...
+
+    async def rescue_expired(self, max_rescues: int) -> int:
+        """Put orders whose lease expired back in the queue (`rescues + 1`), or fail them when
+        they have been rescued `max_rescues` times already. Returns how many were touched."""
+        ...
+
+    async def wait_for_work(self, max_seconds: float) -> None:
+        """Return when new work may be ready (an order was committed or released), or after
+        `max_seconds`, whichever is first."""
+        ...
+
+    # --- reporting --------------------------------------------------------------------------
+    async def stats(self) -> StoreStats:
+        ...
+
+    async def queued_counts(self) -> dict[str, int]:
+        """Queued orders per tier; cheap enough to call on every submission."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store can be reached right now."""
+        ...
+
+    # --- API keys ---------------------------------------------------------------------------
+    async def add_key(self, key: ApiKey) -> None:
+        """Raises KeyExists when the name is taken."""
+        ...
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        ...
+
+    async def list_keys(self) -> list[ApiKey]:
+        ...
+
+    async def revoke_key(self, name: str) -> bool:
+        ...

@@ -1,0 +1,253 @@
+"""In-memory store: the reference implementation of the Store protocol, for tests and for the
+tutorial's behaviour. Nothing survives the process (invariant 1 exempts it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+
+from skipline.clock import Clock, SystemClock
+from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
+from skipline.domain.models import (
+    JSON,
+    ApiKey,
+    Lease,
+    NewOrder,
+    Order,
+    OrderQuery,
+    Status,
+    StoreStats,
+    TierCounts,
+)
+from skipline.domain.scheduling import claim_order
+
+RECENT_WAITS = 1000
+
+
+class MemoryStore:
+    """Keeps everything in dicts. One asyncio loop only."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._orders: dict[str, Order] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # order id -> (token, expires_at)
+        self._idempotency: dict[tuple[str, str], str] = {}
+        self._keys: dict[str, ApiKey] = {}
+        self._seq = 0
+        self._wake: asyncio.Event | None = None
+
+    async def open(self) -> None:
+        self._wake = asyncio.Event()
+
+    async def close(self) -> None:
+        self._wake = None
+
+    def _notify(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def submit(self, new: NewOrder) -> tuple[Order, bool]:
+        if new.idempotency_key is not None:
+            existing = self._idempotency.get((new.owner, new.idempotency_key))
+            if existing is not None:
+                return self._orders[existing], False
+        now = self._clock.now()
+        self._seq += 1
+        order = Order(
+            id=new.id, seq=self._seq, tier=new.tier, priority=new.priority,
+            status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
+            duration=new.duration, owner=new.owner, created_at=now,
+            overdue_at=None if new.max_wait is None else now + new.max_wait,
+            available_at=now, idempotency_key=new.idempotency_key,
+        )
+        self._orders[order.id] = order
+        if new.idempotency_key is not None:
+            self._idempotency[(new.owner, new.idempotency_key)] = order.id
+        self._notify()
+        return order, True
+
+    async def get(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
+
+    async def list_orders(self, query: OrderQuery) -> list[Order]:
+        found = [
+            o for o in self._orders.values()
+            if (query.owner is None or o.owner == query.owner)
+            and (query.status is None or o.status is query.status)
+            and (query.tier is None or o.tier == query.tier)
+            and (query.before_seq is None or o.seq < query.before_seq)
+        ]
+        found.sort(key=lambda o: o.seq, reverse=True)
+        return found[: query.limit]
+
+    async def cancel(self, order_id: str) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFound()
+        if order.status is not Status.QUEUED:
+            raise OrderNotCancellable()
+        cancelled = replace(order, status=Status.CANCELLED, finished_at=self._clock.now())
+        self._orders[order_id] = cancelled
+        return cancelled
+
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+        now = self._clock.now()
+        queued = [o for o in self._orders.values() if o.status is Status.QUEUED]
+        leases = []
+        for order in claim_order(queued, now, limit):
+            token = secrets.token_hex(16)
+            running = replace(
+                order, status=Status.RUNNING, attempts=order.attempts + 1, started_at=now,
+            )
+            self._orders[order.id] = running
+            self._leases[order.id] = (token, now + lease_seconds)
+            leases.append(Lease(running, token))
+        return leases
+
+    def _holds(self, order_id: str, token: str) -> bool:
+        held = self._leases.get(order_id)
+        order = self._orders.get(order_id)
+        return (
+            held is not None and held[0] == token
+            and order is not None and order.status is Status.RUNNING
+        )
+
+    async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
+        now = self._clock.now()
+        held = set()
+        for order_id, token in leases:
+            if self._holds(order_id, token):
+                self._leases[order_id] = (token, now + lease_seconds)
+                held.add(order_id)
+        return held
+
+    async def complete(self, order_id: str, token: str, result: JSON) -> bool:
+        if not self._holds(order_id, token):
+            return False
+        order = self._orders[order_id]
+        self._orders[order_id] = replace(
+            order, status=Status.SUCCEEDED, result=result, error=None,
+            finished_at=self._clock.now(),
+        )
+        del self._leases[order_id]
+        return True
+
+    async def fail(
+        self, order_id: str, token: str, error: str, retry_delay: float | None
+    ) -> Status | None:
+        if not self._holds(order_id, token):
+            return None
+        order = self._orders[order_id]
+        now = self._clock.now()
+        if retry_delay is None:
+            updated = replace(order, status=Status.FAILED, error=error, finished_at=now)
+        else:
+            updated = replace(
+                order, status=Status.QUEUED, error=error, available_at=now + retry_delay,
+            )
+        self._orders[order_id] = updated
+        del self._leases[order_id]
+        self._notify()
+        return updated.status
+
+    async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
+        released = 0
+        for order_id, token in order_ids_tokens:
+            if self._holds(order_id, token):
+                order = self._orders[order_id]
+                self._orders[order_id] = replace(
+                    order, status=Status.QUEUED, available_at=self._clock.now(),
+                )
+                del self._leases[order_id]
+                released += 1
+        if released:
+            self._notify()
+        return released
+
+    async def rescue_expired(self, max_rescues: int) -> int:
+        now = self._clock.now()
+        expired = [oid for oid, (_, until) in self._leases.items() if until <= now]
+        for order_id in expired:
+            order = self._orders[order_id]
+            del self._leases[order_id]
+            if order.status is not Status.RUNNING:
+                continue
+            if order.rescues + 1 > max_rescues:
+                self._orders[order_id] = replace(
+                    order, status=Status.FAILED, rescues=order.rescues + 1, finished_at=now,
+                    error=f"worker lost {order.rescues + 1} times (max_rescues={max_rescues})",
+                )
+            else:
+                self._orders[order_id] = replace(
+                    order, status=Status.QUEUED, rescues=order.rescues + 1, available_at=now,
+                )
+        if expired:
+            self._notify()
+        return len(expired)
+
+    async def wait_for_work(self, max_seconds: float) -> None:
+        wake = self._wake
+        if wake is None:
+            await asyncio.sleep(max_seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), max_seconds)
+        wake.clear()
+
+    async def stats(self) -> StoreStats:
+        counts: dict[str, dict[str, int]] = {}
+        started: list[Order] = []
+        now = self._clock.now()
+        finished = 0
+        for order in self._orders.values():
+            tier = counts.setdefault(order.tier, {})
+            tier[order.status.value] = tier.get(order.status.value, 0) + 1
+            if order.started_at is not None:
+                started.append(order)
+            if order.finished_at is not None and order.finished_at >= now - 60:
+                finished += 1
+        started.sort(key=lambda o: o.started_at or 0.0, reverse=True)
+        waits: dict[str, list[float]] = {}
+        for order in started:
+            tier_waits = waits.setdefault(order.tier, [])
+            if len(tier_waits) < RECENT_WAITS and order.started_at is not None:
+                tier_waits.append(order.started_at - order.created_at)
+        return StoreStats(
+            counts={name: TierCounts(**c) for name, c in counts.items()},
+            recent_waits=waits,
+            finished_last_minute=finished,
+        )
+
+    async def queued_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for order in self._orders.values():
+            if order.status is Status.QUEUED:
+                counts[order.tier] = counts.get(order.tier, 0) + 1
+        return counts
+
+    async def ping(self) -> None:
+        return None
+
+    async def add_key(self, key: ApiKey) -> None:
+        if key.name in self._keys:
+            raise KeyExists(f"an API key named {key.name!r} already exists")
+        self._keys[key.name] = key
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        for key in self._keys.values():
+            if key.key_hash == key_hash:
+                return key
+        return None
+
+    async def list_keys(self) -> list[ApiKey]:
+        return sorted(self._keys.values(), key=lambda k: k.name)
+
+    async def revoke_key(self, name: str) -> bool:
+        key = self._keys.get(name)
+        if key is None or key.revoked:
+            return False
+        self._keys[name] = replace(key, revoked=True)
+        return True
