@@ -1,0 +1,28 @@
+"""The HTTP API. `create_app(service)` builds an aiohttp Application around an OrderService; it
+opens nothing and starts nothing (the process runtime owns the store and the workers). It can
+run on its own or be mounted into another application with `add_subapp`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from skipline.api.appkeys import METRICS, SERVICE
+from skipline.api.middleware import auth_middleware, error_middleware, metrics_middleware
+from skipline.api.openapi import add_docs_routes
+from skipline.api.pages import add_dashboard_routes
+from skipline.api.routes import add_routes
+from skipline.metrics import Metrics
+from skipline.service import OrderService
+
+__all__ = ["METRICS", "SERVICE", "create_app"]
+
+
+def create_app(service: OrderService, metrics: Metrics | None = None) -> web.Application:
+    """The application; pass `metrics` to share one registry with the worker pool."""
+    app = web.Application(middlewares=[metrics_middleware, error_middleware, auth_middleware])
+    app[SERVICE] = service
+    app[METRICS] = metrics or Metrics()
+    add_routes(app)
+    add_docs_routes(app, service.settings.tiers)
+    add_dashboard_routes(app)
+    return app

@@ -1,0 +1,13 @@
+"""Typed keys for what the application and each request share."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from skipline.domain.models import Caller
+from skipline.metrics import Metrics
+from skipline.service import OrderService
+
+SERVICE = web.AppKey("skipline.service", OrderService)
+METRICS = web.AppKey("skipline.metrics", Metrics)
+CALLER = web.RequestKey("skipline.caller", Caller)

@@ -1,0 +1,245 @@
+"""The OpenAPI 3.1 document: schemas generated from the msgspec Structs, paths written by hand
+(they are few). `GET /docs` renders it as plain server-side HTML: no CDN, no script."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+import skipline
+from skipline.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREFIX, title_of
+from skipline.api.schemas import SCHEMA_TYPES
+from skipline.domain.models import Status, Tier
+
+REF = "#/components/schemas/"
+PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
+    _, schemas = msgspec.json.schema_components(SCHEMA_TYPES, ref_template=REF + "{name}")
+    _name_tiers(schemas["OrderRequest"]["properties"]["user_type"], sorted(tiers))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "skipline",
+            "version": skipline.__version__,
+            "description": "A durable priority order queue. Errors are RFC 9457 problems.",
+        },
+        "paths": _paths(sorted(tiers)),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _name_tiers(property_schema: dict[str, Any], tiers: list[str]) -> None:
+    """List the configured tiers as the allowed values of the string alternative."""
+    for alternative in property_schema.get("anyOf", [property_schema]):
+        if alternative.get("type") == "string":
+            alternative["enum"] = tiers
+
+
+def _body(schema: str, media: str = "application/json") -> dict[str, Any]:
+    return {media: {"schema": {"$ref": REF + schema}}}
+
+
+def _ok(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": _body(schema)}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    titles: dict[int, list[str]] = {}
+    for error_class, kind in PROBLEM_TYPES.items():
+        titles.setdefault(kind.status, []).append(title_of(error_class))
+    return {
+        str(status): {
+            "description": " / ".join(titles.get(status, ["See the problem detail."])),
+            "content": _body("Problem", PROBLEM_CONTENT_TYPE),
+        }
+        for status in statuses
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+LOCATION = {"Location": {"description": "The order's URL.", "schema": {"type": "string"}}}
+ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Retrying with the same key returns the first order (200).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+SECURED: list[dict[str, list[str]]] = [{"apiKey": []}, {}]
+
+
+def _paths(tiers: list[str]) -> dict[str, Any]:
+    return {"/orders": _orders_path(tiers), "/orders/{id}": _order_path(), **_service_paths()}
+
+
+def _orders_path(tiers: list[str]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Accept an order (acknowledged once durably stored)",
+            "security": SECURED,
+            "parameters": [IDEMPOTENCY_KEY],
+            "requestBody": {"required": True, "content": _body("OrderRequest")},
+            "responses": {
+                "202": _ok("Accepted.", "OrderOut", LOCATION),
+                "200": _ok("A retry with a known Idempotency-Key: the first order.", "OrderOut",
+                           LOCATION),
+                **_problems(400, 401, 403, 413, 415, 422, 503),
+            },
+        },
+        "get": {
+            "summary": "The caller's orders, newest first (an admin key sees all)",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                _query("status", "Only this status.",
+                       {"type": "string", "enum": [s.value for s in Status]}),
+                _query("tier", "Only this tier.", {"type": "string", "enum": tiers}),
+                _query("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": 500,
+                                               "default": 50}),
+                _query("cursor", "`next_cursor` of the previous page.", {"type": "string"}),
+            ],
+            "responses": {"200": _ok("A page of orders.", "OrderPage"), **_problems(401, 422)},
+        },
+    }
+
+
+def _order_path() -> dict[str, Any]:
+    return {
+        "parameters": [ID_PARAMETER],
+        "get": {
+            "summary": "One order", "security": SECURED,
+            "responses": {"200": _ok("The order.", "OrderOut"), **_problems(401, 404)},
+        },
+        "delete": {
+            "summary": "Cancel a queued order", "security": SECURED,
+            "responses": {"200": _ok("The cancelled order.", "OrderOut"),
+                          **_problems(401, 404, 409)},
+        },
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "/stats": {"get": {"summary": "Per-tier counts, waits and throughput",
+                           "responses": {"200": _ok("Statistics.", "StatsOut")}}},
+        "/healthz": {"get": {"summary": "The process is alive",
+                             "responses": {"200": _ok("Alive.", "Health")}}},
+        "/readyz": {"get": {"summary": "The store answers and orders are accepted",
+                            "responses": {"200": _ok("Ready.", "Health"), **_problems(503)}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "Text format.",
+                                                   "content": text}}}},
+        "/openapi.json": {"get": {"summary": "This document",
+                                  "responses": {"200": {"description": "OpenAPI 3.1."}}}},
+        "/docs": {"get": {"summary": "This document as HTML",
+                          "responses": {"200": {"description": "HTML.", "content": page}}}},
+        "/": {"get": {"summary": "Live dashboard",
+                      "responses": {"200": {"description": "HTML.", "content": page}}}},
+    }
+
+
+# --- rendering ------------------------------------------------------------------------------
+def render_docs(document: dict[str, Any]) -> str:
+    """A readable page of the document: operations, problem types, then schemas."""
+    info = document["info"]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{_e(info['title'])} API</title><style>{DOCS_STYLE}</style></head><body>",
+        f"<h1>{_e(info['title'])} {_e(info['version'])}</h1><p>{_e(info['description'])}</p>",
+        "<p>Machine-readable: <a href=openapi.json>openapi.json</a>. Authenticate with "
+        "<code>Authorization: Bearer KEY</code>.</p><h2>Operations</h2>",
+    ]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters":
+                parts.append(_render_operation(method, path, operation, item))
+    parts.append(_render_problem_types())
+    parts.append("<h2>Schemas</h2>")
+    for name, schema in document["components"]["schemas"].items():
+        parts.append(f"<h3 id=schema-{_e(name)}>{_e(name)}</h3>")
+        parts.append(f"<pre>{_e(json.dumps(schema, indent=2))}</pre>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _render_operation(method: str, path: str, operation: dict[str, Any],
+                      item: dict[str, Any]) -> str:
+    parameters = item.get("parameters", []) + operation.get("parameters", [])
+    rows = "".join(
+        f"<li><code>{_e(p['name'])}</code> ({_e(p['in'])}) {_e(p.get('description', ''))}</li>"
+        for p in parameters
+    )
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    body_line = ""
+    if body is not None:
+        name = body["schema"]["$ref"].removeprefix(REF)
+        body_line = f"<p>Body: <a href=#schema-{_e(name)}>{_e(name)}</a></p>"
+    responses = "".join(
+        f"<li><b>{_e(code)}</b> {_e(response['description'])}</li>"
+        for code, response in operation["responses"].items()
+    )
+    return (
+        f"<section><h3><span class=method>{_e(method.upper())}</span> <code>{_e(path)}</code>"
+        f"</h3><p>{_e(operation['summary'])}</p>{body_line}"
+        f"{'<ul>' + rows + '</ul>' if rows else ''}<ul>{responses}</ul></section>"
+    )
+
+
+def _render_problem_types() -> str:
+    rows = "".join(
+        f"<tr><td>{kind.status}</td><td><code>{_e(TYPE_PREFIX + kind.slug)}</code></td>"
+        f"<td>{_e(title_of(error_class))}</td></tr>"
+        for error_class, kind in sorted(PROBLEM_TYPES.items(), key=lambda e: e[1].status)
+    )
+    return (
+        "<h2>Problem types</h2><p>Every error is <code>application/problem+json</code> with "
+        "<code>type</code>, <code>title</code>, <code>status</code> and <code>detail</code>; "
+        "503 carries <code>Retry-After</code>.</p>"
+        f"<table><tr><th>status</th><th>type</th><th>title</th></tr>{rows}</table>"
+    )
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+DOCS_STYLE = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+    "pre{background:#f4f4f4;padding:.75rem;overflow:auto}section{border-top:1px solid #ddd}"
+    ".method{font-family:monospace;background:#234;color:#fff;padding:0 .4rem;border-radius:3px}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
+)
+
+
+def add_docs_routes(app: web.Application, tiers: Mapping[str, Tier]) -> None:
+    """Build the document once, at app creation, and serve it and its HTML rendering."""
+    document = build_document(tiers)
+    document_bytes = json.dumps(document, indent=2).encode()
+    page = render_docs(document)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.Response(body=document_bytes, content_type="application/json")
+
+    async def docs(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html",
+                            headers={"Content-Security-Policy": PAGE_SECURITY})
+
+    app.router.add_get("/openapi.json", openapi_json, name="openapi")
+    app.router.add_get("/docs", docs, name="docs")

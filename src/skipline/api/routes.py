@@ -1,0 +1,143 @@
+"""Thin route handlers: parse the request, call the OrderService, serialise the answer.
+Every failure is raised as an error and rendered by the error middleware."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from skipline.api.appkeys import CALLER, METRICS, SERVICE
+from skipline.api.body import expect_handler, read_limited, require_json, require_size
+from skipline.api.errors import InvalidRequest
+from skipline.api.query import encode_cursor, parse_list_query
+from skipline.api.schemas import (
+    ENCODER,
+    Health,
+    OrderPage,
+    decode_order_request,
+    order_out,
+    stats_out,
+)
+from skipline.domain.errors import ShuttingDown, StoreUnavailable
+from skipline.domain.models import Order
+from skipline.service import Submission
+
+READY_TIMEOUT = 2.0
+"""Seconds the store has to answer a readiness ping."""
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_post("/orders", submit_order, name="orders", expect_handler=expect_handler)
+    router.add_get("/orders", list_orders, name="orders")
+    router.add_get("/orders/{id}", get_order, name="order")
+    router.add_delete("/orders/{id}", cancel_order, name="order")
+    router.add_get("/stats", stats, name="stats")
+    router.add_get("/healthz", healthz, name="healthz")
+    router.add_get("/readyz", readyz, name="readyz")
+    router.add_get("/metrics", serve_metrics, name="metrics")
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None,
+                  ) -> web.Response:
+    return web.Response(
+        body=ENCODER.encode(value), status=status, content_type="application/json",
+        headers=headers,
+    )
+
+
+def order_response(request: web.Request, order: Order, status: int = 200) -> web.Response:
+    location = str(request.app.router["order"].url_for(id=order.id))
+    return json_response(order_out(order), status, {"Location": location})
+
+
+async def submit_order(request: web.Request) -> web.Response:
+    """Checks run cheapest first; the body is read only once everything else has passed."""
+    service = request.app[SERVICE]
+    caller = request[CALLER]
+    await service.check_admission(caller.tier)
+    require_json(request)
+    require_size(request, service.settings.max_body)
+    idempotency_key = idempotency_key_of(request)
+    body = decode_order_request(await read_limited(request, service.settings.max_body))
+    submission = Submission(body.payload, body.duration, body.user_type, idempotency_key)
+    order, created = await service.submit(caller, submission)
+    if created:
+        request.app[METRICS].order_accepted(order.tier)
+    return order_response(request, order, 202 if created else 200)
+
+
+def idempotency_key_of(request: web.Request) -> str | None:
+    values = request.headers.getall("Idempotency-Key", [])
+    if not values:
+        return None
+    key = values[0]
+    if len(values) > 1 or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(
+        " " <= char <= "~" for char in key
+    ):
+        raise InvalidRequest(
+            f"Idempotency-Key must be one header of 1 to {MAX_IDEMPOTENCY_KEY} printable "
+            "ASCII characters"
+        )
+    return key
+
+
+async def get_order(request: web.Request) -> web.Response:
+    order = await request.app[SERVICE].get(request[CALLER], request.match_info["id"])
+    return order_response(request, order)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    order = await request.app[SERVICE].cancel(request[CALLER], request.match_info["id"])
+    return order_response(request, order)
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    query = parse_list_query(request.query, service.settings.tiers)
+    found = await service.list_orders(
+        request[CALLER], query.status, query.tier, query.limit + 1, query.before_seq,
+    )
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    cursor = encode_cursor(page[-1].seq) if more else None
+    return json_response(OrderPage([order_out(order) for order in page], cursor))
+
+
+async def stats(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    snapshot = await service.stats()
+    return json_response(stats_out(snapshot, service.settings.tiers, service.accepting))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers; nothing else is checked."""
+    return json_response(Health("ok"))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready means: the store answers a ping in time and the service accepts orders."""
+    service = request.app[SERVICE]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await service.store.ping()
+    except StoreUnavailable:
+        raise
+    except Exception as error:  # any failure to reach the store means "not ready"
+        raise StoreUnavailable(f"the store did not answer a ping: {type(error).__name__}") from None
+    if not service.accepting:
+        raise ShuttingDown()
+    return json_response(Health("ready"))
+
+
+async def serve_metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the queue gauges are refreshed from the store on each scrape."""
+    service = request.app[SERVICE]
+    app_metrics = request.app[METRICS]
+    app_metrics.record_store(await service.stats(), service.accepting)
+    return web.Response(
+        body=app_metrics.render(), headers={"Content-Type": app_metrics.content_type},
+    )

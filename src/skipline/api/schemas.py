@@ -1,0 +1,216 @@
+"""The wire format: msgspec Structs for what comes in and goes out, the strict decoding of an
+order request, and the conversion of domain objects into response bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from skipline.api.errors import MalformedRequest
+from skipline.domain.errors import InvalidOrder
+from skipline.domain.models import Order, Status, StoreStats, Tier
+from skipline.domain.scheduling import percentile
+
+MAX_DURATION = 3600.0
+MAX_PAYLOAD_DEPTH = 64
+"""Nesting limit for payloads, so no store ever recurses too deep serialising one."""
+
+
+class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of `POST /orders`; every field is optional and no other field is accepted."""
+
+    payload: Annotated[
+        dict[str, Any] | None, msgspec.Meta(description="Any JSON object, kept as given.")
+    ] = None
+    duration: Annotated[
+        float,
+        msgspec.Meta(ge=0, le=MAX_DURATION, description="Seconds the `simulate` handler sleeps."),
+    ] = 0.0
+    user_type: Annotated[
+        str | None,
+        msgspec.Meta(description="A tier name; no better than the API key's tier (else 403)."),
+    ] = None
+
+
+class OrderOut(msgspec.Struct):
+    """An order as clients see it. Times are RFC 3339 UTC."""
+
+    id: str
+    tier: str
+    priority: int
+    status: Status
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    payload: Any
+    result: Any
+    error: str | None
+
+
+class OrderPage(msgspec.Struct):
+    """One page of orders, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    orders: list[OrderOut]
+    next_cursor: str | None
+
+
+class TierStats(msgspec.Struct):
+    """Counts by status and submit-to-start waits (seconds) for one tier."""
+
+    priority: int | None
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    wait_p50: float | None
+    wait_p99: float | None
+
+
+class StatsOut(msgspec.Struct):
+    """Per-tier counts and waits, and orders finished per second over the last minute."""
+
+    tiers: dict[str, TierStats]
+    throughput_per_second: float
+    accepting: bool
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
+    OrderRequest, OrderOut, OrderPage, TierStats, StatsOut, Problem, Health,
+)
+_ORDER_REQUEST_DECODER = msgspec.json.Decoder(OrderRequest)
+
+
+# --- decoding -------------------------------------------------------------------------------
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def decode_order_request(body: bytes) -> OrderRequest:
+    """Strictly decode an order: malformed JSON is MalformedRequest (400), anything that is JSON
+    but not a valid order is InvalidOrder (422) with a message naming the field."""
+    try:
+        request = _ORDER_REQUEST_DECODER.decode(body)
+    except msgspec.ValidationError as error:
+        _raise_if_malformed(body)
+        raise InvalidOrder(f"invalid order: {error}") from None
+    except msgspec.DecodeError as error:
+        _raise_if_non_finite(body)
+        raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidOrder(f"the payload nests deeper than {MAX_PAYLOAD_DEPTH} levels") from None
+    check_payload(request.payload)
+    return request
+
+
+def _raise_if_malformed(body: bytes) -> None:
+    """msgspec checks types while it parses: tell broken JSON apart from a wrong shape."""
+    try:
+        msgspec.json.decode(body)
+    except msgspec.ValidationError:
+        return  # well-formed; a number is out of range, which the caller reports
+    except msgspec.DecodeError as error:
+        _raise_if_non_finite(body)
+        raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        return
+
+
+def _raise_if_non_finite(body: bytes) -> None:
+    """NaN and Infinity are not JSON, but some encoders emit them: name them as such (422)."""
+    try:
+        json.loads(body, parse_constant=_refuse_constant)
+    except _NonFiniteNumber as error:
+        raise InvalidOrder(f"non-finite number {error} is not allowed") from None
+    except (ValueError, RecursionError):
+        return
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFiniteNumber(name)
+
+
+def check_payload(payload: dict[str, Any] | None) -> None:
+    """Bounded nesting and no NUL characters (PostgreSQL's JSON cannot hold them)."""
+    if payload is None:
+        return
+    pending: list[tuple[Any, int]] = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise InvalidOrder(f"the payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise InvalidOrder("the payload must not contain NUL (\\u0000) characters")
+
+
+# --- encoding -------------------------------------------------------------------------------
+def timestamp(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def order_out(order: Order) -> OrderOut:
+    created = datetime.fromtimestamp(order.created_at, UTC)
+    return OrderOut(
+        id=order.id, tier=order.tier, priority=order.priority, status=order.status,
+        attempts=order.attempts, created_at=created, started_at=timestamp(order.started_at),
+        finished_at=timestamp(order.finished_at), payload=order.payload, result=order.result,
+        error=order.error,
+    )
+
+
+def stats_out(stats: StoreStats, tiers: dict[str, Tier], accepting: bool) -> StatsOut:
+    """Every configured tier (best first), then any tier the store still holds orders of."""
+    names = sorted(tiers, key=lambda name: (tiers[name].priority, name))
+    names += sorted(set(stats.counts) - set(tiers))
+    return StatsOut(
+        tiers={name: _tier_stats(name, stats, tiers) for name in names},
+        throughput_per_second=round(stats.finished_last_minute / 60.0, 3),
+        accepting=accepting,
+    )
+
+
+def _tier_stats(name: str, stats: StoreStats, tiers: dict[str, Tier]) -> TierStats:
+    counts = stats.counts.get(name)
+    waits = stats.recent_waits.get(name, [])
+    tier = tiers.get(name)
+    return TierStats(
+        priority=None if tier is None else tier.priority,
+        queued=counts.queued if counts else 0,
+        running=counts.running if counts else 0,
+        succeeded=counts.succeeded if counts else 0,
+        failed=counts.failed if counts else 0,
+        cancelled=counts.cancelled if counts else 0,
+        wait_p50=percentile(waits, 0.50),
+        wait_p99=percentile(waits, 0.99),
+    )
+
+
+ENCODER = msgspec.json.Encoder()
