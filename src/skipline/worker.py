@@ -1,0 +1,461 @@
+"""WorkerPool: claims orders into free slots (no prefetch, invariant 2), runs the handler on
+each, records the outcome under the lease token, renews the leases of running orders
+(invariant 4), and drains gracefully on shutdown (invariant 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from skipline.clock import Clock, SystemClock
+from skipline.config import Settings
+from skipline.domain.models import JSON, Lease, Order, Status
+from skipline.domain.scheduling import retry_delay
+from skipline.faults import crash_point
+from skipline.handlers import Handler
+from skipline.maintenance import LeaseReaper
+from skipline.retrying import (
+    EXPECTED_STORE_ERRORS,
+    describe_error,
+    log_store_error,
+    store_pause,
+)
+from skipline.store.base import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+POLL_SECONDS = 1.0
+"""Longest idle wait between claims when the store sends no wake-up."""
+RECORD_RETRY_SECONDS = 60.0
+"""How long a completion is retried while the store is down; after that the lease expires
+and the order runs again (at least once)."""
+RELEASE_SECONDS = 2.0
+"""How long a drain keeps trying to give leases back."""
+CANCEL_GRACE = 0.5
+"""How long a drain waits for cancelled handlers (and an in-flight claim) to unwind."""
+RETRY_WAKE_SLACK = 0.01
+"""Added to our own retry times so a wake-up does not come a hair before the order is ready."""
+
+
+def default_worker_id() -> str:
+    """Unique per pool, and readable in the store: host, process, random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run of the handler produced: a result, or the error text to record."""
+
+    result: JSON = None
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class Run:
+    """One order occupying one slot."""
+
+    lease: Lease
+    started: float
+    task: asyncio.Task[None] | None = None
+    handler_done: bool = False
+    lease_lost: bool = False
+
+    @property
+    def order(self) -> Order:
+        return self.lease.order
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.lease.order.id, self.lease.token)
+
+
+@dataclass(eq=False)
+class Signals:
+    """The loop-bound parts of a pool, created in start()."""
+
+    stopping: asyncio.Event
+    slot_freed: asyncio.Event
+
+
+class WorkerPool:
+    """`settings.workers` slots sharing one claim loop, one heartbeat and one lease reaper."""
+
+    def __init__(
+        self, store: Store, settings: Settings, handler: Handler,
+        clock: Clock | None = None, worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.handler = handler
+        self.clock = clock or SystemClock()
+        self.worker_id = worker_id or default_worker_id()
+        self.slots = settings.workers
+        self._runs: dict[str, Run] = {}
+        self._reaper = LeaseReaper(store, settings)
+        self._signals: Signals | None = None
+        self._claim_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+        self._retry_times: list[float] = []
+
+    @property
+    def running(self) -> int:
+        """Orders currently occupying a slot."""
+        return len(self._runs)
+
+    @property
+    def signals(self) -> Signals:
+        if self._signals is None:
+            raise RuntimeError("the WorkerPool has not been started")
+        return self._signals
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the reaper, the heartbeat and the claim loop. Idempotent."""
+        if self._drain_task is not None:
+            raise RuntimeError("a drained WorkerPool cannot be started again")
+        if self._signals is not None:
+            return
+        self._signals = Signals(asyncio.Event(), asyncio.Event())
+        await self._reaper.start()
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeat_loop(), name=f"skipline-heartbeat-{self.worker_id}"
+        )
+        self._claim_task = asyncio.create_task(
+            self._claim_loop(), name=f"skipline-claim-{self.worker_id}"
+        )
+        log.info("worker %s started with %d slot(s)", self.worker_id, self.slots)
+
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a grace period, not a cancel
+        """Stop claiming, let running orders finish for up to `timeout` seconds, then cancel
+        the rest and release their leases so they are queued again at once. Idempotent."""
+        if self._drain_task is None:
+            self._drain_task = asyncio.create_task(
+                self._drain(timeout), name=f"skipline-drain-{self.worker_id}"
+            )
+        await asyncio.shield(self._drain_task)
+
+    async def stop(self) -> None:
+        """Drain with the configured `drain_timeout` unless already drained. Idempotent."""
+        await self.drain(self.settings.drain_timeout)
+
+    async def _drain(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self._signals is None:
+            return
+        log.info("worker %s draining: %d order(s) running", self.worker_id, self.running)
+        await self._stop_claiming(deadline)
+        await self._finish_or_release(deadline)
+        await self._stop_background()
+        log.info("worker %s stopped", self.worker_id)
+
+    async def _stop_claiming(self, deadline: float) -> None:
+        self.signals.stopping.set()
+        task = self._claim_task
+        if task is None:
+            return
+        remaining = deadline - asyncio.get_running_loop().time()
+        done, _ = await asyncio.wait({task}, timeout=max(remaining, CANCEL_GRACE))
+        if not done:
+            log.warning("worker %s: a claim is stuck; abandoning it", self.worker_id)
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _finish_or_release(self, deadline: float) -> None:
+        tasks = {run.task for run in self._runs.values() if run.task is not None}
+        remaining = deadline - asyncio.get_running_loop().time()
+        if tasks and remaining > 0:
+            await asyncio.wait(tasks, timeout=remaining)
+        leftover = [run for run in self._runs.values() if not run.lease_lost]
+        if not leftover:
+            return
+        log.warning(
+            "worker %s: %d order(s) still running after the drain timeout; cancelling them "
+            "and releasing their leases", self.worker_id, len(leftover),
+        )
+        cancelled = [run.task for run in leftover if run.task is not None]
+        for task in cancelled:
+            task.cancel()
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=CANCEL_GRACE)
+        await self._release(run.lease for run in leftover)
+
+    async def _stop_background(self) -> None:
+        task, self._heartbeat_task = self._heartbeat_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._reaper.stop()
+
+    async def _release(self, leases: Iterable[Lease]) -> None:
+        """Give leases back, trying for a little while; what cannot be released returns to
+        the queue when its lease expires."""
+        pairs = [(lease.order.id, lease.token) for lease in leases]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELEASE_SECONDS
+        failures = 0
+        while True:
+            try:
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    released = await self.store.release(pairs)
+            except Exception as exc:
+                failures += 1
+                if loop.time() + store_pause(failures) >= deadline:
+                    log.error(
+                        "could not release %d lease(s) (%s); those orders run again when "
+                        "their leases expire", len(pairs), describe_error(exc),
+                    )
+                    return
+                log_store_error(log, "releasing leases", exc)
+                await asyncio.sleep(store_pause(failures))
+            else:
+                log.info("released %d of %d lease(s) back to the queue", released, len(pairs))
+                return
+
+    # --- claiming -----------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        """Claim as many orders as there are free slots; otherwise wait for work or a slot."""
+        failures = 0
+        while not self.signals.stopping.is_set():
+            try:
+                await self._claim_or_wait()
+            except Exception as exc:
+                failures += 1
+                log_store_error(log, f"worker {self.worker_id}: claiming orders", exc)
+                await self._pause(store_pause(failures))
+            else:
+                failures = 0
+
+    async def _claim_or_wait(self) -> None:
+        self.signals.slot_freed.clear()
+        free = self.slots - len(self._runs)
+        if free > 0:
+            leases = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
+            if leases:
+                crash_point("after_claim")
+                await self._launch(leases)
+            if len(leases) == free:
+                return
+        await self._wait_for_work_or_slot(free > 0)
+
+    async def _launch(self, leases: Sequence[Lease]) -> None:
+        if self.signals.stopping.is_set():
+            await self._release(leases)
+            return
+        for lease in leases:
+            run = Run(lease, started=self.clock.now())
+            run.task = asyncio.create_task(
+                self._run_order(run), name=f"skipline-order-{lease.order.id}"
+            )
+            self._runs[lease.order.id] = run
+
+    async def _wait_for_work_or_slot(self, has_free_slot: bool) -> None:
+        """Whichever comes first: the store says work may be ready, a slot frees, a drain
+        begins, or the poll interval passes."""
+        signals = self.signals
+        waiters: list[asyncio.Task[object]] = [
+            asyncio.create_task(signals.stopping.wait()),
+            asyncio.create_task(signals.slot_freed.wait()),
+        ]
+        if has_free_slot:
+            waiters.append(asyncio.create_task(self.store.wait_for_work(self._poll_seconds())))
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        for waiter in done:
+            error = None if waiter.cancelled() else waiter.exception()
+            if error is not None:
+                raise error
+
+    def _poll_seconds(self) -> float:
+        """The poll interval, shortened when one of our own failed orders is due for a retry
+        sooner (the store sends no wake-up when a backoff ends)."""
+        now = asyncio.get_running_loop().time()
+        while self._retry_times and self._retry_times[0] <= now:
+            heapq.heappop(self._retry_times)
+        if self._retry_times:
+            return min(POLL_SECONDS, self._retry_times[0] - now)
+        return POLL_SECONDS
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless a drain begins first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.signals.stopping.wait(), seconds)
+
+    # --- running one order --------------------------------------------------------------------
+    async def _run_order(self, run: Run) -> None:
+        order = run.order
+        try:
+            outcome = await self._execute(order)
+            run.handler_done = True
+            await self._record(run, outcome)
+        except asyncio.CancelledError:
+            why = "its lease was lost" if run.lease_lost else "the worker is draining"
+            log.info("order %s: handler cancelled because %s", order.id, why)
+            raise
+        except Exception as exc:
+            log.error(
+                "order %s: could not record its outcome (%s); it runs again once its lease "
+                "expires", order.id, describe_error(exc), exc_info=exc,
+            )
+        finally:
+            if self._runs.get(order.id) is run:
+                del self._runs[order.id]
+            self.signals.slot_freed.set()
+
+    async def _execute(self, order: Order) -> Outcome:
+        """Run the handler under the order timeout; never raises except for our own cancel."""
+        scope = asyncio.timeout(self.settings.order_timeout)
+        try:
+            async with scope:
+                result = await self.handler(order)
+        except TimeoutError as exc:
+            if scope.expired():
+                limit = self.settings.order_timeout
+                log.warning("order %s: handler timed out after %g s", order.id, limit)
+                return Outcome(error=f"TimeoutError: the handler ran longer than {limit:g} s")
+            return self._handler_error(order, exc)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return self._handler_error(order, exc)
+        except Exception as exc:
+            return self._handler_error(order, exc)
+        return self._checked_result(order, result)
+
+    def _handler_error(self, order: Order, exc: BaseException) -> Outcome:
+        log.warning(
+            "order %s: handler failed on attempt %d", order.id, order.attempts, exc_info=exc
+        )
+        return Outcome(error=describe_error(exc))
+
+    def _checked_result(self, order: Order, result: JSON) -> Outcome:
+        """A result the store could not keep as JSON is a failed run, not a lost order."""
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            log.warning("order %s: handler returned a non-JSON result: %s", order.id, exc)
+            return Outcome(error=f"the handler's result is not JSON-serialisable: {exc}")
+        return Outcome(result=result)
+
+    # --- recording the outcome ----------------------------------------------------------------
+    async def _record(self, run: Run, outcome: Outcome) -> None:
+        if outcome.error is not None:
+            await self._fail(run, outcome.error)
+            return
+        crash_point("before_complete")
+        await self._complete(run, outcome.result)
+
+    async def _complete(self, run: Run, result: JSON) -> None:
+        """Record success under our token. A store that refuses the result itself (not an
+        outage) gets the run recorded as a failure instead."""
+        order_id, token = run.key
+        try:
+            done = await self._with_retries(
+                f"completing order {order_id}",
+                lambda: self.store.complete(order_id, token, result),
+            )
+        except EXPECTED_STORE_ERRORS:
+            raise
+        except Exception as exc:
+            log.error("order %s: the store refused its result", order_id, exc_info=exc)
+            await self._fail(run, f"the result could not be stored: {describe_error(exc)}")
+            return
+        if done:
+            elapsed = self.clock.now() - run.started
+            log.info("order %s succeeded in %.3f s", order_id, elapsed)
+        else:
+            log.warning("order %s: lease lost before completion; result dropped", order_id)
+
+    async def _fail(self, run: Run, error: str) -> None:
+        order_id, token = run.key
+        delay = self._retry_delay(run.order)
+        status = await self._with_retries(
+            f"recording the failure of order {order_id}",
+            lambda: self.store.fail(order_id, token, error, delay),
+        )
+        if status is None:
+            log.warning("order %s: lease lost before its failure was recorded", order_id)
+        elif status is Status.QUEUED and delay is not None:
+            wake = asyncio.get_running_loop().time() + delay + RETRY_WAKE_SLACK
+            heapq.heappush(self._retry_times, wake)
+            log.info("order %s: attempt %d failed; retry in %.2f s", order_id,
+                     run.order.attempts, delay)
+        else:
+            log.warning("order %s failed for good after %d attempt(s): %s", order_id,
+                        run.order.attempts, error)
+
+    def _retry_delay(self, order: Order) -> float | None:
+        """Backoff before the next attempt, or None when this was the last (dead letter)."""
+        settings = self.settings
+        if order.attempts >= settings.max_attempts:
+            return None
+        return retry_delay(order.attempts, settings.backoff_base, settings.backoff_max)
+
+    async def _with_retries(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry `call` while the store is unreachable, for up to RECORD_RETRY_SECONDS."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_RETRY_SECONDS
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except EXPECTED_STORE_ERRORS as exc:
+                failures += 1
+                if loop.time() + store_pause(failures) > deadline:
+                    raise
+                log_store_error(log, doing, exc)
+                await asyncio.sleep(store_pause(failures))
+
+    # --- heartbeats ---------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        """Renew every running lease with one store call every third of a lease."""
+        interval = self.settings.lease_seconds / 3
+        failures = 0
+        while True:
+            await asyncio.sleep(interval if failures == 0 else min(interval, store_pause(failures)))
+            try:
+                await self._heartbeat_once()
+            except Exception as exc:
+                failures += 1
+                log_store_error(log, f"worker {self.worker_id}: renewing leases", exc)
+            else:
+                failures = 0
+
+    async def _heartbeat_once(self) -> None:
+        runs = list(self._runs.values())
+        if not runs:
+            return
+        held = await self.store.heartbeat([run.key for run in runs], self.settings.lease_seconds)
+        for run in runs:
+            if run.order.id not in held:
+                self._lose(run)
+
+    def _lose(self, run: Run) -> None:
+        """Another worker may own the order now: stop working on it. A run already recording
+        its outcome is left alone; the fenced complete/fail will tell."""
+        if run.handler_done or run.lease_lost or self._runs.get(run.order.id) is not run:
+            return
+        run.lease_lost = True
+        log.warning("order %s: lease lost; cancelling its handler", run.order.id)
+        if run.task is not None:
+            run.task.cancel()
