@@ -1,0 +1,203 @@
+"""The checker: compares what clients were told (the history) with what the store holds once the
+run has drained, and says whether skipline kept its promise.
+
+valid iff lost == 0 and unexpected == 0:
+- lost: acknowledged, yet the store does not hold it in the final status it must reach
+  (`succeeded`; `failed` for poison orders) — a broken promise;
+- unexpected: the store holds an order whose client was refused (or that no client sent) — a
+  refusal that was not one, so a client retrying with a new key would run it twice.
+Unknown outcomes are allowed either way; those the store holds are `recovered`.
+Duplicate runs are counted, not judged: at least once allows them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from faults.history import Fault, History, Outcome, Submission
+from faults.journal import Run, overlapping_orders
+from skipline.domain.models import Order, Status
+from skipline.domain.scheduling import percentile
+
+EXAMPLES = 5
+"""How many offending keys a report lists, to start a diagnosis."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """p50 / p99 / max of a set of durations in seconds (None when there were none)."""
+
+    count: int
+    p50: float | None
+    p99: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 3)
+
+        return cls(
+            len(values), rounded(percentile(values, 0.5)), rounded(percentile(values, 0.99)),
+            rounded(max(values) if values else None),
+        )
+
+
+@dataclass(slots=True)
+class Report:
+    """One scenario's verdict; printed as one JSON line."""
+
+    scenario: str
+    attempted: int
+    acknowledged: int
+    refused: int
+    unknown: int
+    completed: int
+    failed: int
+    lost: int
+    unexpected: int
+    recovered: int
+    unknown_absent: int
+    mismatched_ids: int
+    duplicate_runs: int
+    handler_runs: int
+    rerun_orders: int
+    """Orders whose handler ran more than once (from the journal): side effects repeated."""
+    overlapping_runs: int
+    """Orders two handler runs worked on at the same time."""
+    faults: int
+    recovery_to_next_202: Spread
+    recovery_to_completion: Spread
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    workdir: str = ""
+    """Where the run's database, logs, history and journal are (kept when it did not pass)."""
+    checks: dict[str, Any] = field(default_factory=dict)
+    """Scenario-specific expectations (name -> observed value or verdict)."""
+    failures: list[str] = field(default_factory=list)
+    """Scenario-specific expectations that did not hold."""
+    must_be_valid: bool = True
+    """False only where a scenario turns a safeguard off to show the checker catching it."""
+
+    @property
+    def valid(self) -> bool:
+        return self.lost == 0 and self.unexpected == 0 and self.mismatched_ids == 0
+
+    @property
+    def passed(self) -> bool:
+        return (self.valid or not self.must_be_valid) and not self.failures
+
+    def expect(self, name: str, ok: bool, observed: Any) -> None:
+        """Record a scenario-specific check; a false one makes the scenario fail."""
+        self.checks[name] = observed
+        if not ok:
+            self.failures.append(f"{name}: {observed}")
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["valid"] = self.valid
+        data["passed"] = self.passed
+        return json.dumps(data, sort_keys=False)
+
+
+def order_key(order: Order) -> str | None:
+    """The Idempotency-Key a harness client sent (also kept in the payload, for listings)."""
+    if order.idempotency_key:
+        return order.idempotency_key
+    payload = order.payload
+    return payload.get("key") if isinstance(payload, dict) else None
+
+
+def check(
+    scenario: str, history: History, orders: Sequence[Order], runs: Sequence[Run] = ()
+) -> Report:
+    """The verdict on one run. `orders` is the store's final state; `runs` the handler journal."""
+    by_key = {key: o for o in orders if (key := order_key(o)) is not None}
+    told: dict[Outcome, dict[str, Submission]] = {outcome: {} for outcome in Outcome}
+    for submission in history.submissions:
+        told[submission.outcome][submission.key] = submission
+    acked, unknown = told[Outcome.ACKNOWLEDGED], told[Outcome.UNKNOWN]
+
+    lost = [k for k, s in acked.items() if _final_status(by_key.get(k)) != s.expect]
+    mismatched = [k for k, s in acked.items() if k in by_key and by_key[k].id != s.order_id]
+    unexpected = [o.id for o in orders if order_key(o) not in acked and order_key(o) not in unknown]
+    recovered = [k for k, s in unknown.items() if _final_status(by_key.get(k)) == s.expect]
+    statuses = Counter(o.status for o in orders if order_key(o) in acked or order_key(o) in unknown)
+    deaths = {f.pid: f.at for f in history.faults if f.pid is not None}
+    next_202, completion = _recovery(history, orders, runs)
+    return Report(
+        scenario=scenario,
+        attempted=len(history.submissions),
+        acknowledged=len(acked),
+        refused=len(told[Outcome.REFUSED]),
+        unknown=len(unknown),
+        completed=statuses[Status.SUCCEEDED],
+        failed=statuses[Status.FAILED],
+        lost=len(lost),
+        unexpected=len(unexpected),
+        recovered=len(recovered),
+        unknown_absent=sum(1 for k in unknown if k not in by_key),
+        mismatched_ids=len(mismatched),
+        duplicate_runs=sum(1 for o in orders if o.attempts > 1),
+        handler_runs=len(runs),
+        rerun_orders=sum(1 for n in Counter(r.order_id for r in runs).values() if n > 1),
+        overlapping_runs=len(overlapping_orders(list(runs), deaths)),
+        faults=len(history.faults),
+        recovery_to_next_202=Spread.of(next_202),
+        recovery_to_completion=Spread.of(completion),
+        examples={
+            name: keys[:EXAMPLES]
+            for name, keys in (("lost", lost), ("unexpected", unexpected), ("mismatch", mismatched))
+            if keys
+        },
+    )
+
+
+def _final_status(order: Order | None) -> str | None:
+    return None if order is None else order.status.value
+
+
+def _recovery(
+    history: History, orders: Sequence[Order], runs: Sequence[Run]
+) -> tuple[list[float], list[float]]:
+    """Per fault: seconds to the next 202, and to the completion of what was running then."""
+    accepted = sorted(s.done_at for s in history.submissions if s.status == 202)
+    finished = {o.id: o.finished_at for o in orders if o.status.is_final}
+    to_202: list[float] = []
+    to_completion: list[float] = []
+    for fault in history.faults:
+        later = [t for t in accepted if t > fault.at]
+        if later:
+            to_202.append(later[0] - fault.at)
+        interrupted = _running_at(fault, runs)
+        ends = [finished.get(order_id) for order_id in interrupted]
+        if interrupted and all(end is not None for end in ends):
+            to_completion.append(max(end for end in ends if end is not None) - fault.at)
+    return to_202, to_completion
+
+
+def _running_at(fault: Fault, runs: Sequence[Run]) -> set[str]:
+    """Orders a fault interrupted: runs of the faulted process (of every process when the fault
+    has none, like a database stop) that had started and not returned by then."""
+    return {
+        run.order_id
+        for run in runs
+        if (fault.pid is None or run.pid == fault.pid)
+        and run.started <= fault.at
+        and (run.ended is None or run.ended > fault.at)
+    }
+
+
+def summarise(reports: Mapping[str, Report]) -> dict[str, Any]:
+    """A tier's verdict: which scenarios passed and the totals that matter."""
+    return {
+        "tier_passed": all(r.passed for r in reports.values()),
+        "scenarios": {name: r.passed for name, r in reports.items()},
+        "lost": sum(r.lost for r in reports.values()),
+        "unexpected": sum(r.unexpected for r in reports.values()),
+        "acknowledged": sum(r.acknowledged for r in reports.values()),
+        "faults": sum(r.faults for r in reports.values()),
+    }

@@ -1,0 +1,120 @@
+"""The recording client: submits orders over real HTTP and writes each outcome to the history.
+
+It tells apart the three things a client can know: acknowledged (2xx with an id), refused (an
+error status, or a connection that never opened, so nothing was sent) and unknown (the request
+was sent, or may have been, and no answer came back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from faults.history import History, Outcome, Submission
+
+REQUEST_TIMEOUT = 5.0
+"""Seconds after which an unanswered POST is recorded as unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderShape:
+    """What the load generator submits: a duration range and extra payload fields."""
+
+    min_duration: float = 0.0
+    max_duration: float = 0.2
+    payload: dict[str, Any] = field(default_factory=dict)
+    expect: str = "succeeded"
+
+    def duration(self, rng: random.Random) -> float:
+        return round(rng.uniform(self.min_duration, self.max_duration), 3)
+
+
+class Recorder:
+    """Submits orders to one or more servers (round robin) and records every outcome."""
+
+    def __init__(
+        self, history: History, base_urls: Sequence[str], timeout: float = REQUEST_TIMEOUT
+    ) -> None:
+        self.history = history
+        self._urls = itertools.cycle(list(base_urls))
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Recorder:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def submit(self, shape: OrderShape, rng: random.Random) -> Submission:
+        """POST one order with a fresh Idempotency-Key; record and return what we were told."""
+        key = str(uuid.uuid4())
+        body = {"payload": {"key": key, **shape.payload}, "duration": shape.duration(rng)}
+        sent_at = time.time()
+        outcome, status, order_id, detail = await self._post(key, body)
+        submission = Submission(
+            key, sent_at, time.time(), outcome, status, order_id, shape.expect, detail
+        )
+        self.history.record(submission)
+        return submission
+
+    async def repost(self, key: str, base_url: str | None = None) -> tuple[int | None, str | None]:
+        """Send the same Idempotency-Key again, as a client resolving an unknown would.
+        The body is irrelevant when the key is known (the first order comes back)."""
+        body = {"payload": {"key": key, "repost": True}, "duration": 0}
+        _, status, order_id, _ = await self._post(key, body, base_url)
+        return status, order_id
+
+    async def _post(
+        self, key: str, body: dict[str, Any], base_url: str | None = None
+    ) -> tuple[Outcome, int | None, str | None, str]:
+        assert self._session is not None, "use the Recorder as an async context manager"
+        url = (base_url or next(self._urls)) + "/orders"
+        try:
+            async with self._session.post(url, json=body, headers={"Idempotency-Key": key}) as r:
+                data = await r.json(content_type=None) if r.status < 300 else None
+                if r.status < 300 and isinstance(data, dict) and "id" in data:
+                    return Outcome.ACKNOWLEDGED, r.status, str(data["id"]), ""
+                return Outcome.REFUSED, r.status, None, (await r.text())[:200]
+        except aiohttp.ClientConnectorError as exc:
+            # The TCP connection never opened: nothing was sent, so nothing can be stored.
+            return Outcome.REFUSED, None, None, f"connect: {exc.os_error}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Outcome.UNKNOWN, None, None, type(exc).__name__
+
+
+async def load(
+    recorder: Recorder, stop: asyncio.Event, clients: int, shape: OrderShape,
+    pause: float = 0.05, seed: int = 0,
+) -> None:
+    """`clients` closed-loop clients submitting until `stop` is set. Each waits `pause` between
+    submissions (longer after a refusal, so a dead server is not hammered)."""
+
+    async def one_client(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        while not stop.is_set():
+            submission = await recorder.submit(shape, rng)
+            delay = pause if submission.outcome is Outcome.ACKNOWLEDGED else max(pause, 0.1)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
+
+
+async def submit_batch(
+    recorder: Recorder, count: int, shape: OrderShape, seed: int = 0
+) -> list[Submission]:
+    """Submit `count` orders of one shape concurrently (for poison and slow-handler scenarios)."""
+    rng = random.Random(seed)
+    return list(await asyncio.gather(*(recorder.submit(shape, rng) for _ in range(count))))

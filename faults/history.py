@@ -1,0 +1,90 @@
+"""The history: what every client was told about every submission, and when each fault struck.
+
+Clients never retry during a run: each submission has a fresh `Idempotency-Key` and exactly one
+recorded outcome. The checker compares this history with the store's final state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """What a client learnt from one POST /orders."""
+
+    ACKNOWLEDGED = "acknowledged"
+    """A 202 (or a 200 replay) with the order's id: the order must now run."""
+    REFUSED = "refused"
+    """An HTTP error status, or no connection at all: the order must not exist."""
+    UNKNOWN = "unknown"
+    """The request may have reached the server but no answer came back (timeout, reset)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One POST /orders as its client saw it. Times are seconds since the epoch."""
+
+    key: str
+    sent_at: float
+    done_at: float
+    outcome: Outcome
+    status: int | None = None
+    """The HTTP status; None when no response arrived (0 is never used)."""
+    order_id: str | None = None
+    expect: str = "succeeded"
+    """The final status this order must reach if it exists (poison orders: failed)."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One injected fault: a process killed (by us or by itself), a signal, a database stop."""
+
+    at: float
+    kind: str
+    pid: int | None = None
+
+
+@dataclass(slots=True)
+class History:
+    """Everything recorded during one scenario run."""
+
+    submissions: list[Submission] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+    def record(self, submission: Submission) -> None:
+        self.submissions.append(submission)
+
+    def fault(self, kind: str, pid: int | None = None, at: float | None = None) -> Fault:
+        event = Fault(time.time() if at is None else at, kind, pid)
+        self.faults.append(event)
+        return event
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for s in self.submissions if s.outcome is outcome)
+
+    def save(self, path: Path) -> None:
+        """Write the history as JSON lines, so a failed run can be checked again offline."""
+        with path.open("w", encoding="utf-8") as out:
+            for submission in self.submissions:
+                out.write(json.dumps({"submission": asdict(submission)}) + "\n")
+            for fault in self.faults:
+                out.write(json.dumps({"fault": asdict(fault)}) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> History:
+        history = cls()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record: dict[str, Any] = json.loads(line)
+            if "submission" in record:
+                fields = record["submission"]
+                fields["outcome"] = Outcome(fields["outcome"])
+                history.record(Submission(**fields))
+            else:
+                history.faults.append(Fault(**record["fault"]))
+        return history

@@ -1,0 +1,142 @@
+"""What every scenario shares: a work directory, the history, the servers it started, and the
+ending — bring every server back without faults, drain, read the store, resolve the unknowns,
+stop, check."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faults.checker import Report, check, order_key
+from faults.client import OrderShape, Recorder, load
+from faults.history import History, Outcome
+from faults.journal import Run, read_runs
+from faults.observe import all_orders, wait_drained
+from faults.process import ServerConfig, ServerProcess
+from skipline.domain.models import Order
+
+DRAIN_TIMEOUT = 60.0
+"""Seconds the ending waits for every order to reach a final status."""
+
+
+@dataclass(slots=True)
+class Context:
+    """One scenario run."""
+
+    name: str
+    workdir: Path
+    history: History = field(default_factory=History)
+    servers: list[ServerProcess] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    """The store's final state, once `finish` has read it."""
+    runs: list[Run] = field(default_factory=list)
+    """The handler journal, once `finish` has read it."""
+
+    @property
+    def journal(self) -> Path:
+        return self.workdir / "journal.jsonl"
+
+    def sqlite_url(self, directory: Path | None = None) -> str:
+        return f"sqlite:///{(directory or self.workdir) / 'orders.db'}"
+
+    def server(self, config: ServerConfig, name: str = "server") -> ServerProcess:
+        server = ServerProcess(config, self.workdir, name)
+        self.servers.append(server)
+        return server
+
+    def urls(self) -> list[str]:
+        return [server.base_url for server in self.servers]
+
+    async def kill(self, server: ServerProcess, kind: str = "SIGKILL") -> None:
+        """Kill a server at once, recording the fault just before the signal."""
+        self.history.fault(kind, server.pid)
+        await server.kill()
+
+    async def finish(self, db_url: str, drain_timeout: float = DRAIN_TIMEOUT) -> Report:
+        """Restart what is down (no fault armed), drain, read the final state, resolve the
+        unknowns, stop every server and check the history against the store."""
+        for server in self.servers:
+            if not server.running:
+                await server.start()
+        drained = await wait_drained(db_url, drain_timeout)
+        self.orders = orders = await all_orders(db_url)
+        inconsistent = await resolve_unknowns(self.history, orders, self.servers[0].base_url)
+        stop_codes = [await server.stop() for server in self.servers]
+        self.runs = read_runs(self.journal)
+        report = check(self.name, self.history, orders, self.runs)
+        report.workdir = str(self.workdir)
+        report.expect("drained", drained, drained)
+        report.expect("unknowns_resolved_consistently", inconsistent == 0, inconsistent)
+        report.expect("clean_exits", all(c == 0 for c in stop_codes), stop_codes)
+        self.history.save(self.workdir / "history.jsonl")
+        return report
+
+
+@asynccontextmanager
+async def scenario(name: str) -> AsyncIterator[Context]:
+    """A fresh work directory and history; on the way out every server still running is
+    killed. The directory stays (see `finished`): a failed run is diagnosed from it."""
+    context = Context(name, Path(tempfile.mkdtemp(prefix=f"skipline-faults-{name}-")))
+    try:
+        yield context
+    finally:
+        for server in context.servers:
+            if server.running:
+                await server.kill()
+
+
+def finished(report: Report, keep: bool = False) -> Report:
+    """Remove a passed run's work directory (a failed one stays for diagnosis)."""
+    if report.passed and not keep:
+        shutil.rmtree(report.workdir, ignore_errors=True)
+    return report
+
+
+async def resolve_unknowns(history: History, orders: list[Order], base_url: str) -> int:
+    """Re-POST every unknown with its own Idempotency-Key, as a client would, and count the
+    answers that contradict the store's snapshot: a key the store holds must come back 200
+    with the same id; a key it does not hold must be accepted anew (202)."""
+    by_key = {key: o for o in orders if (key := order_key(o)) is not None}
+    inconsistent = 0
+    async with Recorder(History(), [base_url]) as client:
+        for submission in history.submissions:
+            if submission.outcome is not Outcome.UNKNOWN:
+                continue
+            status, order_id = await client.repost(submission.key)
+            held = by_key.get(submission.key)
+            expected = status == 200 and order_id == held.id if held else status == 202
+            inconsistent += not expected
+    return inconsistent
+
+
+@asynccontextmanager
+async def under_load(
+    context: Context, clients: int, shape: OrderShape, pause: float = 0.05, seed: int = 0
+) -> AsyncIterator[Recorder]:
+    """Clients submitting to every server of the context for as long as the block runs."""
+    stop = asyncio.Event()
+    async with Recorder(context.history, context.urls()) as recorder:
+        task = asyncio.create_task(load(recorder, stop, clients, shape, pause, seed))
+        try:
+            yield recorder
+        finally:
+            stop.set()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+async def wait_for_acks(history: History, count: int, timeout: float) -> bool:  # noqa: ASYNC109
+    """Wait until `count` more submissions are acknowledged than now (load is flowing)."""
+    target = history.count(Outcome.ACKNOWLEDGED) + count
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if history.count(Outcome.ACKNOWLEDGED) >= target:
+            return True
+        await asyncio.sleep(0.02)
+    return False
