@@ -1,0 +1,163 @@
+-- Named queries of the SQLite store. Times are REAL seconds since the epoch from the store's
+-- clock. Partial indexes are matched only by literal predicates, so statuses are spelled out.
+
+-- name: schema_migrations_create
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)
+
+-- name: schema_migrations_version
+SELECT coalesce(max(version), 0) FROM schema_migrations
+
+-- name: schema_migrations_record
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)
+
+-- name: insert_order
+INSERT INTO orders (
+    id, tier, priority, status, attempts, rescues, payload, duration, owner,
+    created_at, overdue_at, available_at, idempotency_key
+) VALUES (
+    :id, :tier, :priority, 'queued', 0, 0, :payload, :duration, :owner,
+    :now, :overdue_at, :now, :idempotency_key
+)
+
+-- name: find_by_idempotency_key
+SELECT * FROM orders WHERE owner = :owner AND idempotency_key = :idempotency_key
+
+-- name: get_order
+SELECT * FROM orders WHERE id = :id
+
+-- name: list_orders_of_owner
+SELECT * FROM orders
+WHERE owner = :owner AND seq < :before_seq
+  AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
+ORDER BY seq DESC
+LIMIT :limit
+
+-- name: list_orders_of_everyone
+SELECT * FROM orders
+WHERE seq < :before_seq
+  AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
+ORDER BY seq DESC
+LIMIT :limit
+
+-- name: cancel_order
+UPDATE orders SET status = 'cancelled', finished_at = :now
+WHERE id = :id AND status = 'queued'
+RETURNING *
+
+-- name: order_status
+SELECT status FROM orders WHERE id = :id
+
+-- name: claim_candidates
+-- The claim rule (domain/scheduling.py) for at most :limit ready orders (queued and
+-- available_at <= now): overdue ones (overdue_at <= now) first, oldest seq first; then the
+-- others by priority, then seq. Each half reads only its own partial index:
+--  * overdue: a probe on the deadline index says whether any ready order is overdue (if none,
+--    the half is skipped); if some are, rows with a deadline are walked in seq order, where the
+--    oldest are the overdue ones, so only a few rows are read even with 100k overdue;
+--  * ordinary: walked in (priority, seq) order, limited to the slots the overdue half left, so
+--    a backlog of overdue orders is never walked past when it fills the claim by itself.
+WITH overdue AS MATERIALIZED (
+    SELECT seq FROM orders INDEXED BY orders_queued_with_deadline_by_seq
+    WHERE status = 'queued' AND overdue_at IS NOT NULL
+      AND overdue_at <= :now AND available_at <= :now
+    ORDER BY seq
+    LIMIT (SELECT CASE WHEN EXISTS (
+        SELECT 1 FROM orders
+        WHERE status = 'queued' AND overdue_at IS NOT NULL
+          AND overdue_at <= :now AND available_at <= :now
+    ) THEN :limit ELSE 0 END)
+)
+SELECT 0 AS claim_group, 0 AS rank, seq FROM overdue
+UNION ALL
+SELECT * FROM (
+    SELECT 1 AS claim_group, priority AS rank, seq FROM orders
+    WHERE status = 'queued' AND available_at <= :now
+      AND (overdue_at IS NULL OR overdue_at > :now)
+    ORDER BY priority, seq
+    LIMIT max(0, :limit - (SELECT count(*) FROM overdue))
+)
+ORDER BY claim_group, rank, seq
+LIMIT :limit
+
+-- name: claim_order
+UPDATE orders
+SET status = 'running', attempts = attempts + 1, started_at = :now,
+    lease_token = :token, lease_expires_at = :lease_expires_at, worker_id = :worker_id
+WHERE seq = :seq AND status = 'queued'
+RETURNING *
+
+-- name: extend_lease
+UPDATE orders SET lease_expires_at = :lease_expires_at
+WHERE id = :id AND lease_token = :token AND status = 'running'
+
+-- name: complete_order
+UPDATE orders
+SET status = 'succeeded', result = :result, error = NULL, finished_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND status = 'running'
+
+-- name: fail_order_for_retry
+UPDATE orders
+SET status = 'queued', error = :error, available_at = :available_at,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND status = 'running'
+
+-- name: fail_order_for_good
+UPDATE orders
+SET status = 'failed', error = :error, finished_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND status = 'running'
+
+-- name: release_order
+UPDATE orders
+SET status = 'queued', available_at = :now, lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND status = 'running'
+
+-- name: fail_poisoned_orders
+-- An expired lease whose order was already rescued max_rescues times: poison, failed for good.
+UPDATE orders
+SET status = 'failed', rescues = rescues + 1, finished_at = :now,
+    error = 'worker lost ' || (rescues + 1) || ' times (max_rescues=' || :max_rescues || ')',
+    lease_token = NULL, lease_expires_at = NULL
+WHERE status = 'running' AND lease_expires_at <= :now AND rescues + 1 > :max_rescues
+
+-- name: requeue_expired_orders
+UPDATE orders
+SET status = 'queued', rescues = rescues + 1, available_at = :now,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE status = 'running' AND lease_expires_at <= :now
+
+-- name: queued_counts
+SELECT tier, n FROM order_counts WHERE status = 'queued' AND n > 0
+
+-- name: status_counts
+SELECT tier, status, n FROM order_counts WHERE n > 0
+
+-- name: recent_waits
+SELECT started_at - created_at AS wait FROM orders
+WHERE tier = :tier AND started_at IS NOT NULL
+ORDER BY started_at DESC, seq
+LIMIT :limit
+
+-- name: finished_since
+SELECT count(*) FROM orders WHERE finished_at IS NOT NULL AND finished_at >= :since
+
+-- name: ping
+SELECT count(*) FROM schema_migrations
+
+-- name: insert_key
+INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked)
+VALUES (:name, :tier, :admin, :key_hash, :created_at, :revoked)
+
+-- name: find_key
+SELECT * FROM api_keys WHERE key_hash = :key_hash ORDER BY rowid LIMIT 1
+
+-- name: list_keys
+SELECT * FROM api_keys ORDER BY name
+
+-- name: revoke_key
+UPDATE api_keys SET revoked = 1 WHERE name = :name AND revoked = 0

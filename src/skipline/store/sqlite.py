@@ -1,0 +1,200 @@
+"""The embedded SQLite store: one file, WAL, one writer thread with group commit.
+
+Writes go to the writer (sqlite_writer.py), which batches whatever is waiting into one
+transaction; a write returns only after the COMMIT that holds it, so a 202 is never sent for an
+order that is not on disk. Reads use a second, read-only connection directly on the event loop:
+under WAL they neither wait for the writer nor block it, and each is a short indexed lookup
+(stats and listings read at most a few thousand index entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from skipline.clock import Clock
+from skipline.domain.errors import StoreUnavailable
+from skipline.domain.models import (
+    JSON,
+    ApiKey,
+    Lease,
+    NewOrder,
+    Order,
+    OrderQuery,
+    Status,
+    StoreStats,
+)
+from skipline.store import sqlite_reads as reads
+from skipline.store import sqlite_writes as writes
+from skipline.store.migrate import load_migrations
+from skipline.store.queries import load_queries
+from skipline.store.sqlite_rows import encode_json
+from skipline.store.sqlite_schema import connect_reader, connect_writer
+from skipline.store.sqlite_writer import SqliteWriter, Work, unavailable
+
+T = TypeVar("T")
+Read = Callable[[sqlite3.Connection], T]
+
+IN_MEMORY = ":memory:"
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file."""
+
+    def __init__(
+        self, path: str, clock: Clock, durability: Literal["full", "normal"] = "full"
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._durability: Literal["full", "normal"] = durability
+        self._queries: dict[str, str] = {}
+        self._writer: SqliteWriter | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def committed_batches(self) -> int:
+        """Write transactions committed since open (group commit makes it < writes)."""
+        return 0 if self._writer is None else self._writer.committed_batches
+
+    @property
+    def writer(self) -> SqliteWriter:
+        """The writer thread; `await store.writer.run(fn)` runs fn(connection) in a batch."""
+        if self._writer is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        return self._writer
+
+    # --- life cycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Create the file (and its folder) if needed, migrate, start the writer."""
+        if self._writer is not None:
+            return
+        self._queries = load_queries("sqlite")
+        if self.path != IN_MEMORY:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._wake = asyncio.Event()
+        connect = partial(
+            connect_writer, self.path, self._durability, load_migrations("sqlite"),
+            self._queries, self._clock.now(),
+        )
+        writer = SqliteWriter(connect, on_work=self._wake.set)
+        await writer.start()
+        self._writer = writer
+        if self.path != IN_MEMORY:  # a second connection to :memory: is another database
+            try:
+                self._reader = connect_reader(self.path)
+            except sqlite3.Error as exc:
+                await self.close()
+                raise unavailable(exc, "open") from exc
+
+    async def close(self) -> None:
+        """Flush pending writes, stop the writer, close the connections. Idempotent."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.stop()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    # --- helpers ----------------------------------------------------------------------------
+    async def _write(self, work: Work[T], wakes_workers: bool = False) -> T:
+        return await self.writer.run(work, wakes_workers)
+
+    async def _read(self, read: Read[T]) -> T:
+        """Run a read on the read-only connection (on the writer for an in-memory database)."""
+        if self._reader is None:
+            return await self._write(read)
+        try:
+            return read(self._reader)
+        except sqlite3.Error as exc:
+            raise unavailable(exc, "read") from exc
+
+    # --- orders -----------------------------------------------------------------------------
+    async def submit(self, new: NewOrder) -> tuple[Order, bool]:
+        payload = encode_json(new.payload)
+        work = partial(writes.submit, queries=self._queries, clock=self._clock, new=new,
+                       payload=payload)
+        return await self._write(work, wakes_workers=True)
+
+    async def get(self, order_id: str) -> Order | None:
+        return await self._read(partial(reads.get, queries=self._queries, order_id=order_id))
+
+    async def list_orders(self, query: OrderQuery) -> list[Order]:
+        return await self._read(partial(reads.list_orders, queries=self._queries, query=query))
+
+    async def cancel(self, order_id: str) -> Order:
+        work = partial(writes.cancel, queries=self._queries, clock=self._clock, order_id=order_id)
+        return await self._write(work)
+
+    # --- the worker side --------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+        work = partial(writes.claim, queries=self._queries, clock=self._clock,
+                       worker_id=worker_id, limit=limit, lease_seconds=lease_seconds)
+        return await self._write(work)
+
+    async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
+        work = partial(writes.heartbeat, queries=self._queries, clock=self._clock,
+                       leases=list(leases), lease_seconds=lease_seconds)
+        return await self._write(work)
+
+    async def complete(self, order_id: str, token: str, result: JSON) -> bool:
+        work = partial(writes.complete, queries=self._queries, clock=self._clock,
+                       order_id=order_id, token=token, result=encode_json(result, "result"))
+        return await self._write(work)
+
+    async def fail(
+        self, order_id: str, token: str, error: str, retry_delay: float | None
+    ) -> Status | None:
+        work = partial(writes.fail, queries=self._queries, clock=self._clock,
+                       order_id=order_id, token=token, error=error, retry_delay=retry_delay)
+        return await self._write(work, wakes_workers=retry_delay is not None)
+
+    async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
+        work = partial(writes.release, queries=self._queries, clock=self._clock,
+                       order_ids_tokens=list(order_ids_tokens))
+        return await self._write(work, wakes_workers=True)
+
+    async def rescue_expired(self, max_rescues: int) -> int:
+        work = partial(writes.rescue_expired, queries=self._queries, clock=self._clock,
+                       max_rescues=max_rescues)
+        return await self._write(work, wakes_workers=True)
+
+    async def wait_for_work(self, max_seconds: float) -> None:
+        wake = self._wake
+        if wake is None:
+            await asyncio.sleep(max_seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), max_seconds)
+        wake.clear()
+
+    # --- reporting --------------------------------------------------------------------------
+    async def stats(self) -> StoreStats:
+        now = self._clock.now()
+        return await self._read(partial(reads.stats, queries=self._queries, now=now))
+
+    async def queued_counts(self) -> dict[str, int]:
+        return await self._read(partial(reads.queued_counts, queries=self._queries))
+
+    async def ping(self) -> None:
+        if self._writer is None or not self._writer.running:
+            raise StoreUnavailable("the SQLite store is not open")
+        await self._read(partial(reads.ping, queries=self._queries))
+
+    # --- API keys ---------------------------------------------------------------------------
+    async def add_key(self, key: ApiKey) -> None:
+        await self._write(partial(writes.add_key, queries=self._queries, key=key))
+
+    async def find_key(self, key_hash: str) -> ApiKey | None:
+        return await self._read(partial(reads.find_key, queries=self._queries, key_hash=key_hash))
+
+    async def list_keys(self) -> list[ApiKey]:
+        return await self._read(partial(reads.list_keys, queries=self._queries))
+
+    async def revoke_key(self, name: str) -> bool:
+        return await self._write(partial(writes.revoke_key, queries=self._queries, name=name))

@@ -1,0 +1,77 @@
+"""The store's reads, as plain functions of a (read-only) connection. Each reads everything it
+needs at once, so no read transaction stays open to hold back WAL checkpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from skipline.domain.models import ApiKey, Order, OrderQuery, StoreStats, TierCounts
+from skipline.store.sqlite_rows import key_from_row, order_from_row
+
+Queries = dict[str, str]
+
+RECENT_WAITS = 1000
+"""Per tier, how many of the most recently started orders stats() reports waits for."""
+
+FINISHED_WINDOW_SECONDS = 60.0
+
+NO_CURSOR = 2**63 - 1
+"""Above every seq: the first page of a listing."""
+
+
+def get(connection: sqlite3.Connection, queries: Queries, order_id: str) -> Order | None:
+    row = connection.execute(queries["get_order"], {"id": order_id}).fetchone()
+    return None if row is None else order_from_row(row)
+
+
+def list_orders(connection: sqlite3.Connection, queries: Queries, query: OrderQuery) -> list[Order]:
+    """Newest first; the owner's own index when there is an owner, else the primary key."""
+    if query.limit <= 0:
+        return []
+    name = "list_orders_of_everyone" if query.owner is None else "list_orders_of_owner"
+    rows = connection.execute(queries[name], {
+        "owner": query.owner,
+        "status": None if query.status is None else query.status.value,
+        "tier": query.tier,
+        "before_seq": NO_CURSOR if query.before_seq is None else query.before_seq,
+        "limit": query.limit,
+    }).fetchall()
+    return [order_from_row(row) for row in rows]
+
+
+def queued_counts(connection: sqlite3.Connection, queries: Queries) -> dict[str, int]:
+    """From the per-tier counters the writes keep, never from the orders table."""
+    return {row["tier"]: row["n"] for row in connection.execute(queries["queued_counts"])}
+
+
+def stats(connection: sqlite3.Connection, queries: Queries, now: float) -> StoreStats:
+    counts: dict[str, dict[str, int]] = {}
+    for row in connection.execute(queries["status_counts"]).fetchall():
+        counts.setdefault(row["tier"], {})[row["status"]] = row["n"]
+    waits = {}
+    for tier in counts:
+        tier_waits = [row[0] for row in connection.execute(
+            queries["recent_waits"], {"tier": tier, "limit": RECENT_WAITS}
+        ).fetchall()]
+        if tier_waits:
+            waits[tier] = tier_waits
+    since = now - FINISHED_WINDOW_SECONDS
+    finished = connection.execute(queries["finished_since"], {"since": since}).fetchone()[0]
+    return StoreStats(
+        counts={tier: TierCounts(**by_status) for tier, by_status in counts.items()},
+        recent_waits=waits,
+        finished_last_minute=finished,
+    )
+
+
+def ping(connection: sqlite3.Connection, queries: Queries) -> None:
+    connection.execute(queries["ping"]).fetchone()
+
+
+def find_key(connection: sqlite3.Connection, queries: Queries, key_hash: str) -> ApiKey | None:
+    row = connection.execute(queries["find_key"], {"key_hash": key_hash}).fetchone()
+    return None if row is None else key_from_row(row)
+
+
+def list_keys(connection: sqlite3.Connection, queries: Queries) -> list[ApiKey]:
+    return [key_from_row(row) for row in connection.execute(queries["list_keys"]).fetchall()]

@@ -1,0 +1,110 @@
+"""Opening SQLite connections the way the store needs them, and applying its migrations.
+
+Connection settings (PRAGMAs) and transaction control live here as Python constants; every
+query over the data lives in sql/sqlite/queries.sql.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Literal
+
+from skipline.store.migrate import Migration, pending
+
+BUSY_TIMEOUT_SECONDS = 5.0
+"""How long the writer waits for another process's write lock before giving up."""
+
+READER_BUSY_TIMEOUT_SECONDS = 1.0
+"""Readers are in WAL mode and almost never wait; bound it since they run on the event loop."""
+
+CACHE_KIB = 32_768
+
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+
+def connect_writer(
+    path: str, durability: Literal["full", "normal"], migrations: list[Migration],
+    queries: dict[str, str], now: float,
+) -> sqlite3.Connection:
+    """The writer's connection: WAL, synchronous as asked, schema migrated."""
+    connection = _connect(path, BUSY_TIMEOUT_SECONDS)
+    try:
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal" and path != ":memory:":
+            raise sqlite3.OperationalError(f"could not switch {path} to WAL (got {mode!r})")
+        connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+        apply_migrations(connection, migrations, queries, now)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A read-only connection; under WAL it never blocks the writer nor waits for it."""
+    connection = _connect(path, READER_BUSY_TIMEOUT_SECONDS)
+    connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    # isolation_level=None: the sqlite3 module never opens transactions behind our back.
+    connection = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    return connection
+
+
+def apply_migrations(
+    connection: sqlite3.Connection, migrations: list[Migration], queries: dict[str, str],
+    now: float,
+) -> list[int]:
+    """Apply, in one transaction, the migrations above the recorded version; returns the
+    versions applied. The write lock is taken first, so two processes opening the same file
+    at once do not both apply a migration."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute(queries["schema_migrations_create"])
+        version = connection.execute(queries["schema_migrations_version"]).fetchone()[0]
+        applied = []
+        for migration in pending(migrations, version):
+            for statement in split_statements(migration.sql):
+                connection.execute(statement)
+            connection.execute(
+                queries["schema_migrations_record"],
+                {"version": migration.version, "name": migration.name, "applied_at": now},
+            )
+            applied.append(migration.version)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def split_statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script, one at a time (triggers kept whole), so a
+    migration runs inside our transaction rather than through executescript's own COMMIT."""
+    start = 0
+    for end, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start : end + 1]):
+            statement = script[start : end + 1].strip()
+            if _has_code(statement):
+                yield statement
+            start = end + 1
+    if _has_code(script[start:]):
+        raise ValueError(f"unterminated SQL statement: {script[start:].strip()[:80]!r}")
+
+
+def _has_code(text: str) -> bool:
+    """True unless `text` is only blanks, comments and semicolons."""
+    for line in text.splitlines():
+        code = line.split("--", 1)[0].strip().strip(";").strip()
+        if code:
+            return True
+    return False

@@ -1,0 +1,152 @@
+"""The store's writes, as plain functions of a connection, run on the writer thread inside the
+batch transaction (each in its own savepoint). Time comes from the injected clock, read when the
+write actually runs, so leases and deadlines are measured from the moment of the change."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from skipline.clock import Clock
+from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
+from skipline.domain.models import ApiKey, Lease, NewOrder, Order, Status
+from skipline.store.sqlite_rows import key_to_params, order_from_row
+
+Queries = dict[str, str]
+
+
+def _rows(connection: sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+    """All rows at once, so no statement is left open across a savepoint or a commit."""
+    return connection.execute(sql, params).fetchall()
+
+
+def submit(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock, new: NewOrder, payload: str
+) -> tuple[Order, bool]:
+    """Insert the order, or return the one already submitted under the same idempotency key."""
+    if new.idempotency_key is not None:
+        found = _rows(connection, queries["find_by_idempotency_key"],
+                      {"owner": new.owner, "idempotency_key": new.idempotency_key})
+        if found:
+            return order_from_row(found[0]), False
+    now = clock.now()
+    overdue_at = None if new.max_wait is None else now + new.max_wait
+    cursor = connection.execute(queries["insert_order"], {
+        "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
+        "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
+        "idempotency_key": new.idempotency_key,
+    })
+    assert cursor.lastrowid is not None
+    order = Order(
+        id=new.id, seq=cursor.lastrowid, tier=new.tier, priority=new.priority,
+        status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
+        duration=new.duration, owner=new.owner, created_at=now, overdue_at=overdue_at,
+        available_at=now, idempotency_key=new.idempotency_key,
+    )
+    return order, True
+
+
+def cancel(connection: sqlite3.Connection, queries: Queries, clock: Clock, order_id: str) -> Order:
+    cancelled = _rows(connection, queries["cancel_order"], {"id": order_id, "now": clock.now()})
+    if cancelled:
+        return order_from_row(cancelled[0])
+    if not _rows(connection, queries["order_status"], {"id": order_id}):
+        raise OrderNotFound()
+    raise OrderNotCancellable()
+
+
+def claim(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock,
+    worker_id: str, limit: int, lease_seconds: float,
+) -> list[Lease]:
+    """Lease the orders the claim query picks, in its order, each with a fresh token."""
+    if limit <= 0:
+        return []
+    now = clock.now()
+    picked = _rows(connection, queries["claim_candidates"], {"now": now, "limit": limit})
+    leases: list[Lease] = []
+    for candidate in picked:
+        token = secrets.token_hex(16)
+        claimed = _rows(connection, queries["claim_order"], {
+            "seq": candidate["seq"], "now": now, "token": token, "worker_id": worker_id,
+            "lease_expires_at": now + lease_seconds,
+        })
+        leases.extend(Lease(order_from_row(row), token) for row in claimed)
+    return leases
+
+
+def heartbeat(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock,
+    leases: Sequence[tuple[str, str]], lease_seconds: float,
+) -> set[str]:
+    expires = clock.now() + lease_seconds
+    held = set()
+    for order_id, token in leases:
+        cursor = connection.execute(queries["extend_lease"], {
+            "id": order_id, "token": token, "lease_expires_at": expires,
+        })
+        if cursor.rowcount:
+            held.add(order_id)
+    return held
+
+
+def complete(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock,
+    order_id: str, token: str, result: str,
+) -> bool:
+    cursor = connection.execute(queries["complete_order"], {
+        "id": order_id, "token": token, "result": result, "now": clock.now(),
+    })
+    return cursor.rowcount == 1
+
+
+def fail(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock,
+    order_id: str, token: str, error: str, retry_delay: float | None,
+) -> Status | None:
+    """Queue again after `retry_delay` (keeping priority and seq), or fail for good."""
+    now = clock.now()
+    params: dict[str, Any] = {"id": order_id, "token": token, "error": error, "now": now}
+    if retry_delay is None:
+        cursor = connection.execute(queries["fail_order_for_good"], params)
+        return Status.FAILED if cursor.rowcount else None
+    params["available_at"] = now + retry_delay
+    cursor = connection.execute(queries["fail_order_for_retry"], params)
+    return Status.QUEUED if cursor.rowcount else None
+
+
+def release(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock,
+    order_ids_tokens: Sequence[tuple[str, str]],
+) -> int:
+    now = clock.now()
+    released = 0
+    for order_id, token in order_ids_tokens:
+        cursor = connection.execute(queries["release_order"], {
+            "id": order_id, "token": token, "now": now,
+        })
+        released += cursor.rowcount
+    return released
+
+
+def rescue_expired(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock, max_rescues: int
+) -> int:
+    """Fail the expired orders already rescued `max_rescues` times, queue the others again."""
+    params = {"now": clock.now(), "max_rescues": max_rescues}
+    failed = connection.execute(queries["fail_poisoned_orders"], params).rowcount
+    requeued = connection.execute(queries["requeue_expired_orders"], params).rowcount
+    return failed + requeued
+
+
+def add_key(connection: sqlite3.Connection, queries: Queries, key: ApiKey) -> None:
+    try:
+        connection.execute(queries["insert_key"], key_to_params(key))
+    except sqlite3.IntegrityError as exc:
+        raise KeyExists(f"an API key named {key.name!r} already exists") from exc
+
+
+def revoke_key(connection: sqlite3.Connection, queries: Queries, name: str) -> bool:
+    return connection.execute(queries["revoke_key"], {"name": name}).rowcount == 1
