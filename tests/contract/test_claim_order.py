@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from skipline.domain.models import Status
+from skipline.domain.models import Order, Status
 from skipline.store.base import Store
 from skipline.testing import make_new_order, submit_all
 
@@ -61,7 +61,7 @@ async def test_ten_thousand_same_tier_orders_are_claimed_in_acceptance_order(
     acknowledged = await submit_all(store, news, chunk=chunk)
     chunk_of = {new.id: n // chunk for n, new in enumerate(news)}
 
-    claimed = []
+    claimed: list[Order] = []
     while batch := await store.claim("w", 300, LEASE):
         assert len(batch) <= 300
         claimed.extend(lease.order for lease in batch)

@@ -70,7 +70,7 @@ async def test_sequences_grow_with_acceptance(store: Store) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
 
 
-# --- cancel -----------------------------------------------------------------------------------
+# --- cancel ---------------------------------------------------------------------------------------
 async def test_cancelling_a_queued_order_means_it_is_never_claimed(store: Store) -> None:
     doomed, kept = await submit_all(store, [make_new_order("vip"), make_new_order()], chunk=1)
 
@@ -116,7 +116,7 @@ async def test_cancelling_an_unknown_order_is_not_found(store: Store) -> None:
         await store.cancel("00000000-0000-4000-8000-000000000000")
 
 
-# --- idempotency --------------------------------------------------------------------------------
+# --- idempotency ----------------------------------------------------------------------------------
 async def test_the_same_key_from_the_same_owner_returns_the_first_order(store: Store) -> None:
     first, created = await store.submit(
         make_new_order(owner="alice", idempotency_key="pay-42", payload={"try": 1}),
@@ -168,7 +168,7 @@ async def test_a_key_still_returns_its_order_after_it_finished(store: Store) -> 
     assert again.status is Status.SUCCEEDED
 
 
-# --- listing ------------------------------------------------------------------------------------
+# --- listing --------------------------------------------------------------------------------------
 async def seed_for_listing(store: Store) -> list[str]:
     """Six orders in submission order: alice vip, bob regular, alice regular (running),
     bob vip, alice regular (succeeded), alice regular."""

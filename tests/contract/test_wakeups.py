@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from skipline.store.base import Store
 from skipline.testing import make_new_order
@@ -16,20 +16,20 @@ DRAIN = 0.05
 """A first short wait absorbs any wake-up left over from before the test's own event."""
 
 
-async def woken_within(store: Store, event: Awaitable[object]) -> float:
-    """Seconds from `event` until a pending `wait_for_work(10)` returns (at most 2)."""
+async def woken_within(store: Store, event: Callable[[], Awaitable[object]]) -> float:
+    """Seconds from `event()` until a pending `wait_for_work(10)` returns (at most 2)."""
     await store.wait_for_work(DRAIN)
     waiter = asyncio.create_task(store.wait_for_work(10.0))
     await asyncio.sleep(0.1)
     assert not waiter.done(), "wait_for_work returned with nothing happening"
     started = time.monotonic()
-    await event
+    await event()
     await asyncio.wait_for(waiter, 2.0)
     return time.monotonic() - started
 
 
 async def test_a_submission_wakes_a_waiting_worker_at_once(store: Store) -> None:
-    elapsed = await woken_within(store, store.submit(make_new_order()))
+    elapsed = await woken_within(store, lambda: store.submit(make_new_order()))
 
     assert elapsed < 1.0
 
@@ -38,7 +38,9 @@ async def test_a_release_wakes_a_waiting_worker_at_once(store: Store) -> None:
     await store.submit(make_new_order())
     (lease,) = await store.claim("w", 1, LEASE)
 
-    elapsed = await woken_within(store, store.release([(lease.order.id, lease.token)]))
+    elapsed = await woken_within(
+        store, lambda: store.release([(lease.order.id, lease.token)]),
+    )
 
     assert elapsed < 1.0
 
