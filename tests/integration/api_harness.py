@@ -4,6 +4,7 @@ for it, and a raw-socket exchange for what an HTTP client library would hide."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 from collections.abc import AsyncIterator, Callable
@@ -131,9 +132,9 @@ class RawReply:
         return json.loads(self.body)
 
 
-async def read_response(reader: asyncio.StreamReader, timeout: float = PROMPT) -> RawReply:
-    """The next HTTP/1.1 response (an interim 1xx one too), within `timeout` seconds."""
-    async with asyncio.timeout(timeout):
+async def read_response(reader: asyncio.StreamReader) -> RawReply:
+    """The next HTTP/1.1 response (an interim 1xx one too), within PROMPT seconds."""
+    async with asyncio.timeout(PROMPT):
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
@@ -157,10 +158,8 @@ async def raw_connection(
         yield reader, writer
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(OSError):  # the server may reset a refused connection
             await writer.wait_closed()
-        except OSError:
-            pass  # the server may have reset a connection whose body it refused
 
 
 def request_head(

@@ -114,6 +114,9 @@ def decode_order_request(body: bytes) -> OrderRequest:
     except msgspec.DecodeError as error:
         _raise_if_non_finite(body)
         raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise MalformedRequest(f"the body is not valid UTF-8 JSON: {error.reason} at byte "
+                               f"{error.start}") from None
     except RecursionError:
         raise InvalidOrder(f"the payload nests deeper than {MAX_PAYLOAD_DEPTH} levels") from None
     check_payload(request.payload)
