@@ -1,0 +1,5 @@
+"""`python -m skipline` runs the CLI."""
+
+from skipline.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""Shared command-line options. Every flag also reads the environment variable
+SKIPLINE_<FLAG> (e.g. --drain-timeout <- SKIPLINE_DRAIN_TIMEOUT); together with skipline.toml
+they build the one Settings object a command passes down."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from skipline.config import Settings, load_tiers
+from skipline.runtime import display_url
+
+Command = Callable[..., Any]
+Decorator = Callable[[Command], Command]
+
+DEFAULTS = Settings()
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def envvar_for(flag: str) -> str:
+    """--drain-timeout -> SKIPLINE_DRAIN_TIMEOUT."""
+    return "SKIPLINE_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def option(flag: str, *more: str, **attrs: Any) -> Decorator:
+    """A click option that also reads SKIPLINE_<FLAG> and shows both in --help."""
+    attrs.setdefault("show_default", "default" in attrs and not attrs.get("is_flag"))
+    return click.option(flag, *more, envvar=envvar_for(flag), show_envvar=True, **attrs)
+
+
+def combine(*decorators: Decorator) -> Decorator:
+    """Apply several option decorators as one, in the order they are listed in --help."""
+
+    def apply(function: Command) -> Command:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+store_options: Decorator = combine(
+    option("--db", default=DEFAULTS.db, metavar="URL",
+           help="Order store: sqlite:///path.db, postgresql://… or memory://."),
+    option("--durability", type=click.Choice(["full", "normal"]), default=DEFAULTS.durability,
+           help="'normal' trades power-loss safety for speed; never the default."),
+    option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+           help="Tier configuration file [default: ./skipline.toml when it exists]."),
+)
+
+worker_options: Decorator = combine(
+    option("--handler", default=DEFAULTS.handler, metavar="MODULE:FUNCTION",
+           help="The async function that processes an order ('simulate' sleeps its duration)."),
+    option("--drain-timeout", type=float, default=DEFAULTS.drain_timeout, metavar="SECONDS",
+           help="On SIGTERM, how long running orders may finish before they are released."),
+    option("--lease-seconds", type=float, default=DEFAULTS.lease_seconds, metavar="SECONDS",
+           help="A claimed order returns to the queue if its worker is silent this long."),
+    option("--order-timeout", type=float, default=DEFAULTS.order_timeout, metavar="SECONDS",
+           help="A handler running longer is cancelled and counts as an error."),
+    option("--max-attempts", type=int, default=DEFAULTS.max_attempts,
+           help="Runs per order before it is failed for good (dead letter)."),
+    option("--max-rescues", type=int, default=DEFAULTS.max_rescues,
+           help="Expired leases per order before it is failed as poison."),
+)
+
+api_options: Decorator = combine(
+    option("--host", default=DEFAULTS.host, help="Address to listen on."),
+    option("--port", type=int, default=DEFAULTS.port, help="Port to listen on."),
+    option("--max-queued", type=int, default=None,
+           help="Cap on queued orders (all tiers); beyond it POST answers 503 + Retry-After."),
+    option("--max-body", type=int, default=DEFAULTS.max_body, metavar="BYTES",
+           help="Largest accepted request body; bigger ones get 413."),
+    option("--no-anonymous", is_flag=True, default=False,
+           help="Refuse requests without an API key (401)."),
+)
+
+run_options: Decorator = combine(
+    option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info"),
+    option("--check", is_flag=True, default=False,
+           help="Validate the configuration, print the effective settings as JSON and exit."),
+)
+
+
+def build_settings(config: Path | None, **values: Any) -> Settings:
+    """Settings from skipline.toml (tiers) and the flags; raises ConfigError when invalid."""
+    tiers = load_tiers(config)
+    given = {name: value for name, value in values.items() if value is not None}
+    return Settings(tiers=tiers, **given)
+
+
+def settings_json(settings: Settings) -> str:
+    """The effective settings for --check, with any database password hidden."""
+    data = dataclasses.asdict(settings)
+    data["db"] = display_url(settings.db)
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
+def configure_logging(level: str) -> None:
+    """Log lines on stderr: time, level, logger, message."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,214 @@
+"""The process runtime: open the store, serve the API and/or run the worker pool, and shut down
+gracefully on SIGTERM/SIGINT (DESIGN invariant 5). Also `skipline_context`, the same lifecycle
+for users' own aiohttp applications."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from skipline.api import SERVICE, create_app
+from skipline.config import Settings
+from skipline.domain.errors import ConfigError, StoreUnavailable
+from skipline.handlers import Handler, load_handler
+from skipline.service import OrderService
+from skipline.store import open_store
+from skipline.store.base import Store
+from skipline.worker import WorkerPool
+
+logger = logging.getLogger("skipline")
+
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+API_SHUTDOWN_TIMEOUT = 5.0
+"""Seconds in-flight HTTP requests get to finish once the worker drain is over."""
+
+POOL = web.AppKey("skipline.pool", WorkerPool)
+
+
+def display_url(url: str) -> str:
+    """A database URL fit for logs: any password is replaced by '***'."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def open_ready_store(settings: Settings) -> Store:
+    """The store named by `settings.db`, opened and migrated. A bad URL raises ConfigError; a
+    store that cannot be opened raises StoreUnavailable with a one-line reason."""
+    store = open_store(settings.db, durability=settings.durability)
+    try:
+        await store.open()
+    except ConfigError:
+        raise
+    except Exception as exc:  # any driver error: the caller gets one clear line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailable(
+            f"cannot open the store {display_url(settings.db)}: {reason}"
+        ) from exc
+    return store
+
+
+class ShutdownSignals:
+    """SIGTERM/SIGINT set one event; repeats while already shutting down are logged and
+    ignored, so an impatient supervisor cannot break the drain."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+        self.received = 0
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in SHUTDOWN_SIGNALS:
+            loop.add_signal_handler(number, self._on_signal, number)
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in SHUTDOWN_SIGNALS:
+            loop.remove_signal_handler(number)
+
+    def _on_signal(self, number: signal.Signals) -> None:
+        self.received += 1
+        if self.event.is_set():
+            logger.info("%s received again; already shutting down, ignored", number.name)
+            return
+        logger.info("%s received: draining (no new orders accepted)", number.name)
+        self.event.set()
+
+
+async def run(
+    settings: Settings, *, api: bool, workers: bool, shutdown: asyncio.Event | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT (or until `shutdown` is set), then drain; the exit code."""
+    handler = load_handler(settings.handler) if workers else None
+    try:
+        store = await open_ready_store(settings)
+    except StoreUnavailable as exc:
+        logger.error("%s", exc.detail)
+        return 1
+    try:
+        service = OrderService(store, settings)
+        return await _run_parts(service, handler, api, shutdown or asyncio.Event())
+    finally:
+        await store.close()
+
+
+async def _run_parts(
+    service: OrderService, handler: Handler | None, api: bool, shutdown: asyncio.Event
+) -> int:
+    signals = ShutdownSignals(shutdown)
+    signals.install()
+    parts = _Parts(service)
+    try:
+        if api:
+            await parts.start_api()
+        if handler is not None:
+            await parts.start_pool(handler)
+        _log_started(service.settings, api, handler is not None)
+        await shutdown.wait()
+        await parts.shut_down()
+        logger.info("skipline stopped cleanly")
+        return 0
+    except OSError as exc:
+        settings = service.settings
+        logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror)
+        return 1
+    finally:
+        await parts.close()
+        signals.remove()
+
+
+class _Parts:
+    """The HTTP site and the worker pool of one process, started and stopped together."""
+
+    def __init__(self, service: OrderService) -> None:
+        self.service = service
+        self.runner: web.AppRunner | None = None
+        self.pool: WorkerPool | None = None
+
+    async def start_api(self) -> None:
+        settings = self.service.settings
+        debug = logger.isEnabledFor(logging.DEBUG)
+        self.runner = web.AppRunner(
+            create_app(self.service),
+            shutdown_timeout=API_SHUTDOWN_TIMEOUT,
+            access_log=logging.getLogger("aiohttp.access") if debug else None,
+        )
+        await self.runner.setup()
+        await web.TCPSite(self.runner, settings.host, settings.port).start()
+
+    async def start_pool(self, handler: Handler) -> None:
+        self.pool = WorkerPool(self.service.store, self.service.settings, handler)
+        await self.pool.start()
+
+    async def shut_down(self) -> None:
+        """Invariant 5: refuse new orders (503; the site stays up meanwhile), drain the
+        workers, then close the site. Queued and released orders stay in the store."""
+        self.service.accepting = False
+        if self.pool is not None:
+            timeout = self.service.settings.drain_timeout
+            logger.info("waiting up to %gs for running orders to finish", timeout)
+            await self.pool.drain(timeout)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop whatever was started; safe to call twice."""
+        pool, self.pool = self.pool, None
+        runner, self.runner = self.runner, None
+        if pool is not None:
+            await pool.stop()
+        if runner is not None:
+            await runner.cleanup()
+
+
+def _log_started(settings: Settings, api: bool, workers: bool) -> None:
+    db = display_url(settings.db)
+    slots = settings.workers if workers else 0
+    if api:
+        logger.info(
+            "skipline serving on http://%s:%s (db=%s, workers=%d, handler=%s)",
+            settings.host, settings.port, db, slots, settings.handler,
+        )
+    else:
+        logger.info(
+            "skipline worker running (db=%s, concurrency=%d, handler=%s)",
+            db, slots, settings.handler,
+        )
+
+
+def skipline_context(
+    settings: Settings, *, workers: bool = True
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """For `app.cleanup_ctx.append(...)` in your own aiohttp app: opens the store, keeps the
+    OrderService at `app[SERVICE]` (and the WorkerPool at `app[POOL]` when `workers`), and on
+    cleanup stops accepting, drains the pool and closes the store. Mounts no routes."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        store = await open_ready_store(settings)
+        service = OrderService(store, settings)
+        app[SERVICE] = service
+        pool: WorkerPool | None = None
+        try:
+            if workers and settings.workers > 0:
+                pool = WorkerPool(store, settings, load_handler(settings.handler))
+                app[POOL] = pool
+                await pool.start()
+            yield
+            service.accepting = False
+            if pool is not None:
+                await pool.drain(settings.drain_timeout)
+        finally:
+            if pool is not None:
+                await pool.stop()
+            await store.close()
+
+    return context
