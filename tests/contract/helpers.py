@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from skipline.domain.models import Order
@@ -32,11 +33,13 @@ class StoreFactory:
     name: str
     url: str
     durable: bool
+    build: Callable[[str], Store] = open_store
+    """Builds an unopened store from `url`; a kind needing other arguments passes its own."""
     opened: list[Store] = field(default_factory=list)
 
     async def open(self) -> Store:
         """A freshly opened store; on a durable kind it sees everything committed before."""
-        store = open_store(self.url)
+        store = self.build(self.url)
         await store.open()
         self.opened.append(store)
         return store

@@ -7,7 +7,7 @@ import asyncio
 
 from skipline.domain.models import Order, Status
 from skipline.store.base import Store
-from skipline.testing import make_new_order, submit_all
+from skipline.testing import claim_all, make_new_order, submit_all
 
 from .helpers import LEASE
 
@@ -33,13 +33,9 @@ async def test_vip_is_claimed_before_regular_whatever_the_submission_order(store
 async def test_one_slot_at_a_time_still_follows_priority_then_fifo(store: Store) -> None:
     ids = await submit_in_turn(store, ["regular", "vip", "regular", "vip"])
 
-    claimed = []
-    for _ in range(4):
-        (lease,) = await store.claim("w", 1, LEASE)
-        claimed.append(lease.order.id)
+    claimed = [lease.order.id for lease in await claim_all(store, batch=1)]
 
     assert claimed == [ids[1], ids[3], ids[0], ids[2]]
-    assert await store.claim("w", 1, LEASE) == []
 
 
 async def test_a_vip_submitted_between_claims_jumps_the_regular_queue(store: Store) -> None:

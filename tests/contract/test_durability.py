@@ -9,7 +9,7 @@ import pytest
 
 from skipline.domain.models import ApiKey, Order, OrderQuery, Status
 from skipline.store.base import Store
-from skipline.testing import make_new_order, submit_all
+from skipline.testing import claim_all, make_new_order, submit_all
 
 from .helpers import LEASE, StoreFactory, fetch
 
@@ -86,7 +86,7 @@ async def test_the_queue_keeps_its_order_across_a_reopen(store_factory: StoreFac
     (newer,) = await submit_all(reopened, [make_new_order("regular")])
 
     assert newer.seq > max(order.seq for order in older + vip), "a seq was reused"
-    claimed = [lease.order.id for lease in await reopened.claim("w", 10, LEASE)]
+    claimed = [lease.order.id for lease in await claim_all(reopened, batch=2)]
     assert claimed == [vip[0].id] + [order.id for order in older] + [newer.id]
 
 
