@@ -27,15 +27,19 @@ CREATE TABLE orders (
     worker_id        TEXT
 );
 
--- The claim query reads only these partial indexes of queued rows (each covers what it needs):
--- by priority then seq for the ordinary half; by deadline to learn at once whether anything is
--- overdue; by seq among rows that have a deadline, to take the overdue ones oldest first.
+-- The claim query reads only these partial indexes of queued rows: by priority then seq for the
+-- ordinary half; by deadline to learn at once whether anything is overdue; by seq among rows
+-- that have a deadline, to take the overdue ones oldest first. Each carries every column the
+-- query tests (status too: SQLite does not infer it from the index's WHERE), so the claim
+-- never reads the table to skip a row.
 CREATE INDEX orders_queued_by_priority
-    ON orders (priority, seq, available_at, overdue_at) WHERE status = 'queued';
+    ON orders (priority, seq, available_at, overdue_at, status) WHERE status = 'queued';
 CREATE INDEX orders_queued_by_deadline
-    ON orders (overdue_at, available_at) WHERE status = 'queued' AND overdue_at IS NOT NULL;
+    ON orders (overdue_at, available_at, status)
+    WHERE status = 'queued' AND overdue_at IS NOT NULL;
 CREATE INDEX orders_queued_with_deadline_by_seq
-    ON orders (seq, overdue_at, available_at) WHERE status = 'queued' AND overdue_at IS NOT NULL;
+    ON orders (seq, overdue_at, available_at, status)
+    WHERE status = 'queued' AND overdue_at IS NOT NULL;
 
 -- The lease reaper looks only at running rows.
 CREATE INDEX orders_running_by_lease ON orders (lease_expires_at) WHERE status = 'running';
