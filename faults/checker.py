@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,6 +55,8 @@ class Report:
     attempted: int
     acknowledged: int
     refused: int
+    refused_by_status: dict[str, int]
+    """Refusals per HTTP status ("none": the connection never opened)."""
     unknown: int
     completed: int
     failed: int
@@ -133,6 +135,7 @@ def check(
         attempted=len(history.submissions),
         acknowledged=len(acked),
         refused=len(told[Outcome.REFUSED]),
+        refused_by_status=_by_status(told[Outcome.REFUSED].values()),
         unknown=len(unknown),
         completed=statuses[Status.SUCCEEDED],
         failed=statuses[Status.FAILED],
@@ -154,6 +157,10 @@ def check(
             if keys
         },
     )
+
+
+def _by_status(submissions: Iterable[Submission]) -> dict[str, int]:
+    return dict(Counter(str(s.status).lower() for s in submissions))
 
 
 def _final_status(order: Order | None) -> str | None:

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+
 from faults.checker import Report, check, order_key
 from faults.client import OrderShape, Recorder, load
 from faults.history import History, Outcome
@@ -72,7 +74,7 @@ class Context:
         report = check(self.name, self.history, orders, self.runs)
         report.workdir = str(self.workdir)
         report.expect("drained", drained, drained)
-        report.expect("unknowns_resolved_consistently", inconsistent == 0, inconsistent)
+        report.expect("inconsistent_reposts", inconsistent == 0, inconsistent)
         report.expect("clean_exits", all(c == 0 for c in stop_codes), stop_codes)
         self.history.save(self.workdir / "history.jsonl")
         return report
@@ -140,3 +142,65 @@ async def wait_for_acks(history: History, count: int, timeout: float) -> bool:  
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+async def wait_final(
+    base_urls: list[str], order_ids: list[str], timeout: float  # noqa: ASYNC109
+) -> dict[str, str]:
+    """Poll GET /orders/{id} (on whichever server answers) until every order is final or
+    `timeout` passes; returns the last status seen of each."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    final = {"succeeded", "failed", "cancelled"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while time.monotonic() < deadline:
+            for order_id in order_ids:
+                if seen.get(order_id) not in final:
+                    seen[order_id] = await _status_of(session, base_urls, order_id)
+            if all(seen.get(order_id) in final for order_id in order_ids):
+                break
+            await asyncio.sleep(0.2)
+    return seen
+
+
+async def _status_of(session: aiohttp.ClientSession, base_urls: list[str], order_id: str) -> str:
+    for base_url in base_urls:
+        try:
+            async with session.get(f"{base_url}/orders/{order_id}") as response:
+                if response.status == 200:
+                    return str((await response.json())["status"])
+        except (aiohttp.ClientError, TimeoutError):
+            continue
+    return "unreachable"
+
+
+@dataclass(slots=True)
+class Deaths:
+    """Unplanned deaths a supervisor saw (each is also a fault in the history)."""
+
+    times: list[float] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def supervised(context: Context, server: ServerProcess) -> AsyncIterator[Deaths]:
+    """Restart `server` whenever it dies on its own, like systemd's Restart=always, recording
+    each death; the block's caller learns how many there were."""
+    deaths = Deaths()
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if not server.running:
+                context.history.fault("died", server.pid)
+                deaths.times.append(time.time())
+                with suppress(RuntimeError):  # it may die again while starting
+                    await server.start()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+    task = asyncio.create_task(watch())
+    try:
+        yield deaths
+    finally:
+        stop.set()
+        await task

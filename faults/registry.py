@@ -1,0 +1,52 @@
+"""Every scenario by name: what it does, how to run its short (CI) and long variants, and the
+time bound of each."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+from faults.checker import Report
+from faults.scenarios import crash_points, kill_loop, poison
+
+Runner = Callable[[], Awaitable[Report]]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    summary: str
+    short: Runner
+    long: Runner
+    short_limit: float
+    """Seconds the short variant may take before it counts as failed."""
+    long_limit: float
+
+    def run(self, long: bool) -> Awaitable[Report]:
+        return (self.long if long else self.short)()
+
+    def time_limit(self, long: bool) -> float:
+        return self.long_limit if long else self.short_limit
+
+
+ENTRIES = [
+    Entry("sqlite_kill_loop", "SIGKILL the SQLite server at random gaps, restart at once",
+          partial(kill_loop.run, kill_loop.SHORT), partial(kill_loop.run, kill_loop.LONG),
+          90, 300),
+    *(
+        Entry(f"crash_{point}", f"crash point {point} ({what}), then restart without it",
+              partial(crash_points.run, point, crash_points.SHORT),
+              partial(crash_points.run, point, crash_points.LONG), 60, 150)
+        for point, (what, _) in crash_points.CRASH_POINTS.items()
+    ),
+    Entry("poison_raise", "orders whose handler always raises, amid healthy load",
+          partial(poison.run_raise, poison.RAISE_SHORT),
+          partial(poison.run_raise, poison.RAISE_LONG), 60, 120),
+    Entry("poison_kill", "an order whose handler kills its own process, amid healthy load",
+          partial(poison.run_kill, poison.KILL_SHORT),
+          partial(poison.run_kill, poison.KILL_LONG), 90, 150),
+]
+SCENARIOS = {entry.name: entry for entry in ENTRIES}
+SHORT_TIER = [entry.name for entry in ENTRIES]
+LONG_TIER = [entry.name for entry in ENTRIES]

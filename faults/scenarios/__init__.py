@@ -1,0 +1,1 @@
+"""One module per fault scenario; each exposes `run(params)` and SHORT / LONG parameters."""
