@@ -72,9 +72,13 @@ class ShutdownSignals:
             loop.add_signal_handler(number, self._on_signal, number)
 
     def remove(self) -> None:
+        """Give the signals back. Once a signal has started the shutdown, later ones are
+        ignored until the process exits, so they cannot kill it while it finishes."""
         loop = asyncio.get_running_loop()
         for number in SHUTDOWN_SIGNALS:
             loop.remove_signal_handler(number)
+            if self.received:
+                signal.signal(number, signal.SIG_IGN)
 
     def _on_signal(self, number: signal.Signals) -> None:
         self.received += 1
@@ -88,16 +92,31 @@ class ShutdownSignals:
 async def run(
     settings: Settings, *, api: bool, workers: bool, shutdown: asyncio.Event | None = None
 ) -> int:
-    """Run until SIGTERM/SIGINT (or until `shutdown` is set), then drain; the exit code."""
+    """Run until SIGTERM/SIGINT (or until `shutdown` is set), then drain; the exit code.
+    The signal handlers stay installed until the store is closed."""
     handler = load_handler(settings.handler) if workers else None
+    shutdown = shutdown or asyncio.Event()
+    signals = ShutdownSignals(shutdown)
+    signals.install()
+    try:
+        code = await _run_with_store(settings, handler, api, shutdown)
+    finally:
+        signals.remove()
+    if code == 0:
+        logger.info("skipline stopped cleanly")
+    return code
+
+
+async def _run_with_store(
+    settings: Settings, handler: Handler | None, api: bool, shutdown: asyncio.Event
+) -> int:
     try:
         store = await open_ready_store(settings)
     except StoreUnavailable as exc:
         logger.error("%s", exc.detail)
         return 1
     try:
-        service = OrderService(store, settings)
-        return await _run_parts(service, handler, api, shutdown or asyncio.Event())
+        return await _run_parts(OrderService(store, settings), handler, api, shutdown)
     finally:
         await store.close()
 
@@ -105,26 +124,18 @@ async def run(
 async def _run_parts(
     service: OrderService, handler: Handler | None, api: bool, shutdown: asyncio.Event
 ) -> int:
-    signals = ShutdownSignals(shutdown)
-    signals.install()
     parts = _Parts(service)
     try:
-        if api:
-            await parts.start_api()
+        if api and not await parts.start_api():
+            return 1
         if handler is not None:
             await parts.start_pool(handler)
         _log_started(service.settings, api, handler is not None)
         await shutdown.wait()
         await parts.shut_down()
-        logger.info("skipline stopped cleanly")
         return 0
-    except OSError as exc:
-        settings = service.settings
-        logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror)
-        return 1
     finally:
         await parts.close()
-        signals.remove()
 
 
 class _Parts:
@@ -135,7 +146,8 @@ class _Parts:
         self.runner: web.AppRunner | None = None
         self.pool: WorkerPool | None = None
 
-    async def start_api(self) -> None:
+    async def start_api(self) -> bool:
+        """Listen on settings.host:port; False (after one log line) if that is impossible."""
         settings = self.service.settings
         debug = logger.isEnabledFor(logging.DEBUG)
         self.runner = web.AppRunner(
@@ -144,7 +156,13 @@ class _Parts:
             access_log=logging.getLogger("aiohttp.access") if debug else None,
         )
         await self.runner.setup()
-        await web.TCPSite(self.runner, settings.host, settings.port).start()
+        try:
+            await web.TCPSite(self.runner, settings.host, settings.port).start()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, reason)
+            return False
+        return True
 
     async def start_pool(self, handler: Handler) -> None:
         self.pool = WorkerPool(self.service.store, self.service.settings, handler)

@@ -1,0 +1,134 @@
+"""The runtime behind `skipline serve`, in process: run() until its shutdown event, and
+skipline_context() in a user's own aiohttp application. Real sockets, real stores."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from skipline.api import SERVICE
+from skipline.config import Settings
+from skipline.domain.models import ANONYMOUS, Status
+from skipline.runtime import POOL, display_url, open_ready_store, run, skipline_context
+from skipline.service import Submission
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str, task: asyncio.Task[int]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert not task.done(), f"run() ended early with {task.result()}"
+        try:
+            async with session.get(url + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("no /healthz within 10 s")
+
+
+async def poll_order(
+    session: aiohttp.ClientSession, url: str, order_id: str, status: str
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        async with session.get(f"{url}/orders/{order_id}") as response:
+            order: dict[str, Any] = await response.json()
+        if order["status"] == status or time.monotonic() > deadline:
+            return order
+        await asyncio.sleep(0.05)
+
+
+async def test_run_serves_and_works_until_shutdown_then_returns_0(tmp_path: Path) -> None:
+    settings = Settings(db=f"sqlite:///{tmp_path / 'run.db'}", port=free_port(), workers=2)
+    url = f"http://127.0.0.1:{settings.port}"
+    before = signal.getsignal(signal.SIGTERM)
+    shutdown = asyncio.Event()
+    task = asyncio.create_task(run(settings, api=True, workers=True, shutdown=shutdown))
+    async with aiohttp.ClientSession() as session:
+        await wait_healthy(session, url, task)
+        async with session.post(url + "/orders", json={"duration": 0.5}) as response:
+            assert response.status == 202
+            order_id = (await response.json())["id"]
+        assert (await poll_order(session, url, order_id, "running"))["status"] == "running"
+        shutdown.set()
+        await asyncio.sleep(0.1)
+        async with session.post(url + "/orders", json={}) as response:
+            assert response.status == 503, "the site stays up, refusing orders, while draining"
+            assert "Retry-After" in response.headers
+        assert await asyncio.wait_for(task, 10) == 0
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.get(url + "/healthz")
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert await stored_status(settings, order_id) is Status.SUCCEEDED, "drained, not dropped"
+
+
+async def stored_status(settings: Settings, order_id: str) -> Status | None:
+    store = await open_ready_store(settings)
+    try:
+        order = await store.get(order_id)
+        return None if order is None else order.status
+    finally:
+        await store.close()
+
+
+async def test_run_returns_1_when_the_store_cannot_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings = Settings(db=f"sqlite:///{blocker / 'x.db'}", port=free_port())
+    assert await run(settings, api=True, workers=True) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith("cannot open the store")
+
+
+async def test_skipline_context_in_a_users_own_app(tmp_path: Path) -> None:
+    settings = Settings(db=f"sqlite:///{tmp_path / 'lib.db'}", workers=1)
+
+    async def buy(request: web.Request) -> web.Response:
+        order, _ = await request.app[SERVICE].submit(ANONYMOUS, Submission(payload={"sku": 1}))
+        return web.json_response({"id": order.id})
+
+    app = web.Application()
+    app.cleanup_ctx.append(skipline_context(settings))
+    app.router.add_post("/buy", buy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as session, session.post(
+            f"http://127.0.0.1:{port}/buy"
+        ) as response:
+            order_id = (await response.json())["id"]
+        service = app[SERVICE]
+        assert app[POOL].slots == 1
+        deadline = time.monotonic() + 10
+        while await stored_status(settings, order_id) is not Status.SUCCEEDED:
+            assert time.monotonic() < deadline, "the pool never processed the order"
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert service.accepting is False, "cleanup stops accepting before it drains"
+
+
+def test_display_url_hides_only_the_password() -> None:
+    assert display_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert display_url("postgresql://h/db") == "postgresql://h/db"
+    assert display_url("sqlite:///./skipline.db") == "sqlite:///./skipline.db"
