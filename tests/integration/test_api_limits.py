@@ -95,7 +95,7 @@ async def test_a_chunked_body_over_the_limit_is_refused_once_the_limit_is_passed
         for _ in range(5):
             writer.write(chunk(b"a" * 16384))
         reply = await read_response(reader)
-    assert reply.status == 413
+    assert reply.status == 413 and reply.headers["connection"].lower() == "close"
     assert str(LIMIT) in reply.json()["detail"]
     assert await api.service.store.queued_counts() == {}
 
@@ -122,6 +122,14 @@ async def test_one_byte_over_the_limit_is_413(api: Api) -> None:
     reply = await api.call("POST", "/orders", data=body,
                            headers={"Content-Type": "application/json"})
     assert_problem(reply, 413, str(LIMIT))
+
+
+async def test_a_refusal_after_the_whole_body_arrived_keeps_the_connection(api: Api) -> None:
+    async with raw_connection(api) as (reader, writer):
+        for _ in range(2):
+            writer.write(post_head(**{"Content-Length": "2", "Authorization": "Bearer no"}) + b"{}")
+            reply = await read_response(reader)
+            assert reply.status == 401 and reply.headers.get("connection") != "close"
 
 
 async def test_one_byte_over_the_limit_chunked_is_413(api: Api) -> None:
@@ -165,6 +173,7 @@ async def test_a_refused_request_gets_no_100_continue(
         reply = await read_response(reader)
     assert reply.status == status
     assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.headers["connection"].lower() == "close"  # the unsent body is never read
 
 
 async def test_a_draining_service_sends_no_100_continue(api: Api) -> None:

@@ -47,14 +47,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except SkiplineError as error:
-        return problems.from_error(error)
+        return close_if_body_pending(request, problems.from_error(error))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problems.from_http_exception(exc)
+        return close_if_body_pending(request, problems.from_http_exception(exc))
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.rel_url)
-        return problems.internal_error()
+        return close_if_body_pending(request, problems.internal_error())
+
+
+def close_if_body_pending(request: web.Request, response: web.Response) -> web.Response:
+    """A refusal sent before the body has arrived says `Connection: close` (RFC 9110 §15.5):
+    the rest of the body is never read, and the next request cannot be mistaken for it."""
+    if not request.content.is_eof():
+        response.force_close()
+    return response
 
 
 @web.middleware

@@ -88,11 +88,8 @@ def from_error(error: SkiplineError) -> web.Response:
         headers["Retry-After"] = str(retry_after_seconds(error))
     if kind.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="skipline"'
-    response = render(kind.status, TYPE_PREFIX + kind.slug, title_of(type(error)), error.detail,
-                      headers)
-    if isinstance(error, BodyTooLarge):
-        response.force_close()  # do not keep a connection whose unread body is still coming
-    return response
+    return render(kind.status, TYPE_PREFIX + kind.slug, title_of(type(error)), error.detail,
+                  headers)
 
 
 def from_http_exception(exc: web.HTTPException) -> web.Response:

@@ -49,9 +49,9 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     )
 
 
-def order_response(request: web.Request, order: Order, status: int = 200) -> web.Response:
-    location = str(request.app.router["order"].url_for(id=order.id))
-    return json_response(order_out(order), status, {"Location": location})
+def order_location(request: web.Request, order: Order) -> str:
+    """The order's URL, prefix included when the app is mounted inside another."""
+    return str(request.app.router["order"].url_for(id=order.id))
 
 
 async def submit_order(request: web.Request) -> web.Response:
@@ -67,7 +67,8 @@ async def submit_order(request: web.Request) -> web.Response:
     order, created = await service.submit(caller, submission)
     if created:
         request.app[METRICS].order_accepted(order.tier)
-    return order_response(request, order, 202 if created else 200)
+    location = {"Location": order_location(request, order)}
+    return json_response(order_out(order), 202 if created else 200, location)
 
 
 def idempotency_key_of(request: web.Request) -> str | None:
@@ -87,12 +88,12 @@ def idempotency_key_of(request: web.Request) -> str | None:
 
 async def get_order(request: web.Request) -> web.Response:
     order = await request.app[SERVICE].get(request[CALLER], request.match_info["id"])
-    return order_response(request, order)
+    return json_response(order_out(order))
 
 
 async def cancel_order(request: web.Request) -> web.Response:
     order = await request.app[SERVICE].cancel(request[CALLER], request.match_info["id"])
-    return order_response(request, order)
+    return json_response(order_out(order))
 
 
 async def list_orders(request: web.Request) -> web.Response:
