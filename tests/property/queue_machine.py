@@ -1,0 +1,368 @@
+"""A hypothesis state machine that drives a real store with random sequences of submit, claim,
+complete, fail, heartbeat, release, lease expiry, rescue, clock advance and cancel, and checks
+the store against `QueueModel` after every step.
+
+A subclass says how to open its store (`open_store`); everything else is shared, so every
+backend faces the same rules and the same invariants. Times in the model are seconds since the
+machine started; every duration used is a multiple of 0.5 s so float arithmetic is exact and
+the `overdue_at <= now` boundary is hit exactly, not approximately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, event, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from skipline.clock import FakeClock
+from skipline.config import parse_tiers
+from skipline.domain.errors import OrderNotCancellable, OrderNotFound
+from skipline.domain.models import NewOrder, Order, OrderQuery, Status
+from skipline.store.base import Store
+from tests.property.queue_model import ModelOrder, QueueModel, claim_problems, expected_claim
+
+T = TypeVar("T")
+
+START = 1_700_000_000.0
+TIERS = parse_tiers(
+    {
+        "tiers": {
+            "vip": {"priority": 0},
+            "regular": {"priority": 5, "max_wait": 20},
+            "batch": {"priority": 9, "max_wait": 8},
+        }
+    },
+    "property-test tiers",
+)
+WORKERS = ("w1", "w2", "w3")
+LEASES = (4.0, 20.0)
+MAX_RESCUES = 1
+"""Low, so a second lost lease dead-letters the order (the poison path) within a short run."""
+
+PROPERTY_SETTINGS = settings(
+    max_examples=200,
+    stateful_step_count=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+"""Deterministic and bounded: the same programs run in CI every time."""
+
+
+@dataclass(frozen=True)
+class LeaseRef:
+    """A lease as one worker holds it; may go stale while the worker still has it."""
+
+    order_id: str
+    token: str
+    worker: str
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Random workloads against one store; the model says what must be true."""
+
+    orders = Bundle("orders")
+    leases = Bundle("leases")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.clock = FakeClock(START)
+        self.model = QueueModel(TIERS)
+        self.holders: dict[str, str] = {}  # token -> worker
+        self.store = self.run(self._open())
+
+    # --- plumbing ----------------------------------------------------------------------------
+    async def open_store(self) -> Store:
+        raise NotImplementedError
+
+    async def close_store(self) -> None:
+        await self.store.close()
+
+    async def _open(self) -> Store:
+        store = await self.open_store()
+        await store.open()
+        return store
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(work)
+
+    def teardown(self) -> None:
+        try:
+            self.run(self.close_store())
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    @property
+    def now(self) -> float:
+        return self.clock.now() - START
+
+    def record(self, order_id: str) -> ModelOrder:
+        return self.model.orders[order_id]
+
+    def lease_state(self, lease: LeaseRef) -> str:
+        """'held' (live lease), 'expired' (ran out, not yet rescued: either outcome is
+        allowed) or 'lost' (the order moved on: the store must refuse the token)."""
+        order = self.record(lease.order_id)
+        if order.token != lease.token:
+            return "lost"
+        return "held" if order.lease_until > self.now else "expired"
+
+    # --- client side -------------------------------------------------------------------------
+    @rule(target=orders, tiers=st.lists(st.sampled_from(sorted(TIERS)), min_size=1, max_size=4))
+    def submit(self, tiers: list[str]) -> MultipleResults[str]:
+        """Accept orders one after another, in the order given."""
+        return multiple(*(self.submit_one(tier) for tier in tiers))
+
+    def submit_one(self, tier: str) -> str:
+        spec = TIERS[tier]
+        new = NewOrder(
+            id=str(uuid.uuid4()), tier=tier, priority=spec.priority, payload={"n": 1},
+            max_wait=spec.max_wait,
+        )
+        stored, created = self.run(self.store.submit(new))
+        assert created, "a submission without an idempotency key was not created"
+        previous = max((o.seq for o in self.model.orders.values()), default=None)
+        assert previous is None or stored.seq > previous, (
+            f"acceptance sequence went backwards: {stored.seq} after {previous}"
+        )
+        record = self.model.accept(new.id, tier, stored.seq, self.now)
+        self.check_order(stored, record)
+        note(f"submitted {record.label} at t=+{self.now:g}s")
+        return new.id
+
+    @rule(order=orders)
+    def cancel(self, order: str) -> None:
+        record = self.record(order)
+        if record.status is not Status.QUEUED:
+            with pytest.raises(OrderNotCancellable):
+                self.run(self.store.cancel(order))
+            return
+        cancelled = self.run(self.store.cancel(order))
+        assert cancelled.status is Status.CANCELLED, f"cancel({record.label}) left it {cancelled}"
+        self.model.finish(record, Status.CANCELLED)
+
+    @rule()
+    def cancel_unknown(self) -> None:
+        with pytest.raises(OrderNotFound):
+            self.run(self.store.cancel(str(uuid.uuid4())))
+
+    # --- worker side -------------------------------------------------------------------------
+    @rule(
+        target=leases, worker=st.sampled_from(WORKERS), limit=st.integers(1, 4),
+        lease_seconds=st.sampled_from(LEASES),
+    )
+    def claim(self, worker: str, limit: int, lease_seconds: float) -> MultipleResults[LeaseRef]:
+        now = self.now
+        ready = self.model.ready(now)
+        expected = expected_claim(list(self.model.orders.values()), now, limit)
+        got = self.run(self.store.claim(worker, limit, lease_seconds))
+        claimed = [self.claimed_record(lease.order, lease.token) for lease in got]
+        note(
+            f"claim by {worker} (limit={limit}) at t=+{now:g}s: ready "
+            f"{[o.label for o in ready]} -> got {[o.label for o in claimed]}"
+        )
+        self.count_situation(ready, list(self.model.orders.values()), now, limit)
+        problems = claim_problems(claimed, ready, now, limit)
+        if not problems and claimed != expected:
+            problems.append(
+                f"claim returned {[o.label for o in claimed]} out of claim order; "
+                f"expected {[o.label for o in expected]}"
+            )
+        assert not problems, "\n".join(problems) + "\n" + self.model.picture(now)
+        refs = []
+        for lease in got:
+            record = self.record(lease.order.id)
+            self.model.start(record, lease.token, now, lease_seconds)
+            self.holders[lease.token] = worker
+            self.check_order(lease.order, record)
+            refs.append(LeaseRef(lease.order.id, lease.token, worker))
+        return multiple(*refs)
+
+    @staticmethod
+    def count_situation(
+        ready: list[ModelOrder], orders: list[ModelOrder], now: float, limit: int
+    ) -> None:
+        """Label the claims that could go wrong (see --hypothesis-show-statistics)."""
+        if len(ready) > limit:
+            event("claim: more ready than slots")
+        late = {o.overdue(now) for o in ready}
+        if late == {True, False}:
+            event("claim: overdue and on-time orders both ready")
+        if len({o.tier.priority for o in ready if not o.overdue(now)}) > 1:
+            event("claim: several priorities ready")
+        if any(o.attempts for o in ready):
+            event("claim: a retried or rescued order is ready")
+        if any(o.token and o.lease_until <= now for o in orders):
+            event("claim: a lease has expired but is not rescued yet")
+
+    def claimed_record(self, order: Order, token: str) -> ModelOrder:
+        """The model's record of a claimed order, after checking nobody else holds it."""
+        record = self.model.orders.get(order.id)
+        assert record is not None, f"claim returned order {order.id} that was never submitted"
+        assert record.token is None, (
+            f"{record.label} claimed while still held by {self.holders[record.token]}'s lease: "
+            "two workers hold one order"
+        )
+        assert token not in self.model.tokens_seen, f"lease token reused for {record.label}"
+        return record
+
+    @rule(lease=consumes(leases))
+    def complete(self, lease: LeaseRef) -> None:
+        state = self.lease_state(lease)
+        done = self.run(self.store.complete(lease.order_id, lease.token, {"ok": True}))
+        label = self.record(lease.order_id).label
+        if state == "lost":
+            assert not done, f"complete({label}) with a stale token succeeded: no fencing"
+        if state == "held":
+            assert done, f"complete({label}) refused although {lease.worker} holds its lease"
+        if done:
+            self.model.finish(self.record(lease.order_id), Status.SUCCEEDED)
+
+    @rule(
+        lease=consumes(leases),
+        retry_delay=st.sampled_from([None, 0.0, 1.5, 6.0]),
+    )
+    def fail(self, lease: LeaseRef, retry_delay: float | None) -> None:
+        state = self.lease_state(lease)
+        status = self.run(self.store.fail(lease.order_id, lease.token, "boom", retry_delay))
+        record = self.record(lease.order_id)
+        wanted = Status.FAILED if retry_delay is None else Status.QUEUED
+        if state == "lost":
+            assert status is None, f"fail({record.label}) with a stale token was accepted"
+        if state == "held":
+            assert status is wanted, f"fail({record.label}, {retry_delay}) gave {status}"
+        if status is None:
+            return
+        assert status is wanted, f"fail({record.label}, {retry_delay}) gave {status}"
+        if retry_delay is None:
+            self.model.finish(record, Status.FAILED)
+        else:
+            self.model.requeue(record, self.now + retry_delay)
+
+    @rule(lease=leases, lease_seconds=st.sampled_from(LEASES))
+    def heartbeat(self, lease: LeaseRef, lease_seconds: float) -> None:
+        state = self.lease_state(lease)
+        held = self.run(self.store.heartbeat([(lease.order_id, lease.token)], lease_seconds))
+        label = self.record(lease.order_id).label
+        assert held <= {lease.order_id}, f"heartbeat reported ids it was not given: {held}"
+        if state == "lost":
+            assert not held, f"heartbeat renewed a stale lease of {label}"
+        if state == "held":
+            assert held, f"heartbeat lost {label} although {lease.worker} holds it"
+        if held:
+            self.record(lease.order_id).lease_until = self.now + lease_seconds
+
+    @rule(lease=consumes(leases))
+    def release(self, lease: LeaseRef) -> None:
+        state = self.lease_state(lease)
+        released = self.run(self.store.release([(lease.order_id, lease.token)]))
+        label = self.record(lease.order_id).label
+        if state == "lost":
+            assert released == 0, f"release of a stale lease of {label} was accepted"
+        if state == "held":
+            assert released == 1, f"release of {label} by its holder was refused"
+        if released:
+            self.model.requeue(self.record(lease.order_id), self.now)
+
+    # --- time --------------------------------------------------------------------------------
+    @rule(seconds=st.sampled_from([0.5, 1.0, 2.5, 5.0, 9.0]))
+    def advance_clock(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        note(f"clock now t=+{self.now:g}s")
+
+    @precondition(lambda self: any(o.token for o in self.model.orders.values()))
+    @rule()
+    def a_worker_hangs(self) -> None:
+        """The holder of the soonest-expiring lease stops heartbeating: time passes until that
+        lease has run out, and no reaper has run yet (the window in which a second claim must
+        still not take the order)."""
+        held = [o for o in self.model.orders.values() if o.token is not None]
+        order = min(held, key=lambda o: o.lease_until)
+        self.clock.advance(max(0.0, order.lease_until - self.now) + 0.5)
+        worker = self.holders[order.token or ""]
+        note(f"{worker} hangs on {order.label}; clock now t=+{self.now:g}s")
+
+    @rule()
+    def rescue_expired(self) -> None:
+        now = self.now
+        expired = self.model.expired(now)
+        touched = self.run(self.store.rescue_expired(MAX_RESCUES))
+        assert touched == len(expired), (
+            f"rescue_expired touched {touched}; expired leases: {[o.label for o in expired]}\n"
+            + self.model.picture(now)
+        )
+        for order in expired:
+            order.rescues += 1
+            if order.rescues > MAX_RESCUES:
+                self.model.finish(order, Status.FAILED)
+            else:
+                self.model.requeue(order, now)
+
+    @precondition(lambda self: any(o.token for o in self.model.orders.values()))
+    @rule()
+    def let_every_lease_expire(self) -> None:
+        """A crash of every worker: all leases run out, then the reaper runs."""
+        running = [o.lease_until for o in self.model.orders.values() if o.token is not None]
+        self.clock.advance(max(0.5, max(running) - self.now + 0.5))
+        note(f"all leases expired; clock now t=+{self.now:g}s")
+        self.rescue_expired()
+
+    # --- invariants --------------------------------------------------------------------------
+    def check_order(self, stored: Order, record: ModelOrder) -> None:
+        """The stored order matches the model in everything the rule depends on."""
+        expected_overdue = None if record.overdue_at is None else START + record.overdue_at
+        wanted = {
+            "status": record.status, "tier": record.tier.name,
+            "priority": record.tier.priority, "seq": record.seq, "attempts": record.attempts,
+            "rescues": record.rescues, "overdue_at": expected_overdue,
+        }
+        if record.status is Status.QUEUED:
+            wanted["available_at"] = START + record.available_at
+        actual = {name: getattr(stored, name) for name in wanted}
+        assert actual == wanted, (
+            f"{record.label} in the store is {actual}, the model expects {wanted}"
+        )
+
+    @invariant()
+    def every_order_matches_the_model(self) -> None:
+        for record in self.model.orders.values():
+            stored = self.run(self.store.get(record.id))
+            assert stored is not None, f"{record.label} was lost"
+            self.check_order(stored, record)
+
+    @invariant()
+    def nothing_lost_and_counts_add_up(self) -> None:
+        listed = self.run(self.store.list_orders(OrderQuery(limit=100_000)))
+        ids = [o.id for o in listed]
+        assert len(ids) == len(set(ids)), "list_orders returned an order twice"
+        assert set(ids) == set(self.model.orders), "list_orders lost or invented orders"
+        stats = self.run(self.store.stats())
+        for tier, row in self.model.counts().items():
+            counts = stats.counts.get(tier)
+            actual = {s: getattr(counts, s.value) if counts else 0 for s in Status}
+            assert actual == row, f"stats() for {tier}: {actual}, model: {row}"
+        queued = {t: n for t, n in self.run(self.store.queued_counts()).items() if n}
+        wanted = {t: row[Status.QUEUED] for t, row in self.model.counts().items()}
+        assert queued == {t: n for t, n in wanted.items() if n}, (
+            f"queued_counts() {queued}, model {wanted}"
+        )

@@ -1,0 +1,111 @@
+"""The property suite must be able to fail: each test here breaks the memory store in one way
+(a wrong claim order, a missing fence, prefetch...) and checks that the state machine finds it,
+with a message that names the broken rule. Shrinking is skipped to keep this fast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+from hypothesis import Phase
+from hypothesis.stateful import run_state_machine_as_test
+
+from skipline.domain import scheduling
+from skipline.domain.models import Order, Status
+from skipline.store import memory
+from skipline.store.base import Store
+from skipline.store.memory import MemoryStore
+from tests.property.queue_machine import PROPERTY_SETTINGS, QueueMachine
+
+ClaimKey = Callable[[Order, float], tuple[int, int, int]]
+FIND_ONLY = PROPERTY_SETTINGS.__class__(
+    PROPERTY_SETTINGS, max_examples=200, phases=[Phase.generate]
+)
+
+
+class MemoryMachine(QueueMachine):
+    async def open_store(self) -> Store:
+        return MemoryStore(self.clock)
+
+
+def claim_sorted_by(key: ClaimKey) -> Callable[[Sequence[Order], float, int], list[Order]]:
+    """A claim rule that sorts the ready orders by `key` instead of the real claim key."""
+
+    def broken(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
+        ready = [o for o in orders if scheduling.is_ready(o, now)]
+        return sorted(ready, key=lambda o: key(o, now))[:limit]
+
+    return broken
+
+
+def late(order: Order, now: float) -> bool:
+    return scheduling.is_overdue(order, now)
+
+
+BROKEN_CLAIM_RULES: dict[str, tuple[ClaimKey, str]] = {
+    "priority reversed": (
+        lambda o, now: (0, 0, o.seq) if late(o, now) else (1, -o.priority, o.seq),
+        "a better priority must be served first",
+    ),
+    "LIFO among equals": (
+        lambda o, now: (0, 0, o.seq) if late(o, now) else (1, o.priority, -o.seq),
+        "FIFO among equal priorities",
+    ),
+    "max_wait ignored": (
+        lambda o, now: (1, o.priority, o.seq),
+        "an overdue order must be served before any order that is not",
+    ),
+    "overdue newest first": (
+        lambda o, now: (0, 0, -o.seq) if late(o, now) else (1, o.priority, o.seq),
+        "overdue orders go oldest first",
+    ),
+}
+
+
+def expect_caught(fragment: str) -> None:
+    with pytest.raises(AssertionError, match=fragment):
+        run_state_machine_as_test(MemoryMachine, settings=FIND_ONLY)
+
+
+@pytest.mark.parametrize("mutant", sorted(BROKEN_CLAIM_RULES))
+def test_a_wrong_claim_order_is_caught(mutant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, fragment = BROKEN_CLAIM_RULES[mutant]
+    monkeypatch.setattr(memory, "claim_order", claim_sorted_by(key))
+    expect_caught(fragment)
+
+
+def test_claiming_orders_still_in_backoff_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    def ignores_backoff(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
+        queued = [o for o in orders if o.status is Status.QUEUED]
+        return sorted(queued, key=lambda o: scheduling.claim_key(o, now))[:limit]
+
+    monkeypatch.setattr(memory, "claim_order", ignores_backoff)
+    expect_caught("which was not ready")
+
+
+def test_prefetching_an_extra_order_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = scheduling.claim_order
+    monkeypatch.setattr(memory, "claim_order", lambda o, now, limit: real(o, now, limit + 1))
+    expect_caught("asked for")
+
+
+def test_completion_without_fencing_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    def any_token(store: MemoryStore, order_id: str, token: str) -> bool:
+        order = store._orders.get(order_id)
+        return order is not None and order.status is Status.RUNNING
+
+    monkeypatch.setattr(MemoryStore, "_holds", any_token)
+    expect_caught("stale")
+
+
+def test_claiming_a_leased_order_twice_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_claim = MemoryStore.claim
+
+    async def claims_expired_leases(
+        store: MemoryStore, worker_id: str, limit: int, lease_seconds: float
+    ) -> list[memory.Lease]:
+        await store.rescue_expired(max_rescues=1_000_000)
+        return await real_claim(store, worker_id, limit, lease_seconds)
+
+    monkeypatch.setattr(MemoryStore, "claim", claims_expired_leases)
+    expect_caught("two workers hold one order|the model expects")
