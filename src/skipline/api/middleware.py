@@ -47,6 +47,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except SkiplineError as error:
+        if problems.problem_type_of(error) is problems.INTERNAL:
+            log.exception("unmapped error serving %s %s", request.method, request.rel_url)
         return close_if_body_pending(request, problems.from_error(error))
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -63,7 +63,10 @@ async def submit_order(request: web.Request) -> web.Response:
     require_size(request, service.settings.max_body)
     idempotency_key = idempotency_key_of(request)
     body = decode_order_request(await read_limited(request, service.settings.max_body))
-    submission = Submission(body.payload, body.duration, body.user_type, idempotency_key)
+    submission = Submission(
+        payload=body.payload, duration=body.duration, tier=body.user_type,
+        idempotency_key=idempotency_key,
+    )
     order, created = await service.submit(caller, submission)
     if created:
         request.app[METRICS].order_accepted(order.tier)
