@@ -60,7 +60,9 @@ def status(url: str, key: str | None, order_id: str) -> None:
 @click.command()
 @client_options
 def stats(url: str, key: str | None) -> None:
-    """Print the server's statistics as JSON (per tier counts, waits, throughput)."""
+    """Print the server's statistics as JSON.
+
+    Per tier: counts by status and wait percentiles; and the recent throughput."""
     _, report = asyncio.run(_call("GET", url, "/stats", key))
     _print_json(report)
 

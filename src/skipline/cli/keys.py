@@ -25,7 +25,9 @@ T = TypeVar("T")
 
 @click.group(cls=SkiplineGroup)
 def keys() -> None:
-    """Create, list and revoke API keys (a key's tier decides its orders' priority)."""
+    """Create, list and revoke API keys.
+
+    A key's tier decides the priority of the orders submitted with it."""
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:

@@ -81,7 +81,8 @@ api_options: Decorator = combine(
 )
 
 run_options: Decorator = combine(
-    option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info"),
+    option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
+           help="Log lines on stderr from this level up."),
     option("--check", is_flag=True, default=False,
            help="Validate the configuration, print the effective settings as JSON and exit."),
 )

@@ -37,7 +37,10 @@ def serve(
     no_workers: bool, no_anonymous: bool, config: Path | None, log_level: str, check: bool,
     **values: Any,
 ) -> None:
-    """Serve the HTTP API and process orders, until SIGTERM or Ctrl-C (then drain)."""
+    """Serve the HTTP API and process orders.
+
+    Runs until SIGTERM or Ctrl-C, then stops accepting (503), lets running orders finish for
+    up to --drain-timeout and releases the rest to the queue."""
     settings = build_settings(config, allow_anonymous=not no_anonymous, **values)
     with_workers = not no_workers and settings.workers > 0
     _start(settings, log_level, check, api=True, workers=with_workers)
@@ -52,7 +55,9 @@ def serve(
 def worker(
     concurrency: int, config: Path | None, log_level: str, check: bool, **values: Any
 ) -> None:
-    """Process orders from the store without serving HTTP (scale out with PostgreSQL)."""
+    """Process orders without serving HTTP.
+
+    Several worker processes can share one PostgreSQL store to scale out."""
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     settings = build_settings(config, workers=concurrency, **values)
