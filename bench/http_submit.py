@@ -1,0 +1,146 @@
+"""POST /orders throughput: `skipline serve` (SQLite, synchronous=FULL) against a bare aiohttp
+handler that parses the same JSON and answers 202, measured in the same run with the same load
+tool (wrk), each server pinned to one core and wrk to the other. Prints the ratio.
+
+    .venv/bin/python bench/http_submit.py            # 3 rounds of 10 s each
+    .venv/bin/python bench/http_submit.py --seconds 5 --rounds 1
+
+Needs `wrk` (installed with apt-get when missing and running as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BODY = '{"payload": {"item": "book", "quantity": 1}, "duration": 0}'
+LUA = f"""
+wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False,
+                       stdout=subprocess.DEVNULL)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is needed: apt-get install wrk")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("server did not become healthy")
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *argv] if shutil.which("taskset") else argv
+
+
+@contextmanager
+def server(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    proc = subprocess.Popen(pinned(0, argv), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(port, proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_wrk(wrk: str, port: int, seconds: int, connections: int, lua: Path) -> float:
+    out = subprocess.run(
+        pinned(1, [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(lua),
+                   f"http://127.0.0.1:{port}/orders"]),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        sys.exit(f"some requests were not answered 2xx:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        sys.exit(f"could not read wrk output:\n{out}")
+    return float(match[1])
+
+
+def measure_bare(wrk: str, args: argparse.Namespace, lua: Path) -> float:
+    port = free_port()
+    with server([sys.executable, str(HERE / "bare_server.py"), str(port)], port):
+        run_wrk(wrk, port, 2, args.connections, lua)  # warm-up
+        return run_wrk(wrk, port, args.seconds, args.connections, lua)
+
+
+def measure_skipline(wrk: str, args: argparse.Namespace, lua: Path, workdir: Path) -> float:
+    port = free_port()
+    db = workdir / f"bench-{port}.db"
+    argv = [sys.executable, "-m", "skipline", "serve", "--port", str(port),
+            "--db", f"sqlite:///{db}", "--durability", "full"]
+    if args.no_workers:
+        argv.append("--no-workers")
+    with server(argv, port):
+        run_wrk(wrk, port, 2, args.connections, lua)
+        return run_wrk(wrk, port, args.seconds, args.connections, lua)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--no-workers", action="store_true",
+                        help="run `skipline serve --no-workers` (API only)")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "post.lua"
+        lua.write_text(LUA)
+        for round_number in range(1, args.rounds + 1):
+            bare = measure_bare(wrk, args, lua)
+            ours = measure_skipline(wrk, args, lua, Path(tmp))
+            ratios.append(ours / bare)
+            print(f"round {round_number}: bare aiohttp {bare:,.0f} req/s   "
+                  f"skipline serve (SQLite FULL) {ours:,.0f} req/s   ratio {ours / bare:.2f}")
+    print(f"ratio skipline/bare (median of {len(ratios)}): {statistics.median(ratios):.2f}"
+          f"   target >= 0.80")
+
+
+if __name__ == "__main__":
+    main()
