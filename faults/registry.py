@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from faults.checker import Report
-from faults.scenarios import crash_points, kill_loop, poison
+from faults.scenarios import crash_points, disk_full, kill_loop, poison, sigterm, slow
 
 Runner = Callable[[], Awaitable[Report]]
 
@@ -46,6 +46,15 @@ ENTRIES = [
     Entry("poison_kill", "an order whose handler kills its own process, amid healthy load",
           partial(poison.run_kill, poison.KILL_SHORT),
           partial(poison.run_kill, poison.KILL_LONG), 90, 150),
+    Entry("sigterm_storm", "SIGTERM five times in half a second under load",
+          partial(sigterm.run, sigterm.SHORT), partial(sigterm.run, sigterm.LONG), 60, 120),
+    Entry("slow_heartbeats", "a handler three leases long, heartbeats on: no duplicate run",
+          partial(slow.run, slow.SHORT), partial(slow.run, slow.LONG), 60, 90),
+    Entry("slow_no_heartbeats", "the same with heartbeats off: the checker must catch duplicates",
+          partial(slow.run, slow.SHORT_OFF), partial(slow.run, slow.LONG_OFF), 60, 90),
+    Entry("sqlite_disk_full", "fill the SQLite database's filesystem under load, then free it",
+          partial(disk_full.run, disk_full.SHORT), partial(disk_full.run, disk_full.LONG),
+          60, 150),
 ]
 SCENARIOS = {entry.name: entry for entry in ENTRIES}
 SHORT_TIER = [entry.name for entry in ENTRIES]
