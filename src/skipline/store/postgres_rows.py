@@ -1,0 +1,64 @@
+"""Conversions between PostgreSQL values and the domain: timestamptz <-> epoch seconds, json <->
+Python values, rows -> Order and ApiKey.
+
+Timestamps travel as whole microseconds (asyncpg's tuple format), so a float that went in
+comes back as the same float: the conversion adds integers first and divides once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from skipline.domain.models import ApiKey, Order, Status
+
+UNIX_EPOCH_IN_POSTGRES_MICROSECONDS = -946_684_800_000_000
+"""PostgreSQL counts microseconds from 2000-01-01 UTC; this is 1970-01-01 on that scale."""
+
+MICROSECONDS = 1_000_000
+
+
+def decode_timestamp(value: tuple[int]) -> float:
+    """timestamptz (microseconds since 2000) -> seconds since the Unix epoch."""
+    return (value[0] - UNIX_EPOCH_IN_POSTGRES_MICROSECONDS) / MICROSECONDS
+
+
+def encode_timestamp(seconds: float) -> tuple[int]:
+    """Seconds since the Unix epoch -> timestamptz (microseconds since 2000)."""
+    return (round(seconds * MICROSECONDS) + UNIX_EPOCH_IN_POSTGRES_MICROSECONDS,)
+
+
+def encode_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def prepare_connection(connection: Any) -> None:
+    """Install the codecs on every new connection (the pool's `init`)."""
+    await connection.set_type_codec(
+        "timestamptz", schema="pg_catalog", format="tuple",
+        encoder=encode_timestamp, decoder=decode_timestamp,
+    )
+    await connection.set_type_codec(
+        "json", schema="pg_catalog", encoder=encode_json, decoder=json.loads,
+    )
+
+
+def order_from_row(row: Any) -> Order:
+    """An `orders` row (any query selecting `orders.*`) -> Order."""
+    return Order(
+        id=row["id"], seq=row["seq"], tier=row["tier"], priority=row["priority"],
+        status=Status(row["status"]), attempts=row["attempts"], rescues=row["rescues"],
+        payload=row["payload"], duration=row["duration"], owner=row["owner"],
+        created_at=row["created_at"], overdue_at=row["overdue_at"],
+        available_at=row["available_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], result=row["result"], error=row["error"],
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+def key_from_row(row: Any) -> ApiKey:
+    """An `api_keys` row -> ApiKey."""
+    return ApiKey(
+        name=row["name"], tier=row["tier"], admin=row["admin"], key_hash=row["key_hash"],
+        created_at=row["created_at"], revoked=row["revoked"],
+    )
