@@ -42,11 +42,16 @@ def sqlite_kind(request: pytest.FixtureRequest) -> StoreFactory:
     return StoreFactory("sqlite", f"sqlite:///{tmp_path / 'contract.db'}", durable=True)
 
 
+def postgres_kind(request: pytest.FixtureRequest) -> StoreFactory:
+    return StoreFactory("postgres", request.getfixturevalue("postgres_url"), durable=True)
+
+
 def store_kinds() -> list[StoreKind]:
     """Every store kind the contract suite runs against."""
     return [
         StoreKind("memory", memory_kind),
         StoreKind("sqlite", sqlite_kind),
+        StoreKind("postgres", postgres_kind, marks=(pytest.mark.postgres,)),
     ]
 
 
