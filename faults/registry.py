@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from faults.checker import Report
-from faults.scenarios import crash_points, disk_full, kill_loop, poison, sigterm, slow
+from faults.scenarios import crash_points, disk_full, kill_loop, poison, postgres, sigterm, slow
 
 Runner = Callable[[], Awaitable[Report]]
 
@@ -55,6 +55,12 @@ ENTRIES = [
     Entry("sqlite_disk_full", "fill the SQLite database's filesystem under load, then free it",
           partial(disk_full.run, disk_full.SHORT), partial(disk_full.run, disk_full.LONG),
           60, 150),
+    Entry("postgres_kill_loop", "two processes on PostgreSQL, one SIGKILLed at random every 10 s",
+          partial(postgres.run_kill_loop, postgres.KILL_SHORT),
+          partial(postgres.run_kill_loop, postgres.KILL_LONG), 90, 200),
+    Entry("postgres_restart", "two processes on PostgreSQL; the database stopped hard, restarted",
+          partial(postgres.run_restart, postgres.RESTART_SHORT),
+          partial(postgres.run_restart, postgres.RESTART_LONG), 90, 200),
 ]
 SCENARIOS = {entry.name: entry for entry in ENTRIES}
 SHORT_TIER = [entry.name for entry in ENTRIES]

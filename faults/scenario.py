@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -204,3 +205,12 @@ async def supervised(context: Context, server: ServerProcess) -> AsyncIterator[D
     finally:
         stop.set()
         await task
+
+
+def statuses_between(history: History, start: float, end: float) -> dict[str, int]:
+    """What the clients were told about submissions sent while the disk was full."""
+    told = Counter(
+        s.outcome.value if s.outcome is not Outcome.REFUSED else f"refused_{s.status}"
+        for s in history.submissions if start <= s.sent_at < end
+    )
+    return dict(told)

@@ -17,7 +17,6 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ from pathlib import Path
 
 from faults.checker import Report
 from faults.client import OrderShape
-from faults.history import History, Outcome
 from faults.process import ServerConfig
-from faults.scenario import finished, scenario, under_load, wait_for_acks
+from faults.scenario import finished, scenario, statuses_between, under_load, wait_for_acks
 
 
 class Unsupported(Exception):
@@ -88,15 +86,6 @@ def integrity(db_path: Path) -> str:
     with sqlite3.connect(db_path) as connection:
         rows = connection.execute("PRAGMA integrity_check").fetchall()
     return "; ".join(str(row[0]) for row in rows)
-
-
-def statuses_between(history: History, start: float, end: float) -> dict[str, int]:
-    """What the clients were told about submissions sent while the disk was full."""
-    told = Counter(
-        s.outcome.value if s.outcome is not Outcome.REFUSED else f"refused_{s.status}"
-        for s in history.submissions if start <= s.sent_at < end
-    )
-    return dict(told)
 
 
 async def run(params: DiskFull = SHORT) -> Report:
