@@ -28,11 +28,16 @@ LONG = 30.0
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
         pytest.importorskip("skipline.store.sqlite", reason="the SQLite store has not landed")
         url = "sqlite:///" + str(tmp_path / "w.db")
+    elif request.param == "postgres":
+        pytest.importorskip("skipline.store.postgres", reason="the PostgreSQL store has not landed")
+        url = request.getfixturevalue("postgres_url")
     else:
         url = "memory://"
     opened = open_store(url)
