@@ -11,16 +11,21 @@ import time
 
 from faults.checker import Report, summarise
 from faults.registry import LONG_TIER, SCENARIOS, SHORT_TIER, Entry
+from faults.scenarios.disk_full import Unsupported
 
 USAGE = "usage: python -m faults.run <scenario>|short|long|list [--long]"
 
 
-async def run_one(entry: Entry, long: bool) -> Report | None:
-    """Run one scenario within its time bound; None (and an error line) if it crashed."""
+async def run_one(entry: Entry, long: bool) -> Report | str | None:
+    """Run one scenario within its time bound: its report; the reason when this machine cannot
+    run it; None (after an error line) when it crashed or overran."""
     started = time.monotonic()
     try:
         async with asyncio.timeout(entry.time_limit(long)):
             report = await entry.run(long)
+    except Unsupported as exc:
+        print(json.dumps({"scenario": entry.name, "skipped": str(exc)}), flush=True)
+        return str(exc)
     except Exception as exc:  # a scenario that cannot finish is a failed scenario
         print(json.dumps({"scenario": entry.name, "passed": False,
                           "error": f"{type(exc).__name__}: {exc}"}), flush=True)
@@ -32,15 +37,16 @@ async def run_one(entry: Entry, long: bool) -> Report | None:
 
 async def run_tier(names: list[str], long: bool) -> bool:
     reports: dict[str, Report] = {}
-    crashed = []
+    crashed: list[str] = []
+    skipped: list[str] = []
     for name in names:
         report = await run_one(SCENARIOS[name], long)
-        if report is None:
-            crashed.append(name)
-        else:
+        if isinstance(report, Report):
             reports[name] = report
+        else:
+            (crashed if report is None else skipped).append(name)
     summary = summarise(reports)
-    summary["crashed"] = crashed
+    summary["crashed"], summary["skipped"] = crashed, skipped
     summary["tier_passed"] = summary["tier_passed"] and not crashed
     print(json.dumps(summary), flush=True)
     return bool(summary["tier_passed"])
@@ -63,7 +69,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown scenario {target!r}; try: python -m faults.run list", file=sys.stderr)
         return 2
     report = asyncio.run(run_one(SCENARIOS[target], long))
-    return 0 if report is not None and report.passed else 1
+    return 0 if isinstance(report, Report) and report.passed else 1
 
 
 if __name__ == "__main__":

@@ -84,8 +84,12 @@ async def run(point: str, params: CrashPoints = SHORT) -> Report:
                 if server.running:
                     await server.stop()
                 await server.start(fault=point)
-                codes.append(await server.wait_exit(params.time_to_hit))
-                context.history.fault(f"crash_point:{point}", server.pid)
+                code = await server.wait_exit(params.time_to_hit)
+                codes.append(code)
+                if code is None:  # the point was never reached: the check below says so
+                    await server.stop()
+                else:
+                    context.history.fault(f"crash_point:{point}", server.pid)
                 await server.start()
                 await wait_for_acks(context.history, 20, timeout=10)
         report = await context.finish(db)
