@@ -8,14 +8,16 @@ import random
 import sqlite3
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from skipline.clock import FakeClock, SystemClock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, StoreUnavailable
-from skipline.domain.models import ApiKey, NewOrder, Order, Status
+from skipline.domain.models import ApiKey, NewOrder, Order, OrderQuery, Status
 from skipline.domain.scheduling import claim_order
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
@@ -280,6 +282,48 @@ async def test_wal_and_synchronous_follow_durability(tmp_path: Path) -> None:
         assert settings == ("wal", expected)
 
 
+# --- counters -------------------------------------------------------------------------------
+def counted_by_scan(connection: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    return {(tier, status): n for tier, status, n in connection.execute(
+        "SELECT tier, status, count(*) FROM orders GROUP BY tier, status"
+    )}
+
+
+async def test_counters_match_the_orders_after_every_kind_of_write(db_path: Path) -> None:
+    clock = FakeClock()
+    store = SqliteStore(str(db_path), clock)
+    await store.open()
+    try:
+        for n in range(12):
+            await store.submit(new_order(("vip", "regular")[n % 2], n % 2))
+        await store.cancel((await store.list_orders(OrderQuery(limit=1)))[0].id)
+        leases = await store.claim("w", 8, 10.0)
+        await store.complete(leases[0].order.id, leases[0].token, 1)
+        await store.fail(leases[1].order.id, leases[1].token, "boom", None)
+        await store.fail(leases[2].order.id, leases[2].token, "boom", 5.0)
+        await store.release([(lease.order.id, lease.token) for lease in leases[3:5]])
+        await store.heartbeat([(leases[5].order.id, leases[5].token)], 100.0)
+        clock.advance(20)
+        assert await store.rescue_expired(max_rescues=0) == 2  # leases 6 and 7: poisoned
+        assert await store.rescue_expired(max_rescues=5) == 0
+        await store.writer.run(lambda c: c.execute(
+            "DELETE FROM orders WHERE status = 'succeeded'"
+        ))
+        stats = await store.stats()
+        from_counters = {
+            (tier, status): n for tier, counts in stats.counts.items()
+            for status, n in asdict(counts).items() if n
+        }
+        assert from_counters == await store.writer.run(counted_by_scan)
+        assert stats.counts["regular"].failed + stats.counts["vip"].failed == 3
+        queued = await store.queued_counts()
+        assert queued == {
+            tier: n for (tier, status), n in from_counters.items() if status == "queued"
+        }
+    finally:
+        await store.close()
+
+
 # --- the claim query --------------------------------------------------------------------------
 def insert_queued(
     connection: sqlite3.Connection, rows: list[tuple[str, str, int, float, float | None, float]],
@@ -290,6 +334,9 @@ def insert_queued(
         " overdue_at, available_at) VALUES (?, ?, ?, 'queued', 'null', 0, '', ?, ?, ?)",
         rows,
     )
+    count = load_queries("sqlite")["count_orders"]
+    for tier, n in Counter(row[1] for row in rows).items():
+        connection.execute(count, {"tier": tier, "status": "queued", "n": n})
 
 
 async def test_claim_plan_reads_only_indexes(store: SqliteStore) -> None:

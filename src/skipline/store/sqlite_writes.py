@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from skipline.clock import Clock
@@ -20,6 +21,25 @@ Queries = dict[str, str]
 def _rows(connection: sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
     """All rows at once, so no statement is left open across a savepoint or a commit."""
     return connection.execute(sql, params).fetchall()
+
+
+def _count_moves(
+    connection: sqlite3.Connection, queries: Queries, tiers: Iterable[str],
+    before: Status, after: Status,
+) -> int:
+    """Keep order_counts in step: one order per entry of `tiers` went from `before` to
+    `after`. Returns how many moved."""
+    moved = Counter(tiers)
+    for tier, n in moved.items():
+        connection.execute(queries["count_moved_orders"], {
+            "tier": tier, "before": before.value, "after": after.value, "n": n,
+        })
+    return moved.total()
+
+
+def _tiers(cursor: sqlite3.Cursor) -> list[str]:
+    """The tiers an UPDATE ... RETURNING tier touched (one entry per row)."""
+    return [row[0] for row in cursor.fetchall()]
 
 
 def submit(
@@ -39,6 +59,9 @@ def submit(
         "idempotency_key": new.idempotency_key,
     })
     assert cursor.lastrowid is not None
+    connection.execute(queries["count_orders"], {
+        "tier": new.tier, "status": Status.QUEUED.value, "n": 1,
+    })
     order = Order(
         id=new.id, seq=cursor.lastrowid, tier=new.tier, priority=new.priority,
         status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
@@ -51,7 +74,9 @@ def submit(
 def cancel(connection: sqlite3.Connection, queries: Queries, clock: Clock, order_id: str) -> Order:
     cancelled = _rows(connection, queries["cancel_order"], {"id": order_id, "now": clock.now()})
     if cancelled:
-        return order_from_row(cancelled[0])
+        order = order_from_row(cancelled[0])
+        _count_moves(connection, queries, [order.tier], Status.QUEUED, Status.CANCELLED)
+        return order
     if not _rows(connection, queries["order_status"], {"id": order_id}):
         raise OrderNotFound()
     raise OrderNotCancellable()
@@ -74,6 +99,8 @@ def claim(
             "lease_expires_at": now + lease_seconds,
         })
         leases.extend(Lease(order_from_row(row), token) for row in claimed)
+    tiers = (lease.order.tier for lease in leases)
+    _count_moves(connection, queries, tiers, Status.QUEUED, Status.RUNNING)
     return leases
 
 
@@ -99,7 +126,8 @@ def complete(
     cursor = connection.execute(queries["complete_order"], {
         "id": order_id, "token": token, "result": result, "now": clock.now(),
     })
-    return cursor.rowcount == 1
+    tiers = _tiers(cursor)
+    return _count_moves(connection, queries, tiers, Status.RUNNING, Status.SUCCEEDED) == 1
 
 
 def fail(
@@ -110,11 +138,12 @@ def fail(
     now = clock.now()
     params: dict[str, Any] = {"id": order_id, "token": token, "error": error, "now": now}
     if retry_delay is None:
-        cursor = connection.execute(queries["fail_order_for_good"], params)
-        return Status.FAILED if cursor.rowcount else None
-    params["available_at"] = now + retry_delay
-    cursor = connection.execute(queries["fail_order_for_retry"], params)
-    return Status.QUEUED if cursor.rowcount else None
+        after, query = Status.FAILED, "fail_order_for_good"
+    else:
+        after, query = Status.QUEUED, "fail_order_for_retry"
+        params["available_at"] = now + retry_delay
+    tiers = _tiers(connection.execute(queries[query], params))
+    return after if _count_moves(connection, queries, tiers, Status.RUNNING, after) else None
 
 
 def release(
@@ -122,13 +151,13 @@ def release(
     order_ids_tokens: Sequence[tuple[str, str]],
 ) -> int:
     now = clock.now()
-    released = 0
+    tiers: list[str] = []
     for order_id, token in order_ids_tokens:
         cursor = connection.execute(queries["release_order"], {
             "id": order_id, "token": token, "now": now,
         })
-        released += cursor.rowcount
-    return released
+        tiers.extend(_tiers(cursor))
+    return _count_moves(connection, queries, tiers, Status.RUNNING, Status.QUEUED)
 
 
 def rescue_expired(
@@ -136,9 +165,10 @@ def rescue_expired(
 ) -> int:
     """Fail the expired orders already rescued `max_rescues` times, queue the others again."""
     params = {"now": clock.now(), "max_rescues": max_rescues}
-    failed = connection.execute(queries["fail_poisoned_orders"], params).rowcount
-    requeued = connection.execute(queries["requeue_expired_orders"], params).rowcount
-    return failed + requeued
+    failed = _tiers(connection.execute(queries["fail_poisoned_orders"], params))
+    requeued = _tiers(connection.execute(queries["requeue_expired_orders"], params))
+    return (_count_moves(connection, queries, failed, Status.RUNNING, Status.FAILED)
+            + _count_moves(connection, queries, requeued, Status.RUNNING, Status.QUEUED))
 
 
 def add_key(connection: sqlite3.Connection, queries: Queries, key: ApiKey) -> None:

@@ -99,23 +99,27 @@ UPDATE orders
 SET status = 'succeeded', result = :result, error = NULL, finished_at = :now,
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING tier
 
 -- name: fail_order_for_retry
 UPDATE orders
 SET status = 'queued', error = :error, available_at = :available_at,
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING tier
 
 -- name: fail_order_for_good
 UPDATE orders
 SET status = 'failed', error = :error, finished_at = :now,
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING tier
 
 -- name: release_order
 UPDATE orders
 SET status = 'queued', available_at = :now, lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND lease_token = :token AND status = 'running'
+RETURNING tier
 
 -- name: fail_poisoned_orders
 -- An expired lease whose order was already rescued max_rescues times: poison, failed for good.
@@ -124,12 +128,24 @@ SET status = 'failed', rescues = rescues + 1, finished_at = :now,
     error = 'worker lost ' || (rescues + 1) || ' times (max_rescues=' || :max_rescues || ')',
     lease_token = NULL, lease_expires_at = NULL
 WHERE status = 'running' AND lease_expires_at <= :now AND rescues + 1 > :max_rescues
+RETURNING tier
 
 -- name: requeue_expired_orders
 UPDATE orders
 SET status = 'queued', rescues = rescues + 1, available_at = :now,
     lease_token = NULL, lease_expires_at = NULL
 WHERE status = 'running' AND lease_expires_at <= :now
+RETURNING tier
+
+-- name: count_orders
+-- :n more orders of :tier are in :status (n may be negative).
+INSERT INTO order_counts (tier, status, n) VALUES (:tier, :status, :n)
+ON CONFLICT (tier, status) DO UPDATE SET n = n + excluded.n
+
+-- name: count_moved_orders
+-- :n orders of :tier went from :before to :after.
+INSERT INTO order_counts (tier, status, n) VALUES (:tier, :before, 0 - :n), (:tier, :after, :n)
+ON CONFLICT (tier, status) DO UPDATE SET n = n + excluded.n
 
 -- name: queued_counts
 SELECT tier, n FROM order_counts WHERE status = 'queued' AND n > 0
