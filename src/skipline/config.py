@@ -120,11 +120,12 @@ def _optional_number(
 ) -> float | None:
     if key not in table:
         return None
-    value: Any = table[key]
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
+    value = table[key]
+    right_kind = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not right_kind:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{where}.{key} must be {kind}, got {value!r}")
-    if value < minimum:
+    number = float(value)
+    if number < minimum:
         raise ConfigError(f"{where}.{key} must be >= {minimum:g}, got {value!r}")
-    return float(value)
+    return number
