@@ -22,6 +22,7 @@ from skipline.api.schemas import (
 )
 from skipline.domain.errors import ShuttingDown, StoreUnavailable
 from skipline.domain.models import Order
+from skipline.faults import crash_point
 from skipline.service import Submission
 
 READY_TIMEOUT = 2.0
@@ -68,6 +69,7 @@ async def submit_order(request: web.Request) -> web.Response:
         idempotency_key=idempotency_key,
     )
     order, created = await service.submit(caller, submission)
+    crash_point("after_commit")
     if created:
         request.app[METRICS].order_accepted(order.tier)
     location = {"Location": order_location(request, order)}

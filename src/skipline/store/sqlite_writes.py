@@ -13,6 +13,7 @@ from typing import Any
 from skipline.clock import Clock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
 from skipline.domain.models import ApiKey, Lease, NewOrder, Order, Status
+from skipline.faults import crash_point
 from skipline.store.sqlite_rows import key_to_params, order_from_row
 
 Queries = dict[str, str]
@@ -62,6 +63,7 @@ def submit(
     connection.execute(queries["count_orders"], {
         "tier": new.tier, "status": Status.QUEUED.value, "n": 1,
     })
+    crash_point("before_commit")
     order = Order(
         id=new.id, seq=cursor.lastrowid, tier=new.tier, priority=new.priority,
         status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
@@ -127,6 +129,7 @@ def complete(
         "id": order_id, "token": token, "result": result, "now": clock.now(),
     })
     tiers = _tiers(cursor)
+    crash_point("mid_complete")
     return _count_moves(connection, queries, tiers, Status.RUNNING, Status.SUCCEEDED) == 1
 
 
