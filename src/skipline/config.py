@@ -29,6 +29,9 @@ class Settings:
     durability: Literal["full", "normal"] = "full"
     lease_seconds: float = 10.0
     """A claimed order's lease; the worker renews it every third of this."""
+    heartbeats: bool = True
+    """Renew leases while handlers run. Off only to show what leases protect against (fault
+    tests): a handler longer than its lease then loses it and the order runs twice."""
     order_timeout: float = 3900.0
     """A handler running longer is cancelled and counts as a failed run."""
     max_attempts: int = 5

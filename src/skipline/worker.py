@@ -129,9 +129,10 @@ class WorkerPool:
             return
         self._signals = Signals(asyncio.Event(), asyncio.Event())
         await self._reaper.start()
-        self._heartbeat_task = asyncio.create_task(
-            self._heartbeat_loop(), name=f"skipline-heartbeat-{self.worker_id}"
-        )
+        if self.settings.heartbeats:
+            self._heartbeat_task = asyncio.create_task(
+                self._heartbeat_loop(), name=f"skipline-heartbeat-{self.worker_id}"
+            )
         self._claim_task = asyncio.create_task(
             self._claim_loop(), name=f"skipline-claim-{self.worker_id}"
         )

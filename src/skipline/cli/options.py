@@ -61,6 +61,10 @@ worker_options: Decorator = combine(
            help="On SIGTERM, how long running orders may finish before they are released."),
     option("--lease-seconds", type=float, default=DEFAULTS.lease_seconds, metavar="SECONDS",
            help="A claimed order returns to the queue if its worker is silent this long."),
+    click.option("--heartbeats/--no-heartbeats", default=DEFAULTS.heartbeats,
+                 envvar="SKIPLINE_HEARTBEATS", show_envvar=True, show_default=True,
+                 help="Renew leases while handlers run. Turn off only in fault tests: a "
+                      "handler longer than its lease then runs twice."),
     option("--order-timeout", type=float, default=DEFAULTS.order_timeout, metavar="SECONDS",
            help="A handler running longer is cancelled and counts as an error."),
     option("--max-attempts", type=int, default=DEFAULTS.max_attempts,
