@@ -20,13 +20,15 @@ class SlowHandler:
     lease_seconds: float = 1.0
     factor: float = 3.0
     """How many leases one run of the handler lasts."""
-    workers: int = 4
+    workers: int = 8
+    """Twice the orders: a free slot is always there to take an order whose lease expired, so
+    a lost lease shows up as two runs at once, the harm leases exist to prevent."""
 
 
 SHORT = SlowHandler()
-LONG = SlowHandler(orders=8, workers=8)
+LONG = SlowHandler(orders=8, workers=16)
 SHORT_OFF = SlowHandler(heartbeats=False)
-LONG_OFF = SlowHandler(heartbeats=False, orders=8, workers=8)
+LONG_OFF = SlowHandler(heartbeats=False, orders=8, workers=16)
 
 
 async def run(params: SlowHandler = SHORT) -> Report:
