@@ -277,3 +277,77 @@ def postgres_fault_url(postgres_fault_cluster: ThrowawayCluster) -> Iterator[str
         if not cluster.running():
             cluster.start()
         cluster.drop_database(name)
+
+
+# --- a network that can be cut --------------------------------------------------------------------
+class CuttableProxy:
+    """A TCP proxy to a PostgreSQL server whose "network" can be cut silently: while cut,
+    bytes are dropped and nothing is closed (like a pulled cable, not a stopped server), so
+    only timeouts can notice. `heal()` resets the connections that lost bytes and lets new
+    ones through again. Runs on the test's own event loop."""
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self.cut_off = False
+        self._listener: asyncio.Server | None = None
+        self._links: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None
+        port: int = self._listener.sockets[0].getsockname()[1]
+        return port
+
+    def url(self, database_url: str) -> str:
+        """`database_url` (on the proxied server) rerouted through the proxy."""
+        return database_url.replace(f":{self.server.port}/", f":{self.port}/")
+
+    async def start(self) -> None:
+        self._listener = await asyncio.start_server(self._accept, LOCAL_HOST, 0)
+
+    def cut(self) -> None:
+        self.cut_off = True
+
+    def heal(self) -> None:
+        self.cut_off = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        self.heal()
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+        for link in list(self._links):
+            link.cancel()
+        await asyncio.gather(*self._links, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        if self.cut_off:
+            await self._pump(reader, None)
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            self.server.host, self.server.port,
+        )
+        self._writers.add(upstream_writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._links.add(task)
+        try:
+            await asyncio.gather(
+                self._pump(reader, upstream_writer), self._pump(upstream_reader, writer),
+            )
+        finally:
+            self._links.discard(task)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter | None) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while chunk := await source.read(65536):
+                if sink is not None and not self.cut_off:
+                    sink.write(chunk)
+                    await sink.drain()
+        if sink is not None:
+            sink.transport.abort()

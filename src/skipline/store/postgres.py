@@ -39,7 +39,7 @@ from skipline.domain.models import (
     TierCounts,
 )
 from skipline.store.postgres_batch import Batcher
-from skipline.store.postgres_errors import outage_as_unavailable
+from skipline.store.postgres_errors import is_outage, outage_as_unavailable
 from skipline.store.postgres_listener import WakeListener
 from skipline.store.postgres_migrate import migrate
 from skipline.store.postgres_rows import (
@@ -144,7 +144,13 @@ class PostgresStore:
             raise StoreUnavailable("the PostgreSQL store is not open")
         with outage_as_unavailable():
             async with asyncio.timeout(self._timeout), pool.acquire() as connection:
-                yield connection
+                try:
+                    yield connection
+                except BaseException as error:
+                    if isinstance(error, asyncio.CancelledError) or is_outage(error):
+                        # Its state is unknown: drop it rather than wait to reset it.
+                        connection.terminate()
+                    raise
 
     async def _fetch(self, name: str, *args: Any) -> list[Any]:
         async with self._connection() as connection:

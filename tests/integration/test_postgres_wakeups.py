@@ -1,0 +1,117 @@
+"""LISTEN/NOTIFY wake-ups: an idle worker-side store starts an order committed through another
+store (another process, in production) within 50 ms, and a lost listening connection is
+replaced by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from skipline.store.postgres import PostgresStore
+from skipline.testing import make_new_order
+
+pytestmark = pytest.mark.postgres
+
+TRIALS = 40
+TARGET = 0.050
+"""Seconds from the commit of an order to an idle worker's claim of it."""
+
+
+@pytest.fixture
+async def api_and_worker(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    api, worker = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await api.open()
+    await worker.open()
+    try:
+        yield api, worker
+    finally:
+        await worker.close()
+        await api.close()
+
+
+async def idle_worker_claims(worker: PostgresStore) -> float:
+    """What a worker does when idle: sleep in wait_for_work, then claim. Returns the
+    monotonic time of the claim."""
+    while True:
+        await worker.wait_for_work(5.0)
+        if await worker.claim("w", 1, 30.0):
+            return time.monotonic()
+
+
+async def pickup_delays(api: PostgresStore, worker: PostgresStore) -> tuple[float, float]:
+    """Seconds from a submission's commit (submit returned), and from the submit call, to the
+    idle worker's claim of that order."""
+    await worker.wait_for_work(0.01)
+    claimed = asyncio.create_task(idle_worker_claims(worker))
+    await asyncio.sleep(0.03)
+    submitted = time.monotonic()
+    await api.submit(make_new_order())
+    committed = time.monotonic()
+    claimed_at = await asyncio.wait_for(claimed, 5.0)
+    return max(0.0, claimed_at - committed), claimed_at - submitted
+
+
+async def test_an_idle_worker_starts_a_committed_order_within_50_ms(
+    api_and_worker: tuple[PostgresStore, PostgresStore],
+) -> None:
+    api, worker = api_and_worker
+
+    measured = [await pickup_delays(api, worker) for _ in range(TRIALS)]
+
+    after_commit = summary(sorted(delay for delay, _ in measured))
+    after_submit = summary(sorted(total for _, total in measured))
+    print(
+        f"\nidle worker, {TRIALS} orders: commit -> claimed {after_commit}; "
+        f"submit called -> claimed {after_submit}"
+    )
+    assert statistics.median(delay for delay, _ in measured) < TARGET
+    assert sorted(delay for delay, _ in measured)[int(0.95 * TRIALS) - 1] < TARGET
+
+
+def summary(values: list[float]) -> str:
+    p95 = values[int(0.95 * len(values)) - 1]
+    return (
+        f"median {statistics.median(values) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
+        f"max {values[-1] * 1000:.1f} ms"
+    )
+
+
+async def listener_pids(url: str) -> set[int]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'skipline-listener'"
+        )
+    finally:
+        await connection.close()
+    return {row["pid"] for row in rows}
+
+
+async def test_a_lost_listening_connection_is_replaced(
+    api_and_worker: tuple[PostgresStore, PostgresStore], postgres_url: str,
+) -> None:
+    api, worker = api_and_worker
+    before = await listener_pids(postgres_url)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(before),
+        )
+    finally:
+        await connection.close()
+
+    for _ in range(100):
+        after = await listener_pids(postgres_url)
+        if len(after - before) == 2:
+            break
+        await asyncio.sleep(0.05)
+
+    assert len(before) == 2 and len(after - before) == 2, (before, after)
+    delay, _ = await pickup_delays(api, worker)
+    assert delay < 0.5
