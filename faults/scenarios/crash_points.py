@@ -83,7 +83,7 @@ async def run(point: str, params: CrashPoints = SHORT) -> Report:
             for _ in range(params.rounds):
                 if server.running:
                     await server.stop()
-                await server.start(fault=point)
+                await server.start(fault=point, ready=False)  # it may die before ready
                 code = await server.wait_exit(params.time_to_hit)
                 codes.append(code)
                 if code is None:  # the point was never reached: the check below says so
