@@ -90,7 +90,9 @@ class Recorder:
         except aiohttp.ClientConnectorError as exc:
             # The TCP connection never opened: nothing was sent, so nothing can be stored.
             return Outcome.REFUSED, None, None, f"connect: {exc.os_error}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # Sent, or maybe sent, and no usable answer (ValueError: a 2xx body that is not
+            # JSON): the order may or may not exist.
             return Outcome.UNKNOWN, None, None, type(exc).__name__
 
 
