@@ -44,16 +44,29 @@ async def submits(store: SqliteStore, submitters: int, seconds: float) -> tuple[
     return done / elapsed, done / max(1, store.committed_batches - batches)
 
 
-async def claim_complete(store: SqliteStore, workers: int, seconds: float) -> tuple[float, float]:
-    """Jobs per second when `workers` loop claim(1) -> complete, and writes per commit."""
-    deadline = time.perf_counter() + seconds
+async def fill(store: SqliteStore, count: int) -> None:
+    """Queue `count` orders, 64 submitters at a time."""
+    remaining = count
+
+    async def submitter() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await store.submit(order())
+
+    await asyncio.gather(*(submitter() for _ in range(64)))
+
+
+async def claim_complete(store: SqliteStore, workers: int, jobs: int) -> tuple[float, float]:
+    """Jobs per second when `workers` loop claim(1) -> complete until `jobs` queued orders are
+    done, and writes per commit."""
+    await fill(store, jobs)
     done = 0
     batches = store.committed_batches
 
     async def worker(name: str) -> None:
         nonlocal done
-        while time.perf_counter() < deadline:
-            leases = await store.claim(name, 1, 30.0)
+        while leases := await store.claim(name, 1, 30.0):
             for lease in leases:
                 await store.complete(lease.order.id, lease.token, {"ok": True})
                 done += 1
@@ -65,21 +78,27 @@ async def claim_complete(store: SqliteStore, workers: int, seconds: float) -> tu
     return done / elapsed, writes / max(1, store.committed_batches - batches)
 
 
+async def opened(folder: str, name: str, durability: Literal["full", "normal"]) -> SqliteStore:
+    store = SqliteStore(str(Path(folder) / name), SystemClock(), durability)
+    await store.open()
+    return store
+
+
 async def main(seconds: float, durability: Literal["full", "normal"]) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        store = SqliteStore(str(Path(folder) / "bench.db"), SystemClock(), durability)
-        await store.open()
-        try:
-            for submitters in (1, 64):
-                rate, per_commit = await submits(store, submitters, seconds)
-                print(f"submit, {submitters:3d} concurrent, synchronous={durability}: "
-                      f"{rate:8.0f} orders/s  ({per_commit:.1f} writes per commit)")
-            for workers in (1, 3, 16, 64):
-                rate, per_commit = await claim_complete(store, workers, seconds)
-                print(f"claim(1)+complete, {workers:3d} workers: "
-                      f"{rate:8.0f} jobs/s  ({per_commit:.1f} writes per commit)")
-        finally:
+        for submitters in (1, 64):
+            store = await opened(folder, f"submit-{submitters}.db", durability)
+            rate, per_commit = await submits(store, submitters, seconds)
             await store.close()
+            print(f"submit, {submitters:3d} concurrent, synchronous={durability}: "
+                  f"{rate:8.0f} orders/s  ({per_commit:.1f} writes per commit)")
+        for workers in (1, 3, 16, 64):
+            store = await opened(folder, f"claim-{workers}.db", durability)
+            jobs = 2000 if workers == 1 else 10_000
+            rate, per_commit = await claim_complete(store, workers, jobs)
+            await store.close()
+            print(f"claim(1)+complete, {workers:3d} workers, {jobs} jobs: "
+                  f"{rate:8.0f} jobs/s  ({per_commit:.1f} writes per commit)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ READER_BUSY_TIMEOUT_SECONDS = 1.0
 
 CACHE_KIB = 32_768
 
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+"""After a checkpoint the WAL is truncated to this, so one burst does not keep a huge file."""
+
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
@@ -34,6 +37,7 @@ def connect_writer(
         if mode != "wal" and path != ":memory:":
             raise sqlite3.OperationalError(f"could not switch {path} to WAL (got {mode!r})")
         connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+        connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         apply_migrations(connection, migrations, queries, now)
     except BaseException:
         connection.close()

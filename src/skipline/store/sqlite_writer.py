@@ -95,7 +95,7 @@ class SqliteWriter:
     async def run(self, work: Work[T], wakes_workers: bool = False) -> T:
         """Run `work(connection)` in the next batch; returns after that batch committed.
         `wakes_workers` says the write may make an order ready (wakes wait_for_work)."""
-        if not self._accepting or self._loop is None:
+        if not self.running or self._loop is None:
             raise StoreUnavailable("the SQLite store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
         self._queue.put(_Job(work, future, wakes_workers))
