@@ -1,8 +1,9 @@
 """The one SQLite writer: a dedicated thread that runs every write of the store.
 
 Whatever writes are waiting when the thread becomes free run together in ONE transaction (group
-commit), so concurrent submissions share one fsync, and the event loop hands work over and gets
-results back once per batch rather than once per statement. Each write runs inside its own
+commit), so concurrent submissions share one fsync. The loop hands each write over with a
+non-blocking queue put; the thread wakes once per batch and sends every result of the batch back
+with one callback, never one thread hop per statement. Each write runs inside its own
 SAVEPOINT: one that fails (a constraint, a domain error) is undone alone and the rest of its batch
 still commits. A write's future resolves only after the COMMIT holding it; if that COMMIT fails
 (disk full, I/O error), every write of the batch gets StoreUnavailable and none is acknowledged.
