@@ -125,7 +125,10 @@ def check(
 
     lost = [k for k, s in acked.items() if _final_status(by_key.get(k)) != s.expect]
     mismatched = [k for k, s in acked.items() if k in by_key and by_key[k].id != s.order_id]
-    unexpected = [o.id for o in orders if order_key(o) not in acked and order_key(o) not in unknown]
+    unexpected = [
+        _describe_unexpected(o, told[Outcome.REFUSED].get(order_key(o) or ""))
+        for o in orders if order_key(o) not in acked and order_key(o) not in unknown
+    ]
     recovered = [k for k, s in unknown.items() if _final_status(by_key.get(k)) == s.expect]
     statuses = Counter(o.status for o in orders if order_key(o) in acked or order_key(o) in unknown)
     deaths = {f.pid: f.at for f in history.faults if f.pid is not None}
@@ -157,6 +160,15 @@ def check(
             if keys
         },
     )
+
+
+def _describe_unexpected(order: Order, refusal: Submission | None) -> str:
+    """Enough to start a diagnosis: the order, and what its client was told and when."""
+    told = "never sent" if refusal is None else (
+        f"refused {refusal.status} {refusal.detail[:80]!r}, sent {refusal.sent_at:.3f}, "
+        f"answered {refusal.done_at:.3f}"
+    )
+    return f"{order.id} created {order.created_at:.3f}: {told}"
 
 
 def _by_status(submissions: Iterable[Submission]) -> dict[str, int]:
@@ -199,12 +211,14 @@ def _running_at(fault: Fault, runs: Sequence[Run]) -> set[str]:
 
 
 def summarise(reports: Mapping[str, Report]) -> dict[str, Any]:
-    """A tier's verdict: which scenarios passed and the totals that matter."""
+    """A tier's verdict: which scenarios passed and the totals that matter. Scenarios that turn
+    a safeguard off are left out of the lost/unexpected totals: their violations are the point."""
+    judged = [r for r in reports.values() if r.must_be_valid]
     return {
         "tier_passed": all(r.passed for r in reports.values()),
         "scenarios": {name: r.passed for name, r in reports.items()},
-        "lost": sum(r.lost for r in reports.values()),
-        "unexpected": sum(r.unexpected for r in reports.values()),
+        "lost": sum(r.lost for r in judged),
+        "unexpected": sum(r.unexpected for r in judged),
         "acknowledged": sum(r.acknowledged for r in reports.values()),
         "faults": sum(r.faults for r in reports.values()),
     }

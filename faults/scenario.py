@@ -94,9 +94,9 @@ async def scenario(name: str) -> AsyncIterator[Context]:
                 await server.kill()
 
 
-def finished(report: Report, keep: bool = False) -> Report:
+def finished(report: Report) -> Report:
     """Remove a passed run's work directory (a failed one stays for diagnosis)."""
-    if report.passed and not keep:
+    if report.passed:
         shutil.rmtree(report.workdir, ignore_errors=True)
     return report
 
@@ -130,8 +130,7 @@ async def under_load(
             yield recorder
         finally:
             stop.set()
-            with suppress(asyncio.CancelledError):
-                await task
+            await task
 
 
 async def wait_for_acks(history: History, count: int, timeout: float) -> bool:  # noqa: ASYNC109
@@ -175,25 +174,18 @@ async def _status_of(session: aiohttp.ClientSession, base_urls: list[str], order
     return "unreachable"
 
 
-@dataclass(slots=True)
-class Deaths:
-    """Unplanned deaths a supervisor saw (each is also a fault in the history)."""
-
-    times: list[float] = field(default_factory=list)
-
-
 @asynccontextmanager
-async def supervised(context: Context, server: ServerProcess) -> AsyncIterator[Deaths]:
-    """Restart `server` whenever it dies on its own, like systemd's Restart=always, recording
-    each death; the block's caller learns how many there were."""
-    deaths = Deaths()
+async def supervised(context: Context, server: ServerProcess) -> AsyncIterator[list[float]]:
+    """Restart `server` whenever it dies on its own, like systemd's Restart=always. Yields the
+    list of the deaths' times (each is also a fault in the history), growing as they happen."""
+    deaths: list[float] = []
     stop = asyncio.Event()
 
     async def watch() -> None:
         while not stop.is_set():
             if not server.running:
                 context.history.fault("died", server.pid)
-                deaths.times.append(time.time())
+                deaths.append(time.time())
                 with suppress(RuntimeError):  # it may die again while starting
                     await server.start()
             with suppress(TimeoutError):
@@ -208,7 +200,8 @@ async def supervised(context: Context, server: ServerProcess) -> AsyncIterator[D
 
 
 def statuses_between(history: History, start: float, end: float) -> dict[str, int]:
-    """What the clients were told about submissions sent while the disk was full."""
+    """What the clients were told about the submissions sent between `start` and `end` (a
+    fault's window): outcome -> count, refusals by status (`refused_503`)."""
     told = Counter(
         s.outcome.value if s.outcome is not Outcome.REFUSED else f"refused_{s.status}"
         for s in history.submissions if start <= s.sent_at < end

@@ -119,12 +119,12 @@ async def run_kill(params: PoisonKill = KILL_SHORT) -> Report:
             ids = [s.order_id for s in poison if s.order_id is not None]
             budget = (params.max_rescues + 1) * (params.lease_seconds + 5) + 10
             await wait_final(context.urls(), ids, budget)
-            deaths_when_failed = len(deaths.times)
+            deaths_when_failed = len(deaths)
             await asyncio.sleep(3 * params.lease_seconds + 1)  # a crash loop would show here
             acked_while_poisoned = context.history.count(Outcome.ACKNOWLEDGED) - acked_before
         report = await context.finish(db)
         report.expect("poison_acknowledged", len(ids) == 1, len(ids))
         report.expect("deaths", deaths_when_failed == params.max_rescues + 1, deaths_when_failed)
-        report.expect("no_crash_loop", len(deaths.times) == deaths_when_failed, len(deaths.times))
+        report.expect("no_crash_loop", len(deaths) == deaths_when_failed, len(deaths))
         report.expect("healthy_orders_flowed", acked_while_poisoned > 0, acked_while_poisoned)
         return finished(report)
