@@ -53,7 +53,8 @@ BROKEN_CLAIM_RULES: dict[str, tuple[ClaimKey, str]] = {
     ),
     "max_wait ignored": (
         lambda o, now: (1, o.priority, o.seq),
-        "an overdue order must be served before any order that is not",
+        "an overdue order must be served before any order that is not"
+        "|overdue orders go oldest first",
     ),
     "overdue newest first": (
         lambda o, now: (0, 0, -o.seq) if late(o, now) else (1, o.priority, o.seq),

@@ -1,7 +1,8 @@
 """The scheduling and safety invariants, proven by random workloads over every real store.
 
-Each TestCase runs `QueueMachine` (tests/property/queue_machine.py) against one backend:
-the memory store always, SQLite on a temporary file once its store exists.
+Each test runs `QueueMachine` (tests/property/queue_machine.py) against one backend: the
+memory store, SQLite on a temporary file, and PostgreSQL (a fresh database per example, from
+the harness's migrated template, with its `now()` pinned to the test's clock).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
 
 from skipline.store import open_store
 from skipline.store.base import Store
+from tests.postgres_harness import PostgresServer, run_async
+from tests.property.postgres_clock import DatabaseClock, install_clock
 from tests.property.queue_machine import PROPERTY_SETTINGS, QueueMachine
 
 HAVE_SQLITE_STORE = importlib.util.find_spec("skipline.store.sqlite") is not None
@@ -40,7 +45,37 @@ class SqliteQueueMachine(QueueMachine):
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class PostgresQueueMachine(QueueMachine):
+    """PostgreSQL measures time with its own now(): a DatabaseClock follows the FakeClock.
+    One database serves every run of a test; each run starts by emptying it."""
+
+    url: ClassVar[str]
+
+    async def open_store(self) -> Store:
+        self.database_clock = DatabaseClock(self.url)
+        await self.database_clock.start(self.clock.now())
+        assert await self.database_clock.read() == self.clock.now(), "now() is not pinned"
+        return open_store(self.url, clock=self.clock)
+
+    async def clock_moved(self) -> None:
+        await self.database_clock.set(self.clock.now())
+
+    async def close_store(self) -> None:
+        try:
+            await super().close_store()
+        finally:
+            await self.database_clock.close()
+
+
 TestMemoryStoreProperties = PROPERTY_SETTINGS(MemoryQueueMachine).TestCase
 TestSqliteStoreProperties = pytest.mark.skipif(
     not HAVE_SQLITE_STORE, reason="skipline.store.sqlite is not written yet"
 )(settings(PROPERTY_SETTINGS, max_examples=100)(SqliteQueueMachine).TestCase)
+
+
+@pytest.mark.postgres
+def test_postgres_store_properties(postgres_server: PostgresServer, postgres_url: str) -> None:
+    database = postgres_url.rsplit("/", 1)[1]
+    run_async(lambda: install_clock(postgres_url, database))
+    machine = type("PostgresQueueMachine", (PostgresQueueMachine,), {"url": postgres_url})
+    run_state_machine_as_test(machine, settings=settings(PROPERTY_SETTINGS, max_examples=40))
