@@ -7,7 +7,6 @@ the harness's migrated template, with its `now()` pinned to the test's clock).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,11 +18,9 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from skipline.store import open_store
 from skipline.store.base import Store
-from tests.postgres_harness import PostgresServer, run_async
+from tests.postgres_harness import run_async
 from tests.property.postgres_clock import DatabaseClock, install_clock
 from tests.property.queue_machine import PROPERTY_SETTINGS, QueueMachine
-
-HAVE_SQLITE_STORE = importlib.util.find_spec("skipline.store.sqlite") is not None
 
 
 class MemoryQueueMachine(QueueMachine):
@@ -68,13 +65,13 @@ class PostgresQueueMachine(QueueMachine):
 
 
 TestMemoryStoreProperties = PROPERTY_SETTINGS(MemoryQueueMachine).TestCase
-TestSqliteStoreProperties = pytest.mark.skipif(
-    not HAVE_SQLITE_STORE, reason="skipline.store.sqlite is not written yet"
-)(settings(PROPERTY_SETTINGS, max_examples=100)(SqliteQueueMachine).TestCase)
+TestSqliteStoreProperties = settings(PROPERTY_SETTINGS, max_examples=100)(
+    SqliteQueueMachine
+).TestCase
 
 
 @pytest.mark.postgres
-def test_postgres_store_properties(postgres_server: PostgresServer, postgres_url: str) -> None:
+def test_postgres_store_properties(postgres_url: str) -> None:
     database = postgres_url.rsplit("/", 1)[1]
     run_async(lambda: install_clock(postgres_url, database))
     machine = type("PostgresQueueMachine", (PostgresQueueMachine,), {"url": postgres_url})
