@@ -1,8 +1,9 @@
 """The scheduling and safety invariants, proven by random workloads over every real store.
 
 Each test runs `QueueMachine` (tests/property/queue_machine.py) against one backend: the
-memory store, SQLite on a temporary file, and PostgreSQL (a fresh database per example, from
-the harness's migrated template, with its `now()` pinned to the test's clock).
+memory store, SQLite on a fresh temporary file per example, and PostgreSQL (one fresh
+database per test from the harness's migrated template, emptied before each example, with its
+`now()` pinned to the test's clock: see postgres_clock.py).
 """
 
 from __future__ import annotations
