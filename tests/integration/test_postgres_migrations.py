@@ -88,7 +88,7 @@ async def test_a_fresh_install_creates_the_whole_schema(postgres_empty_url: str)
     schema = await schema_of(postgres_empty_url)
     names = {(kind, name) for kind, name, _ in schema}
     assert ("index", "orders_ready") in names
-    assert ("trigger", "orders.orders_notify_ready") in names
+    assert ("index", "orders_ready_overdue") in names
     assert ("column", "api_keys.key_hash") in names
     assert await versions_in(postgres_empty_url) == [m.version for m in load_migrations("postgres")]
 

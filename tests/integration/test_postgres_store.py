@@ -77,7 +77,7 @@ async def test_a_claim_walks_the_partial_index_of_ready_orders(
     try:
         await connection.execute("ANALYZE orders")
         plan = await connection.fetchval(
-            "EXPLAIN (FORMAT JSON) " + load_queries("postgres")["claim"], None, "w", 5, LEASE,
+            "EXPLAIN (FORMAT JSON) " + load_queries("postgres")["claim"], "w", 5, LEASE,
         )
     finally:
         await connection.close()

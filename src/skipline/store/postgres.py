@@ -1,8 +1,9 @@
 """PostgreSQL store: many skipline processes, on many machines, sharing one database.
 
 - Claims lock ready orders with `FOR UPDATE SKIP LOCKED`, in the claim rule's order, in SQL.
-- Leases, backoff and overdue times are measured on the database clock, which every process
-  shares (a test clock that is not the system clock is passed to the queries instead).
+- Leases, backoff, overdue and every other time are measured on the database clock (now()),
+  which every process shares whatever its own clock says; the injected `clock` is therefore
+  not used for them.
 - Concurrent submissions and completions share statements and commits (group commit).
 - Idle workers are woken by LISTEN/NOTIFY (postgres_listener); polling is only a fallback.
 - An outage surfaces as StoreUnavailable within about two seconds, and the store reconnects
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from skipline.clock import Clock, SystemClock
+from skipline.clock import Clock
 from skipline.domain.errors import (
     InvalidOrder,
     KeyExists,
@@ -44,6 +45,7 @@ from skipline.store.postgres_listener import WakeListener
 from skipline.store.postgres_migrate import migrate
 from skipline.store.postgres_rows import (
     key_from_row,
+    order_from_columns,
     order_from_row,
     prepare_connection,
 )
@@ -73,8 +75,10 @@ class PostgresStore:
         durability: Literal["full", "normal"] = "full", *,
         pool_size: int = POOL_SIZE, timeout: float = OPERATION_TIMEOUT,
     ) -> None:
+        """`clock` is part of every store's signature; this store measures time on the
+        database clock instead, so that many processes agree."""
+        del clock
         self._url = url
-        self._clock = clock or SystemClock()
         self._durability = durability
         self._pool_size = pool_size
         self._timeout = timeout
@@ -131,10 +135,6 @@ class PostgresStore:
         )
 
     # --- running queries ----------------------------------------------------------------
-    def _now(self) -> float | None:
-        """None means "the database's now()"; a test clock's time is used as it is."""
-        return None if isinstance(self._clock, SystemClock) else self._clock.now()
-
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
         """A pooled connection, with outages turned into StoreUnavailable and the whole
@@ -170,24 +170,22 @@ class PostgresStore:
         submits = self._submits
         if submits is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
-        with outage_as_unavailable():
-            async with asyncio.timeout(self._timeout):
-                return await submits.run(submission)
+        return await submits.run(submission)
 
     async def _write_submissions(self, batch: Sequence[Submission]) -> list[tuple[Order, bool]]:
         orders = [new for new, _ in batch]
         rows = await self._fetch(
-            "submit_many", self._now(), [n.id for n in orders], [n.tier for n in orders],
+            "submit_many", [n.id for n in orders], [n.tier for n in orders],
             [n.priority for n in orders], [payload for _, payload in batch],
             [n.duration for n in orders], [n.owner for n in orders],
             [n.idempotency_key for n in orders], [n.max_wait for n in orders],
         )
-        created = {row["id"]: order_from_row(row) for row in rows}
-        results = []
+        created = {row["id"]: row for row in rows}
+        results: list[tuple[Order, bool]] = []
         for new in orders:
-            order = created.get(new.id)
-            if order is not None:
-                results.append((order, True))
+            row = created.get(new.id)
+            if row is not None:
+                results.append((order_from_columns(row, new.payload), True))
             else:
                 results.append((await self._first_order(new), False))
         return results
@@ -205,13 +203,14 @@ class PostgresStore:
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         status = None if query.status is None else query.status.value
+        name = "list_owner_orders" if query.owner else "list_orders"
         rows = await self._fetch(
-            "list_orders", query.owner, status, query.tier, query.before_seq, query.limit,
+            name, query.owner, status, query.tier, query.before_seq, query.limit,
         )
         return [order_from_row(row) for row in rows]
 
     async def cancel(self, order_id: str) -> Order:
-        row = await self._fetchrow("cancel", self._now(), order_id)
+        row = await self._fetchrow("cancel", order_id)
         if row is not None:
             return order_from_row(row)
         if await self.get(order_id) is None:
@@ -222,29 +221,26 @@ class PostgresStore:
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         if limit <= 0:
             return []
-        rows = await self._fetch("claim", self._now(), worker_id, limit, lease_seconds)
+        rows = await self._fetch("claim", worker_id, limit, lease_seconds)
         return [Lease(order_from_row(row), row["lease_token"]) for row in rows]
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
         if not leases:
             return set()
         ids, tokens = split_pairs(leases)
-        rows = await self._fetch("heartbeat", self._now(), ids, tokens, lease_seconds)
+        rows = await self._fetch("heartbeat", ids, tokens, lease_seconds)
         return {row["id"] for row in rows}
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
         completions = self._completions
         if completions is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
-        outcome = (order_id, token, json_text(result, "result"))
-        with outage_as_unavailable():
-            async with asyncio.timeout(self._timeout):
-                return await completions.run(outcome)
+        return await completions.run((order_id, token, json_text(result, "result")))
 
     async def _write_completions(self, batch: Sequence[Completion]) -> list[bool]:
         first = unique_orders(batch)
         rows = await self._fetch(
-            "complete_many", self._now(), [batch[i][0] for i in first],
+            "complete_many", [batch[i][0] for i in first],
             [batch[i][1] for i in first], [batch[i][2] for i in first],
         )
         done = {row["id"] for row in rows}
@@ -253,17 +249,17 @@ class PostgresStore:
     async def fail(
         self, order_id: str, token: str, error: str, retry_delay: float | None
     ) -> Status | None:
-        status = await self._fetchval("fail", self._now(), order_id, token, error, retry_delay)
+        status = await self._fetchval("fail", order_id, token, error, retry_delay)
         return None if status is None else Status(status)
 
     async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
         if not order_ids_tokens:
             return 0
         ids, tokens = split_pairs(order_ids_tokens)
-        return len(await self._fetch("release", self._now(), ids, tokens))
+        return len(await self._fetch("release", ids, tokens))
 
     async def rescue_expired(self, max_rescues: int) -> int:
-        return len(await self._fetch("rescue_expired", self._now(), max_rescues))
+        return len(await self._fetch("rescue_expired", max_rescues))
 
     async def wait_for_work(self, max_seconds: float) -> None:
         """Returns on a notification; never raises, even during an outage (it then returns
@@ -281,7 +277,7 @@ class PostgresStore:
         waits: dict[str, list[float]] = {}
         for row in await self._fetch("recent_starts", list(counts), RECENT_WAITS):
             waits.setdefault(row["tier"], []).append(row["started_at"] - row["created_at"])
-        finished = await self._fetchval("finished_since", self._now(), FINISHED_WINDOW)
+        finished = await self._fetchval("finished_since", FINISHED_WINDOW)
         return StoreStats(
             counts={tier: TierCounts(**c) for tier, c in counts.items()},
             recent_waits=waits,

@@ -59,6 +59,11 @@ class Batcher(Generic[Item, Result]):
             raise
         except Exception as error:
             fail_all(batch, error)
+            if isinstance(error, StoreUnavailable):
+                # The callers who arrived meanwhile would fail the same way, only later:
+                # tell them now, so no caller waits longer than one write.
+                waiting, self._waiting = self._waiting, []
+                fail_all(waiting, error)
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():

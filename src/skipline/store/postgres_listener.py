@@ -1,6 +1,6 @@
-"""Wake-ups over LISTEN/NOTIFY: one dedicated connection per store listens on the channel the
-orders trigger notifies whenever an order becomes queued, so an idle worker starts new work at
-once instead of polling.
+"""Wake-ups over LISTEN/NOTIFY: one dedicated connection per store listens on the channel that
+every statement making orders queued notifies (submit, release, retry, rescue), so an idle
+worker starts new work at once instead of polling.
 
 When the listening connection is lost the listener reconnects in the background; until it is
 back, waiters fall back to short polls, and a reconnect wakes them (notifications sent while we
@@ -18,7 +18,7 @@ from typing import Any
 from skipline.store.postgres_errors import is_outage
 
 WAKE_CHANNEL = "skipline_ready"
-"""Must match the channel in the orders trigger (sql/postgres/migrations)."""
+"""Must match the channel of the `wake` CTEs in sql/postgres/queries.sql."""
 
 FALLBACK_POLL_SECONDS = 0.25
 """How long a waiter sleeps between looks while the listening connection is down."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from skipline.domain.models import ApiKey, Order, Status
+from skipline.domain.models import JSON, ApiKey, Order, Status
 
 UNIX_EPOCH_IN_POSTGRES_MICROSECONDS = -946_684_800_000_000
 """PostgreSQL counts microseconds from 2000-01-01 UTC; this is 1970-01-01 on that scale."""
@@ -45,10 +45,15 @@ async def prepare_connection(connection: Any) -> None:
 
 def order_from_row(row: Any) -> Order:
     """An `orders` row (any query selecting `orders.*`) -> Order."""
+    return order_from_columns(row, row["payload"])
+
+
+def order_from_columns(row: Any, payload: JSON) -> Order:
+    """An `orders` row selected without its payload, and that payload -> Order."""
     return Order(
         id=row["id"], seq=row["seq"], tier=row["tier"], priority=row["priority"],
         status=Status(row["status"]), attempts=row["attempts"], rescues=row["rescues"],
-        payload=row["payload"], duration=row["duration"], owner=row["owner"],
+        payload=payload, duration=row["duration"], owner=row["owner"],
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],

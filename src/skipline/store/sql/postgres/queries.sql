@@ -1,8 +1,11 @@
 -- Named queries of the PostgreSQL store (loaded once per store by skipline.store.queries).
 --
--- Time: every query that needs "now" takes it as $1 and uses coalesce($1, now()). The store
--- passes NULL in production, so leases, backoff and overdue times are all measured on the
--- database clock that every process shares; a test clock passes its own time instead.
+-- Time: every query that needs "now" uses the database's now(), so leases, backoff and overdue
+-- times are measured on the one clock that every process shares, whatever their own clocks say.
+--
+-- Wake-ups: each statement that makes orders queued (submit, release, retry, rescue) sends
+-- one NOTIFY on channel 'skipline_ready' (postgres_listener.WAKE_CHANNEL) through its `wake`
+-- CTE, only when it queued something. NOTIFY is transactional: listeners hear it on commit.
 
 -- name: migrations_lock
 SELECT pg_advisory_xact_lock($1::bigint);
@@ -28,25 +31,32 @@ SELECT 1;
 
 -- name: submit_many
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
--- Parallel arrays: $2 ids, $3 tiers, $4 priorities, $5 payloads (JSON text), $6 durations,
--- $7 owners, $8 idempotency keys, $9 max_wait seconds (NULL: never overdue); ord keeps the
+-- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
+-- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue); ord keeps the
 -- callers' order so seq follows arrival. An order whose (owner, idempotency key) was used
--- already is skipped: it returns no row.
-WITH clock AS (SELECT coalesce($1::timestamptz, now()) AS now),
-batch AS (
+-- already is skipped: it returns no row. The payload is not sent back (the caller has it).
+WITH batch AS (
     SELECT *
-    FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::float8[], $7::text[],
-                $8::text[], $9::float8[]) WITH ORDINALITY
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
+                $7::text[], $8::float8[]) WITH ORDINALITY
          AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait, ord)
+),
+inserted AS (
+    INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
+                        created_at, overdue_at, available_at)
+    SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
+           now(), now() + make_interval(secs => b.max_wait), now()
+    FROM batch b
+    ORDER BY b.ord
+    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, seq, tier, priority, status, attempts, rescues, duration, owner,
+              idempotency_key, created_at, overdue_at, available_at, started_at, finished_at,
+              result, error
+),
+wake AS MATERIALIZED (
+    SELECT pg_notify('skipline_ready', '') FROM (SELECT FROM inserted LIMIT 1) AS any_row
 )
-INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
-                    created_at, overdue_at, available_at)
-SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
-       clock.now, clock.now + make_interval(secs => b.max_wait), clock.now
-FROM batch b, clock
-ORDER BY b.ord
-ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *;
+SELECT inserted.* FROM inserted LEFT JOIN wake ON true;
 
 -- name: find_by_idempotency_key
 SELECT * FROM orders WHERE owner = $1 AND idempotency_key = $2;
@@ -64,136 +74,160 @@ WHERE ($1::text IS NULL OR owner = $1)
 ORDER BY seq DESC
 LIMIT $5;
 
+-- name: list_owner_orders
+-- The same for one API key's orders ($1 is never ''), through orders_owner.
+SELECT * FROM orders
+WHERE owner = $1 AND owner <> ''
+  AND ($2::text IS NULL OR status = $2)
+  AND ($3::text IS NULL OR tier = $3)
+  AND ($4::bigint IS NULL OR seq < $4)
+ORDER BY owner DESC, seq DESC
+LIMIT $5;
+
 -- name: cancel
-UPDATE orders SET status = 'cancelled', finished_at = coalesce($1::timestamptz, now())
-WHERE id = $2 AND status = 'queued'
+UPDATE orders SET status = 'cancelled', finished_at = now()
+WHERE id = $1 AND status = 'queued'
 RETURNING *;
 
 -- name: claim
 -- The claim rule (domain/scheduling.py), in SQL: ready orders only (queued, available_at
 -- reached); overdue ones first, oldest (lowest seq) first; then by priority, then seq. At
--- most $3 rows: the overdue pick takes what it can, the in-turn pick fills the remaining
+-- most $2 rows: the overdue pick takes what it can, the in-turn pick fills the remaining
 -- slots. SKIP LOCKED lets concurrent claimers pass each other's rows without waiting, and
--- no row is locked that is not claimed. $2 worker id, $4 lease seconds.
-WITH clock AS MATERIALIZED (SELECT coalesce($1::timestamptz, now()) AS now),
-overdue AS MATERIALIZED (
+-- no row is locked that is not claimed. $1 worker id, $3 lease seconds.
+-- Plan notes: now() appears literally (not as a parameter) so the planner can estimate how
+-- many orders are overdue and find them through orders_ready_overdue rather than walk the
+-- queue; the claimed ids are updated through `= ANY(ARRAY(...))`, a primary-key lookup,
+-- because the planner cannot size the second LIMIT and would otherwise scan the table.
+WITH overdue AS MATERIALIZED (
     SELECT id FROM orders
-    WHERE status = 'queued'
-      AND overdue_at <= (SELECT now FROM clock)
-      AND available_at <= (SELECT now FROM clock)
+    WHERE status = 'queued' AND overdue_at <= now() AND available_at <= now()
     ORDER BY seq
-    LIMIT $3
+    LIMIT $2
     FOR UPDATE SKIP LOCKED
 ),
 in_turn AS MATERIALIZED (
     SELECT id FROM orders
-    WHERE status = 'queued'
-      AND available_at <= (SELECT now FROM clock)
-      AND (overdue_at IS NULL OR overdue_at > (SELECT now FROM clock))
+    WHERE status = 'queued' AND available_at <= now()
+      AND (overdue_at IS NULL OR overdue_at > now())
     ORDER BY priority, seq
-    LIMIT (SELECT $3 - count(*) FROM overdue)
+    LIMIT (SELECT $2 - count(*) FROM overdue)
     FOR UPDATE SKIP LOCKED
 ),
 claimed AS (
     UPDATE orders o
-    SET status = 'running', attempts = o.attempts + 1, started_at = clock.now,
-        worker_id = $2, lease_token = gen_random_uuid()::text,
-        lease_expires_at = clock.now + make_interval(secs => $4::float8)
-    FROM clock
-    WHERE o.id IN (SELECT id FROM overdue UNION ALL SELECT id FROM in_turn)
+    SET status = 'running', attempts = o.attempts + 1, started_at = now(),
+        worker_id = $1, lease_token = gen_random_uuid()::text,
+        lease_expires_at = now() + make_interval(secs => $3::float8)
+    WHERE o.id = ANY(ARRAY(SELECT id FROM overdue UNION ALL SELECT id FROM in_turn))
     RETURNING o.*, o.id IN (SELECT id FROM overdue) AS was_overdue
 )
 SELECT * FROM claimed
 ORDER BY was_overdue DESC, CASE WHEN was_overdue THEN 0 ELSE priority END, seq;
 
 -- name: heartbeat
--- Extend the leases still held, given as parallel arrays $2 ids and $3 tokens; rows are
--- locked in id order so concurrent batches cannot deadlock. $4 lease seconds.
+-- Extend the leases still held, given as parallel arrays $1 ids and $2 tokens; rows are
+-- locked in id order so concurrent batches cannot deadlock. $3 lease seconds.
 WITH held AS (
     SELECT o.id FROM orders o
-    JOIN unnest($2::text[], $3::text[]) AS lease(id, token)
+    JOIN unnest($1::text[], $2::text[]) AS lease(id, token)
       ON o.id = lease.id AND o.lease_token = lease.token
     WHERE o.status = 'running'
     ORDER BY o.id
     FOR UPDATE OF o
 )
 UPDATE orders o
-SET lease_expires_at = coalesce($1::timestamptz, now()) + make_interval(secs => $4::float8)
+SET lease_expires_at = now() + make_interval(secs => $3::float8)
 FROM held WHERE o.id = held.id
 RETURNING o.id;
 
 -- name: complete_many
--- Mark succeeded the orders whose lease token still holds: parallel arrays $2 ids,
--- $3 tokens, $4 results (JSON text). Returns the ids completed.
+-- Mark succeeded the orders whose lease token still holds: parallel arrays $1 ids,
+-- $2 tokens, $3 results (JSON text). Returns the ids completed.
 WITH done AS (
     SELECT o.id, outcome.result FROM orders o
-    JOIN unnest($2::text[], $3::text[], $4::text[]) AS outcome(id, token, result)
+    JOIN unnest($1::text[], $2::text[], $3::text[]) AS outcome(id, token, result)
       ON o.id = outcome.id AND o.lease_token = outcome.token
     WHERE o.status = 'running'
     ORDER BY o.id
     FOR UPDATE OF o
 )
 UPDATE orders o
-SET status = 'succeeded', result = done.result::json, error = NULL,
-    finished_at = coalesce($1::timestamptz, now()),
+SET status = 'succeeded', result = done.result::json, error = NULL, finished_at = now(),
     lease_token = NULL, lease_expires_at = NULL
 FROM done WHERE o.id = done.id
 RETURNING o.id;
 
 -- name: fail
--- A failed run: with $5 (retry delay, seconds) queued again once it has passed, keeping
--- priority and seq; with NULL failed for good. $2 id, $3 token, $4 error.
-WITH clock AS (SELECT coalesce($1::timestamptz, now()) AS now)
-UPDATE orders o
-SET status = CASE WHEN $5::float8 IS NULL THEN 'failed' ELSE 'queued' END,
-    error = $4,
-    finished_at = CASE WHEN $5::float8 IS NULL THEN clock.now ELSE o.finished_at END,
-    available_at = CASE WHEN $5::float8 IS NULL THEN o.available_at
-                        ELSE clock.now + make_interval(secs => $5::float8) END,
-    lease_token = NULL, lease_expires_at = NULL
-FROM clock
-WHERE o.id = $2 AND o.lease_token = $3 AND o.status = 'running'
-RETURNING o.status;
+-- A failed run: with $4 (retry delay, seconds) queued again once it has passed, keeping
+-- priority and seq; with NULL failed for good. $1 id, $2 token, $3 error.
+WITH failed AS (
+    UPDATE orders o
+    SET status = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE 'queued' END,
+        error = $3,
+        finished_at = CASE WHEN $4::float8 IS NULL THEN now() ELSE o.finished_at END,
+        available_at = CASE WHEN $4::float8 IS NULL THEN o.available_at
+                            ELSE now() + make_interval(secs => $4::float8) END,
+        lease_token = NULL, lease_expires_at = NULL
+    WHERE o.id = $1 AND o.lease_token = $2 AND o.status = 'running'
+    RETURNING o.status
+),
+wake AS MATERIALIZED (
+    SELECT pg_notify('skipline_ready', '')
+    FROM (SELECT FROM failed WHERE status = 'queued' LIMIT 1) AS any_row
+)
+SELECT failed.status FROM failed LEFT JOIN wake ON true;
 
 -- name: release
--- Give leases back ($2 ids, $3 tokens): queued again at once, keeping priority and seq.
+-- Give leases back ($1 ids, $2 tokens): queued again at once, keeping priority and seq.
 WITH held AS (
     SELECT o.id FROM orders o
-    JOIN unnest($2::text[], $3::text[]) AS lease(id, token)
+    JOIN unnest($1::text[], $2::text[]) AS lease(id, token)
       ON o.id = lease.id AND o.lease_token = lease.token
     WHERE o.status = 'running'
     ORDER BY o.id
     FOR UPDATE OF o
+),
+released AS (
+    UPDATE orders o
+    SET status = 'queued', available_at = now(), lease_token = NULL, lease_expires_at = NULL
+    FROM held WHERE o.id = held.id
+    RETURNING o.id
+),
+wake AS MATERIALIZED (
+    SELECT pg_notify('skipline_ready', '') FROM (SELECT FROM released LIMIT 1) AS any_row
 )
-UPDATE orders o
-SET status = 'queued', available_at = coalesce($1::timestamptz, now()),
-    lease_token = NULL, lease_expires_at = NULL
-FROM held WHERE o.id = held.id
-RETURNING o.id;
+SELECT released.id FROM released LEFT JOIN wake ON true;
 
 -- name: rescue_expired
 -- Orders whose lease has expired go back to the queue with rescues + 1, or fail once they
--- have been rescued $2 (max_rescues) times. Rows being touched elsewhere are left for the
+-- have been rescued $1 (max_rescues) times. Rows being touched elsewhere are left for the
 -- next pass.
-WITH clock AS MATERIALIZED (SELECT coalesce($1::timestamptz, now()) AS now),
-expired AS (
+WITH expired AS (
     SELECT id FROM orders
-    WHERE status = 'running' AND lease_expires_at <= (SELECT now FROM clock)
+    WHERE status = 'running' AND lease_expires_at <= now()
     ORDER BY id
     FOR UPDATE SKIP LOCKED
+),
+rescued AS (
+    UPDATE orders o
+    SET rescues = o.rescues + 1,
+        status = CASE WHEN o.rescues + 1 > $1 THEN 'failed' ELSE 'queued' END,
+        finished_at = CASE WHEN o.rescues + 1 > $1 THEN now() ELSE o.finished_at END,
+        available_at = CASE WHEN o.rescues + 1 > $1 THEN o.available_at ELSE now() END,
+        error = CASE WHEN o.rescues + 1 > $1
+                     THEN format('worker lost %s times (max_rescues=%s)', o.rescues + 1, $1)
+                     ELSE o.error END,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM expired
+    WHERE o.id = expired.id
+    RETURNING o.id, o.status
+),
+wake AS MATERIALIZED (
+    SELECT pg_notify('skipline_ready', '')
+    FROM (SELECT FROM rescued WHERE status = 'queued' LIMIT 1) AS any_row
 )
-UPDATE orders o
-SET rescues = o.rescues + 1,
-    status = CASE WHEN o.rescues + 1 > $2 THEN 'failed' ELSE 'queued' END,
-    finished_at = CASE WHEN o.rescues + 1 > $2 THEN clock.now ELSE o.finished_at END,
-    available_at = CASE WHEN o.rescues + 1 > $2 THEN o.available_at ELSE clock.now END,
-    error = CASE WHEN o.rescues + 1 > $2
-                 THEN format('worker lost %s times (max_rescues=%s)', o.rescues + 1, $2)
-                 ELSE o.error END,
-    lease_token = NULL, lease_expires_at = NULL
-FROM clock, expired
-WHERE o.id = expired.id
-RETURNING o.id;
+SELECT rescued.id FROM rescued LEFT JOIN wake ON true;
 
 -- name: status_counts
 SELECT tier, status, count(*)::int AS orders FROM orders GROUP BY tier, status;
@@ -211,7 +245,7 @@ CROSS JOIN LATERAL (
 
 -- name: finished_since
 SELECT count(*)::int FROM orders
-WHERE finished_at >= coalesce($1::timestamptz, now()) - make_interval(secs => $2::float8);
+WHERE finished_at >= now() - make_interval(secs => $1::float8);
 
 -- name: queued_counts
 SELECT tier, count(*)::int AS orders FROM orders WHERE status = 'queued' GROUP BY tier;
