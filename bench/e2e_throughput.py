@@ -1,0 +1,215 @@
+"""End-to-end no-op throughput: orders per second from the first submission until every order
+has succeeded, for skipline on SQLite and on PostgreSQL, against PgQueuer's no-op drain on the
+same PostgreSQL server, in the same run (rounds interleaved, medians compared). Prints the
+ratios and the targets of issue 3 (PostgreSQL >= 2x PgQueuer, SQLite >= 10x PgQueuer).
+
+    .venv/bin/python bench/e2e_throughput.py                     # 3 rounds of 20,000 orders
+    .venv/bin/python bench/e2e_throughput.py --orders 5000 --rounds 1
+    .venv/bin/python bench/e2e_throughput.py --pg postgresql://user@host:5432/postgres
+
+Each skipline figure runs in a fresh process: `OrderService.submit` from `--submitters`
+concurrent callers (every order durably committed before it is acknowledged, full durability)
+while one `WorkerPool` with `--slots` slots runs a no-op handler, as an application embedding
+skipline would. PgQueuer runs in its own virtual environment (created on first use under
+~/.cache/skipline-bench, never a skipline dependency): its jobs are enqueued first, untimed,
+then `bench/pgqueuer_drain.py` times five consumers draining them, as PgQueuer's own drain
+benchmark does. Every run gets a fresh database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+HERE = Path(__file__).resolve().parent
+PGQUEUER_VENV = Path.home() / ".cache" / "skipline-bench" / "pgqueuer-venv"
+PGQUEUER_PACKAGES = ["pgqueuer", "asyncpg"]
+TARGETS = {"postgres": 2.0, "sqlite": 10.0}
+"""Required ratio to PgQueuer's drain, per skipline store."""
+RUN_TIMEOUT = 600
+
+
+# --- one skipline run (in its own process) -------------------------------------------------------
+async def skipline_run(url: str, orders: int, slots: int, submitters: int) -> dict[str, float]:
+    """Submit `orders` through OrderService while a WorkerPool runs a no-op handler; seconds
+    from the first submission until all of them have succeeded."""
+    from skipline.config import Settings
+    from skipline.domain.models import ANONYMOUS
+    from skipline.service import OrderService, Submission
+    from skipline.store import open_store
+    from skipline.worker import WorkerPool
+
+    handled = 0
+    all_handled = asyncio.Event()
+
+    async def noop(order: Any) -> None:
+        nonlocal handled
+        handled += 1
+        if handled >= orders:
+            all_handled.set()
+
+    store = open_store(url)
+    await store.open()
+    settings = Settings(db=url, workers=slots)
+    service = OrderService(store, settings)
+    pool = WorkerPool(store, settings, noop)
+    await pool.start()
+    numbers = iter(range(orders))
+
+    async def submitter() -> None:
+        for n in numbers:
+            await service.submit(ANONYMOUS, Submission(payload={"n": n}))
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(submitter() for _ in range(submitters)))
+    submitted = time.perf_counter()
+    await all_handled.wait()
+    await all_succeeded(store, orders)
+    finished, cpu = time.perf_counter(), time.process_time() - cpu
+    await pool.stop()
+    await store.close()
+    return {
+        "orders": orders, "seconds": finished - started,
+        "per_second": orders / (finished - started),
+        "submit_per_second": orders / (submitted - started),
+        "python_cpu_us_per_order": cpu / orders * 1e6,
+    }
+
+
+async def all_succeeded(store: Any, orders: int) -> None:
+    """Wait until the store reports every order succeeded (asked only once the handler has
+    seen them all, so the polling costs the run nothing)."""
+    while True:
+        stats = await store.stats()
+        if sum(tier.succeeded for tier in stats.counts.values()) >= orders:
+            return
+        await asyncio.sleep(0.005)
+
+
+# --- databases and processes ----------------------------------------------------------------------
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server of `server_url`; dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(server_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def run_json(argv: list[str]) -> dict[str, float]:
+    """Run a benchmark process and parse the JSON line it prints last."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])}… failed:\n{result.stderr[-2000:]}")
+    parsed: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def pgqueuer_python() -> str:
+    """The benchmark's own interpreter with PgQueuer, created on first use."""
+    python = PGQUEUER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {PGQUEUER_VENV} with {' '.join(PGQUEUER_PACKAGES)}…", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PGQUEUER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PGQUEUER_PACKAGES],
+                       check=True)
+    return str(python)
+
+
+def measure(kind: str, options: argparse.Namespace) -> dict[str, float]:
+    """One run of `kind` (pgqueuer, postgres or sqlite) on a fresh database."""
+    if kind == "pgqueuer":
+        with fresh_database(options.pg) as url:
+            return run_json([pgqueuer_python(), str(HERE / "pgqueuer_drain.py"), url,
+                             "--jobs", str(options.orders)])
+    if kind == "postgres":
+        with fresh_database(options.pg) as url:
+            return run_json(one_run_argv(url, options))
+    with tempfile.TemporaryDirectory(prefix="skipline-bench-") as folder:
+        return run_json(one_run_argv(f"sqlite:///{folder}/bench.db", options))
+
+
+def one_run_argv(url: str, options: argparse.Namespace) -> list[str]:
+    return [sys.executable, __file__, "--one", url, "--orders", str(options.orders),
+            "--slots", str(options.slots), "--submitters", str(options.submitters)]
+
+
+# --- the report ----------------------------------------------------------------------------------
+def report(results: dict[str, list[float]]) -> None:
+    medians = {kind: statistics.median(values) for kind, values in results.items()}
+    print("\norders/s (median of rounds; every round listed)")
+    for kind, values in results.items():
+        rounds = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"  {kind:<22} {medians[kind]:>9,.0f}   [{rounds}]")
+    baseline = medians.get("pgqueuer")
+    if not baseline:
+        return
+    print("\nratio to PgQueuer's drain (target)")
+    for kind, target in TARGETS.items():
+        if kind in medians:
+            ratio = medians[kind] / baseline
+            verdict = "meets" if ratio >= target else "misses"
+            print(f"  skipline {kind:<13} {ratio:5.2f}x  ({verdict} >= {target:g}x)")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--slots", type=int, default=200, help="WorkerPool slots")
+    parser.add_argument("--submitters", type=int, default=200,
+                        help="concurrent OrderService.submit callers")
+    parser.add_argument("--pg", default=os.environ.get(
+        "SKIPLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server (any database on it; fresh ones are created and dropped)")
+    parser.add_argument("--kinds", default="pgqueuer,postgres,sqlite")
+    parser.add_argument("--one", metavar="URL", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    options = parse()
+    if options.one:
+        result = asyncio.run(skipline_run(
+            options.one, options.orders, options.slots, options.submitters))
+        print(json.dumps(result))
+        return
+    kinds = options.kinds.split(",")
+    print(f"{options.orders:,} no-op orders per run, {options.rounds} round(s); "
+          f"skipline: {options.submitters} submitters, {options.slots} worker slots")
+    results: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for round_number in range(options.rounds):
+        for kind in kinds[round_number % len(kinds):] + kinds[:round_number % len(kinds)]:
+            outcome = measure(kind, options)
+            results[kind].append(outcome["per_second"])
+            print(f"round {round_number + 1}: {kind:<9} {outcome['per_second']:>9,.0f}/s",
+                  flush=True)
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
