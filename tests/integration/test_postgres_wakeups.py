@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -115,3 +115,49 @@ async def test_a_lost_listening_connection_is_replaced(
     assert len(before) == 2 and len(after - before) == 2, (before, after)
     delay, _ = await pickup_delays(api, worker)
     assert delay < 0.5
+
+
+async def woken_by(store: PostgresStore, event: Callable[[], Awaitable[object]]) -> float:
+    """Seconds from `event()` until a pending wait_for_work(10) returns."""
+    await store.wait_for_work(0.01)
+    waiter = asyncio.create_task(store.wait_for_work(10.0))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    started = time.monotonic()
+    await event()
+    await asyncio.wait_for(waiter, 2.0)
+    return time.monotonic() - started
+
+
+async def test_a_retry_and_a_rescue_wake_a_waiting_worker(
+    api_and_worker: tuple[PostgresStore, PostgresStore],
+) -> None:
+    api, worker = api_and_worker
+    await api.submit(make_new_order())
+    (lease,) = await api.claim("w", 1, 30.0)
+
+    retried = await woken_by(worker, lambda: api.fail(lease.order.id, lease.token, "x", 0.0))
+
+    (lease,) = await api.claim("w", 1, 0.05)
+    await asyncio.sleep(0.1)
+    rescued = await woken_by(worker, lambda: api.rescue_expired(3))
+    assert retried < 0.5 and rescued < 0.5
+
+
+async def test_statements_that_queue_nothing_wake_nobody(
+    api_and_worker: tuple[PostgresStore, PostgresStore],
+) -> None:
+    api, worker = api_and_worker
+    await api.submit(make_new_order())
+    (lease,) = await api.claim("w", 1, 30.0)
+    await worker.wait_for_work(0.2)
+
+    waiter = asyncio.create_task(worker.wait_for_work(0.6))
+    await api.fail(lease.order.id, lease.token, "for good", None)
+    await api.release([("no-such-order", "token")])
+    await api.rescue_expired(3)
+    await api.complete(lease.order.id, lease.token, None)
+    started = time.monotonic()
+    await waiter
+
+    assert time.monotonic() - started > 0.4, "woken although nothing was queued"
