@@ -1,21 +1,51 @@
 """Prometheus metrics. One registry per application (never the global one), so several apps
-in one process, or one per test, never collide."""
+in one process, or one per test, never collide.
+
+The per-request figures are plain integers kept on the event loop and turned into Prometheus
+families only when /metrics is scraped: prometheus-client's `labels()` lookups and histogram
+`observe()` take locks and build label tuples, which cost more than the rest of a request's
+bookkeeping together."""
 
 from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 from skipline.domain.models import Status, StoreStats
 from skipline.domain.scheduling import percentile
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RouteFigures:
+    """Requests served by one (route, method): counts per status and a latency histogram."""
+
+    __slots__ = ("buckets", "seconds", "statuses")
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        """Per bucket, not cumulative; the last one is +Inf."""
+        self.seconds = 0.0
+
+    def observe(self, status: int, seconds: float) -> None:
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.seconds += seconds
 
 
 class Metrics:
@@ -25,18 +55,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.orders_accepted = Counter(
-            "skipline_orders_accepted", "Orders accepted (first submissions only), by tier.",
-            ["tier"], registry=self.registry,
-        )
-        self.http_requests = Counter(
-            "skipline_http_requests", "HTTP requests served, by route, method and status.",
-            ["route", "method", "status"], registry=self.registry,
-        )
-        self.http_latency = Histogram(
-            "skipline_http_request_duration_seconds", "Time to serve an HTTP request.",
-            ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )
+        self.accepted: dict[str, int] = {}
+        """Orders accepted (first submissions only), by tier."""
+        self.routes: dict[tuple[str, str], RouteFigures] = {}
+        """Requests by (route template, method)."""
+        self.registry.register(RequestCollector(self))
         self._add_store_gauges()
 
     def _add_store_gauges(self) -> None:
@@ -58,11 +81,19 @@ class Metrics:
         )
 
     def order_accepted(self, tier: str) -> None:
-        self.orders_accepted.labels(tier=tier).inc()
+        accepted = self.accepted
+        accepted[tier] = accepted.get(tier, 0) + 1
+
+    def route(self, route: str, method: str) -> RouteFigures:
+        """The figures of one (route, method), created on first use."""
+        key = (route, method)
+        figures = self.routes.get(key)
+        if figures is None:
+            figures = self.routes[key] = RouteFigures()
+        return figures
 
     def request_served(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route=route, method=method, status=str(status)).inc()
-        self.http_latency.labels(route=route, method=method).observe(seconds)
+        self.route(route, method).observe(status, seconds)
 
     def record_store(self, stats: StoreStats, accepting: bool) -> None:
         """Refresh the queue gauges from a fresh store snapshot (called on scrape)."""
@@ -81,3 +112,54 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric in this registry."""
         return generate_latest(self.registry)
+
+
+class RequestCollector(Collector):
+    """Turns the plain counters of a Metrics into Prometheus families at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._accepted()
+        yield self._requests()
+        yield self._latency()
+
+    def _accepted(self) -> Metric:
+        family = CounterMetricFamily(
+            "skipline_orders_accepted", "Orders accepted (first submissions only), by tier.",
+            labels=["tier"],
+        )
+        for tier, count in sorted(self.metrics.accepted.items()):
+            family.add_metric([tier], count)
+        return family
+
+    def _requests(self) -> Metric:
+        family = CounterMetricFamily(
+            "skipline_http_requests", "HTTP requests served, by route, method and status.",
+            labels=["route", "method", "status"],
+        )
+        for (route, method), figures in sorted(self.metrics.routes.items()):
+            for status, count in sorted(figures.statuses.items()):
+                family.add_metric([route, method, str(status)], count)
+        return family
+
+    def _latency(self) -> Metric:
+        family = HistogramMetricFamily(
+            "skipline_http_request_duration_seconds", "Time to serve an HTTP request.",
+            labels=["route", "method"],
+        )
+        for (route, method), figures in sorted(self.metrics.routes.items()):
+            family.add_metric([route, method], cumulative(figures.buckets), figures.seconds)
+        return family
+
+
+def cumulative(buckets: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts as Prometheus's cumulative (le, count) pairs, +Inf last."""
+    bounds = [repr(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
+    pairs = []
+    running = 0
+    for bound, count in zip(bounds, buckets, strict=True):
+        running += count
+        pairs.append((bound, float(running)))
+    return pairs

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from skipline.api.appkeys import METRICS, SERVICE
-from skipline.api.middleware import auth_middleware, error_middleware, metrics_middleware
+from skipline.api.middleware import skipline_middleware
 from skipline.api.openapi import add_docs_routes
 from skipline.api.pages import add_dashboard_routes
 from skipline.api.routes import add_routes
@@ -19,7 +19,7 @@ __all__ = ["METRICS", "SERVICE", "create_app"]
 
 def create_app(service: OrderService, metrics: Metrics | None = None) -> web.Application:
     """The application; pass `metrics` to share one registry with the worker pool."""
-    app = web.Application(middlewares=[metrics_middleware, error_middleware, auth_middleware])
+    app = web.Application(middlewares=[skipline_middleware])
     app[SERVICE] = service
     app[METRICS] = metrics or Metrics()
     add_routes(app)

@@ -3,11 +3,18 @@ limit plus one byte is read, whatever Content-Length says (or when it is absent)
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from skipline.api import problems
-from skipline.api.errors import BodyTooLarge, UnsupportedExpectation, UnsupportedMediaType
+from skipline.api.errors import (
+    BodyTooLarge,
+    MalformedRequest,
+    UnsupportedExpectation,
+    UnsupportedMediaType,
+)
 
 JSON_MEDIA_TYPE = "application/json"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -35,6 +42,17 @@ def require_size(request: web.Request, limit: int) -> None:
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than `limit` bytes have arrived."""
     await send_continue(request)
+    length = request.content_length
+    if length == 0:
+        return b""
+    if length is not None and length <= limit:
+        # The parser delivers exactly Content-Length bytes: one read, no probe for the end.
+        try:
+            return await request.content.readexactly(length)
+        except asyncio.IncompleteReadError as error:
+            raise MalformedRequest(
+                f"the body ended after {len(error.partial)} of {length} bytes"
+            ) from None
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(limit + 1 - size):
