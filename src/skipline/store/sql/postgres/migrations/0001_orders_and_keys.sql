@@ -29,8 +29,9 @@ CREATE TABLE orders (
     CHECK ((status = 'running') = (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL))
 );
 
--- Ready orders in claim-rule order (priority, then acceptance sequence): the claim scans this.
-CREATE INDEX orders_ready ON orders (priority, seq) WHERE status = 'queued';
+-- Ready orders in claim-rule order (priority, then acceptance sequence): the claim scans this,
+-- and queued_counts counts it (tier included) without reading the finished orders.
+CREATE INDEX orders_ready ON orders (priority, seq) INCLUDE (tier) WHERE status = 'queued';
 
 -- Queued orders that can become overdue, found by the moment they do.
 CREATE INDEX orders_ready_overdue ON orders (overdue_at, seq)
