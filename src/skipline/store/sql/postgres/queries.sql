@@ -97,8 +97,9 @@ RETURNING *;
 -- no row is locked that is not claimed. $1 worker id, $3 lease seconds.
 -- Plan notes: now() appears literally (not as a parameter) so the planner can estimate how
 -- many orders are overdue and find them through orders_ready_overdue rather than walk the
--- queue; the claimed ids are updated through `= ANY(ARRAY(...))`, a primary-key lookup,
--- because the planner cannot size the second LIMIT and would otherwise scan the table.
+-- queue; the claimed ids are joined as unnest(ARRAY(...)), which the planner sizes as a
+-- small set (it cannot size the second LIMIT, and would otherwise scan the whole table to
+-- hash-join it, or test every row against the whole array).
 WITH overdue AS MATERIALIZED (
     SELECT id FROM orders
     WHERE status = 'queued' AND overdue_at <= now() AND available_at <= now()
@@ -119,7 +120,8 @@ claimed AS (
     SET status = 'running', attempts = o.attempts + 1, started_at = now(),
         worker_id = $1, lease_token = gen_random_uuid()::text,
         lease_expires_at = now() + make_interval(secs => $3::float8)
-    WHERE o.id = ANY(ARRAY(SELECT id FROM overdue UNION ALL SELECT id FROM in_turn))
+    FROM unnest(ARRAY(SELECT id FROM overdue UNION ALL SELECT id FROM in_turn)) AS picked(id)
+    WHERE o.id = picked.id
     RETURNING o.*, o.id IN (SELECT id FROM overdue) AS was_overdue
 )
 SELECT * FROM claimed
