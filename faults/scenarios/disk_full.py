@@ -37,11 +37,14 @@ class DiskFull:
     size_mb: int = 16
     full_seconds: float = 4.0
     rounds: int = 1
+    settle_seconds: float = 6.0
+    """Pause after each round, longer than the worker's longest store-retry pause (5 s), so
+    one round's recovery is measured apart from the next round's fault."""
     workers: int = 4
     clients: int = 4
 
 
-SHORT = DiskFull()
+SHORT = DiskFull(settle_seconds=0.0)
 LONG = DiskFull(rounds=3, full_seconds=6.0)
 SHAPE = OrderShape(min_duration=0.0, max_duration=0.1, payload={"pad": "x" * 400})
 """Padded payloads, so the database grows and the full disk is felt quickly."""
@@ -64,9 +67,9 @@ def tmpfs(path: Path, size_mb: int) -> Iterator[Path]:
 
 
 def fill(path: Path) -> int:
-    """Write `path` until the filesystem refuses another byte; returns the bytes written."""
+    """Append to `path` until the filesystem refuses another byte; returns the bytes written."""
     written = 0
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         for chunk in (1 << 20, 1 << 12, 1):
             block = b"\0" * chunk
@@ -80,6 +83,15 @@ def fill(path: Path) -> int:
     finally:
         os.close(descriptor)
     return written
+
+
+async def keep_full(filler: Path, seconds: float) -> None:
+    """Fill the disk and keep it full for `seconds`: SQLite frees space now and then (a WAL
+    reset or truncation), and a disk that is full only until then is not full."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.to_thread(fill, filler)
+        await asyncio.sleep(0.02)
 
 
 def integrity(db_path: Path) -> str:
@@ -99,12 +111,12 @@ async def run(params: DiskFull = SHORT) -> Report:
                 for _ in range(params.rounds):
                     await wait_for_acks(context.history, 30, timeout=15)
                     filler = disk / "filler"
-                    await asyncio.to_thread(fill, filler)
                     full_at = context.history.fault("disk_full").at
-                    await asyncio.sleep(params.full_seconds)
+                    await keep_full(filler, params.full_seconds)
                     filler.unlink()
                     windows.append(statuses_between(context.history, full_at, time.time()))
                     resumed.append(await wait_for_acks(context.history, 20, timeout=20))
+                    await asyncio.sleep(params.settle_seconds)
             survived = server.running and server.starts == 1
             report = await context.finish(db)
             check_db = integrity(disk / "orders.db")

@@ -46,6 +46,8 @@ class PostgresKillLoop:
 class PostgresRestart:
     rounds: int = 1
     down_seconds: float = 3.0
+    settle_seconds: float = 6.0
+    """Pause after each round (see DiskFull.settle_seconds)."""
     processes: int = 2
     workers: int = 8
     clients: int = 4
@@ -53,7 +55,7 @@ class PostgresRestart:
 
 KILL_SHORT = PostgresKillLoop(kills=2, interval=3.0)
 KILL_LONG = PostgresKillLoop()
-RESTART_SHORT = PostgresRestart()
+RESTART_SHORT = PostgresRestart(settle_seconds=0.0)
 RESTART_LONG = PostgresRestart(rounds=3, down_seconds=5.0)
 
 
@@ -104,6 +106,7 @@ async def run_restart(params: PostgresRestart = RESTART_SHORT) -> Report:
                 windows.append(statuses_between(context.history, down_at, up_at))
                 resumed = await wait_for_acks(context.history, 20, timeout=30)
                 back_to_202.append(_first_202_after(context, up_at) if resumed else None)
+                await asyncio.sleep(params.settle_seconds)
         survived = all(s.running and s.starts == 1 for s in context.servers)
         report = await context.finish(url)
         report.expect("processes_survived", survived, survived)
