@@ -7,13 +7,16 @@ ratios and the targets of issue 3 (PostgreSQL >= 2x PgQueuer, SQLite >= 10x PgQu
     .venv/bin/python bench/e2e_throughput.py --orders 5000 --rounds 1
     .venv/bin/python bench/e2e_throughput.py --pg postgresql://user@host:5432/postgres
 
-Each skipline figure runs in a fresh process: `OrderService.submit` from `--submitters`
-concurrent callers (every order durably committed before it is acknowledged, full durability)
-while one `WorkerPool` with `--slots` slots runs a no-op handler, as an application embedding
-skipline would. PgQueuer runs in its own virtual environment (created on first use under
-~/.cache/skipline-bench, never a skipline dependency): its jobs are enqueued first, untimed,
-then `bench/pgqueuer_drain.py` times five consumers draining them, as PgQueuer's own drain
-benchmark does. Every run gets a fresh database, dropped afterwards.
+Each skipline figure runs in a fresh process: `OrderService.submit` of payload-less orders
+(PgQueuer's jobs are payload-less too) from `--submitters` concurrent callers, every order
+durably committed before it is acknowledged (full durability), while `--slots` worker slots
+run a no-op handler: one `WorkerPool` in the same process, as an application embedding
+skipline would (kinds `sqlite`, `postgres`), or, for `postgres-split` (not run by default),
+`--worker-processes` real `skipline worker` processes (built-in `simulate` handler, duration
+0), as a scaled-out deployment would. PgQueuer runs in its own virtual environment (created
+on first use under ~/.cache/skipline-bench, never a skipline dependency): its jobs are
+enqueued first, untimed, then `bench/pgqueuer_drain.py` times five consumers draining them,
+as PgQueuer's own drain benchmark does. Every run gets a fresh database, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +41,59 @@ import asyncpg
 HERE = Path(__file__).resolve().parent
 PGQUEUER_VENV = Path.home() / ".cache" / "skipline-bench" / "pgqueuer-venv"
 PGQUEUER_PACKAGES = ["pgqueuer", "asyncpg"]
-TARGETS = {"postgres": 2.0, "sqlite": 10.0}
+TARGETS = {"postgres": 2.0, "postgres-split": 2.0, "sqlite": 10.0}
 """Required ratio to PgQueuer's drain, per skipline store."""
 RUN_TIMEOUT = 600
+STARTUP_SECONDS = 60
+POLL_SECONDS = 0.01
 
 
 # --- one skipline run (in its own process) -------------------------------------------------------
-async def skipline_run(url: str, orders: int, slots: int, submitters: int) -> dict[str, float]:
-    """Submit `orders` through OrderService while a WorkerPool runs a no-op handler; seconds
-    from the first submission until all of them have succeeded."""
+async def skipline_run(
+    url: str, orders: int, slots: int, submitters: int, worker_processes: int,
+) -> dict[str, float]:
+    """Submit `orders` through OrderService while workers run a no-op handler: a WorkerPool in
+    this process, or `worker_processes` real `skipline worker` processes sharing the slots.
+    Seconds from the first submission until all of them have succeeded."""
     from skipline.config import Settings
     from skipline.domain.models import ANONYMOUS
     from skipline.service import OrderService, Submission
     from skipline.store import open_store
+
+    store = open_store(url)
+    await store.open()
+    service = OrderService(store, Settings(db=url, workers=slots))
+    remaining = iter(range(orders))
+
+    async def submitter() -> None:
+        for _ in remaining:
+            await service.submit(ANONYMOUS, Submission())
+
+    workers = (
+        in_process_workers(store, slots, orders) if worker_processes == 0
+        else worker_process_group(url, worker_processes, slots, service)
+    )
+    async with workers as all_handled:
+        before = await succeeded(store)
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(submitter() for _ in range(submitters)))
+        submitted = time.perf_counter()
+        await all_handled.wait()
+        await all_succeeded(store, before + orders)
+        finished, cpu = time.perf_counter(), time.process_time() - cpu
+    await store.close()
+    return {
+        "orders": orders, "seconds": finished - started,
+        "per_second": orders / (finished - started),
+        "submit_per_second": orders / (submitted - started),
+        "submitting_process_cpu_us_per_order": cpu / orders * 1e6,
+    }
+
+
+@asynccontextmanager
+async def in_process_workers(store: Any, slots: int, orders: int) -> AsyncIterator[asyncio.Event]:
+    """A WorkerPool in this process whose no-op handler sets the event after `orders` runs."""
+    from skipline.config import Settings
     from skipline.worker import WorkerPool
 
     handled = 0
@@ -62,42 +105,66 @@ async def skipline_run(url: str, orders: int, slots: int, submitters: int) -> di
         if handled >= orders:
             all_handled.set()
 
-    store = open_store(url)
-    await store.open()
-    settings = Settings(db=url, workers=slots)
-    service = OrderService(store, settings)
-    pool = WorkerPool(store, settings, noop)
+    pool = WorkerPool(store, Settings(workers=slots), noop)
     await pool.start()
-    numbers = iter(range(orders))
-
-    async def submitter() -> None:
-        for n in numbers:
-            await service.submit(ANONYMOUS, Submission(payload={"n": n}))
-
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(submitter() for _ in range(submitters)))
-    submitted = time.perf_counter()
-    await all_handled.wait()
-    await all_succeeded(store, orders)
-    finished, cpu = time.perf_counter(), time.process_time() - cpu
-    await pool.stop()
-    await store.close()
-    return {
-        "orders": orders, "seconds": finished - started,
-        "per_second": orders / (finished - started),
-        "submit_per_second": orders / (submitted - started),
-        "python_cpu_us_per_order": cpu / orders * 1e6,
-    }
+    try:
+        yield all_handled
+    finally:
+        await pool.stop()
 
 
-async def all_succeeded(store: Any, orders: int) -> None:
-    """Wait until the store reports every order succeeded (asked only once the handler has
-    seen them all, so the polling costs the run nothing)."""
-    while True:
-        stats = await store.stats()
-        if sum(tier.succeeded for tier in stats.counts.values()) >= orders:
+@asynccontextmanager
+async def worker_process_group(
+    url: str, count: int, slots: int, service: Any,
+) -> AsyncIterator[asyncio.Event]:
+    """`count` real `skipline worker` processes (built-in `simulate` handler, duration 0),
+    ready once a warm-up order has succeeded; the event is set at once (the caller then
+    watches the store)."""
+    from skipline.domain.models import ANONYMOUS
+    from skipline.service import Submission
+
+    argv = [sys.executable, "-m", "skipline", "worker", "--db", url, "--concurrency",
+            str(max(1, slots // count)), "--log-level", "warning"]
+    processes = [await asyncio.create_subprocess_exec(*argv) for _ in range(count)]
+    try:
+        warm_up, _ = await service.submit(ANONYMOUS, Submission())
+        await poll_until(lambda: finished(service.store, warm_up.id), STARTUP_SECONDS)
+        ready = asyncio.Event()
+        ready.set()
+        yield ready
+    finally:
+        for process in processes:
+            process.terminate()
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes)), 30)
+
+
+async def finished(store: Any, order_id: str) -> bool:
+    order = await store.get(order_id)
+    return order is not None and order.status.value == "succeeded"
+
+
+async def poll_until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    """Poll `condition` every 10 ms until it holds; fail after `seconds`."""
+    for _ in range(int(seconds / POLL_SECONDS)):
+        if await condition():
             return
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(POLL_SECONDS)
+    raise RuntimeError(f"not done after {seconds} s")
+
+
+async def succeeded(store: Any) -> int:
+    stats = await store.stats()
+    return sum(tier.succeeded for tier in stats.counts.values())
+
+
+async def all_succeeded(store: Any, expected: int) -> None:
+    """Wait until the store reports `expected` orders succeeded (polled only once the
+    submissions are done, and for an in-process pool only once its handler saw them all)."""
+
+    async def done() -> bool:
+        return await succeeded(store) >= expected
+
+    await poll_until(done, RUN_TIMEOUT)
 
 
 # --- databases and processes ----------------------------------------------------------------------
@@ -146,16 +213,18 @@ def measure(kind: str, options: argparse.Namespace) -> dict[str, float]:
         with fresh_database(options.pg) as url:
             return run_json([pgqueuer_python(), str(HERE / "pgqueuer_drain.py"), url,
                              "--jobs", str(options.orders)])
-    if kind == "postgres":
+    if kind.startswith("postgres"):
+        processes = options.worker_processes if kind == "postgres-split" else 0
         with fresh_database(options.pg) as url:
-            return run_json(one_run_argv(url, options))
+            return run_json(one_run_argv(url, options, processes))
     with tempfile.TemporaryDirectory(prefix="skipline-bench-") as folder:
-        return run_json(one_run_argv(f"sqlite:///{folder}/bench.db", options))
+        return run_json(one_run_argv(f"sqlite:///{folder}/bench.db", options, 0))
 
 
-def one_run_argv(url: str, options: argparse.Namespace) -> list[str]:
+def one_run_argv(url: str, options: argparse.Namespace, worker_processes: int) -> list[str]:
     return [sys.executable, __file__, "--one", url, "--orders", str(options.orders),
-            "--slots", str(options.slots), "--submitters", str(options.submitters)]
+            "--slots", str(options.slots), "--submitters", str(options.submitters),
+            "--worker-processes", str(worker_processes)]
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -173,7 +242,7 @@ def report(results: dict[str, list[float]]) -> None:
         if kind in medians:
             ratio = medians[kind] / baseline
             verdict = "meets" if ratio >= target else "misses"
-            print(f"  skipline {kind:<13} {ratio:5.2f}x  ({verdict} >= {target:g}x)")
+            print(f"  skipline {kind:<15} {ratio:5.2f}x  ({verdict} >= {target:g}x)")
 
 
 def parse() -> argparse.Namespace:
@@ -186,7 +255,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--pg", default=os.environ.get(
         "SKIPLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server (any database on it; fresh ones are created and dropped)")
-    parser.add_argument("--kinds", default="pgqueuer,postgres,sqlite")
+    parser.add_argument("--worker-processes", type=int, default=2,
+                        help="`skipline worker` processes of the postgres-split kind")
+    parser.add_argument("--kinds", default="pgqueuer,postgres,sqlite",
+                        help="postgres: one process; postgres-split: this process submits, "
+                             "--worker-processes `skipline worker` processes work")
     parser.add_argument("--one", metavar="URL", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -195,7 +268,8 @@ def main() -> None:
     options = parse()
     if options.one:
         result = asyncio.run(skipline_run(
-            options.one, options.orders, options.slots, options.submitters))
+            options.one, options.orders, options.slots, options.submitters,
+            options.worker_processes))
         print(json.dumps(result))
         return
     kinds = options.kinds.split(",")
@@ -206,7 +280,7 @@ def main() -> None:
         for kind in kinds[round_number % len(kinds):] + kinds[:round_number % len(kinds)]:
             outcome = measure(kind, options)
             results[kind].append(outcome["per_second"])
-            print(f"round {round_number + 1}: {kind:<9} {outcome['per_second']:>9,.0f}/s",
+            print(f"round {round_number + 1}: {kind:<15} {outcome['per_second']:>9,.0f}/s",
                   flush=True)
     report(results)
 
