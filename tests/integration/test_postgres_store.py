@@ -201,3 +201,15 @@ async def test_durability_sets_synchronous_commit(
         setting = await connection.fetchval("SHOW synchronous_commit")
 
     assert setting == expected
+
+
+async def test_an_error_text_with_a_nul_character_is_still_recorded(open_store: OpenStore) -> None:
+    store = await open_store()
+    order, _ = await store.submit(make_new_order())
+    (lease,) = await store.claim("w", 1, LEASE)
+
+    status = await store.fail(order.id, lease.token, "bad\x00byte", None)
+
+    stored = await store.get(order.id)
+    assert status is Status.FAILED
+    assert stored is not None and stored.error == "bad\ufffdbyte"

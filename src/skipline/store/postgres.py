@@ -249,7 +249,8 @@ class PostgresStore:
     async def fail(
         self, order_id: str, token: str, error: str, retry_delay: float | None
     ) -> Status | None:
-        status = await self._fetchval("fail", order_id, token, error, retry_delay)
+        text = error.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL characters
+        status = await self._fetchval("fail", order_id, token, text, retry_delay)
         return None if status is None else Status(status)
 
     async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
