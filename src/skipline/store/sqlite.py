@@ -33,9 +33,10 @@ from skipline.store import sqlite_reads as reads
 from skipline.store import sqlite_writes as writes
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
+from skipline.store.sqlite_batch import Many, Work, unavailable
 from skipline.store.sqlite_rows import encode_json
 from skipline.store.sqlite_schema import connect_reader, connect_writer
-from skipline.store.sqlite_writer import SqliteWriter, Work, unavailable
+from skipline.store.sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
 Read = Callable[[sqlite3.Connection], T]
@@ -56,6 +57,7 @@ class SqliteStore:
         self._writer: SqliteWriter | None = None
         self._reader: sqlite3.Connection | None = None
         self._wake: asyncio.Event | None = None
+        self._submit_many: Many | None = None
 
     @property
     def committed_batches(self) -> int:
@@ -75,6 +77,7 @@ class SqliteStore:
         if self._writer is not None:
             return
         self._queries = load_queries("sqlite")
+        self._submit_many = partial(writes.submit_many, queries=self._queries, clock=self._clock)
         if self.path != IN_MEMORY:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._wake = asyncio.Event()
@@ -117,6 +120,10 @@ class SqliteStore:
     # --- orders -----------------------------------------------------------------------------
     async def submit(self, new: NewOrder) -> tuple[Order, bool]:
         payload = encode_json(new.payload)
+        if new.idempotency_key is None:  # the common case: shares one INSERT with its batch
+            submitted: tuple[Order, bool] = await self.writer.enqueue(
+                None, self._submit_many, (new, payload), True)
+            return submitted
         work = partial(writes.submit, queries=self._queries, clock=self._clock, new=new,
                        payload=payload)
         return await self._write(work, wakes_workers=True)

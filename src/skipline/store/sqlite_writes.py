@@ -73,6 +73,38 @@ def submit(
     return order, True
 
 
+def submit_many(
+    connection: sqlite3.Connection, items: list[tuple[NewOrder, str]], *,
+    queries: Queries, clock: Clock,
+) -> list[tuple[Order, bool]]:
+    """Insert orders without idempotency keys, all with one statement; (order, True) each.
+    `items` are (order, payload as JSON text)."""
+    now = clock.now()
+    connection.executemany(queries["insert_order"], [{
+        "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
+        "duration": new.duration, "owner": new.owner, "now": now,
+        "overdue_at": None if new.max_wait is None else now + new.max_wait,
+        "idempotency_key": None,
+    } for new, payload in items])
+    last_seq = connection.execute(queries["last_inserted_seq"]).fetchone()[0]
+    for tier, n in Counter(new.tier for new, _ in items).items():
+        connection.execute(queries["count_orders"], {
+            "tier": tier, "status": Status.QUEUED.value, "n": n,
+        })
+    crash_point("before_commit")
+    first_seq = last_seq - len(items) + 1
+    return [
+        (Order(
+            id=new.id, seq=first_seq + offset, tier=new.tier, priority=new.priority,
+            status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
+            duration=new.duration, owner=new.owner, created_at=now,
+            overdue_at=None if new.max_wait is None else now + new.max_wait,
+            available_at=now, idempotency_key=None,
+        ), True)
+        for offset, (new, _) in enumerate(items)
+    ]
+
+
 def cancel(connection: sqlite3.Connection, queries: Queries, clock: Clock, order_id: str) -> Order:
     cancelled = _rows(connection, queries["cancel_order"], {"id": order_id, "now": clock.now()})
     if cancelled:

@@ -23,6 +23,11 @@ INSERT INTO orders (
     :now, :overdue_at, :now, :idempotency_key
 )
 
+-- name: last_inserted_seq
+-- After inserting n orders in one statement: their seqs are this one and the n - 1 before it
+-- (AUTOINCREMENT under the write lock hands out consecutive values).
+SELECT last_insert_rowid()
+
 -- name: find_by_idempotency_key
 SELECT * FROM orders WHERE owner = :owner AND idempotency_key = :idempotency_key
 
