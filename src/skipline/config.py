@@ -83,6 +83,16 @@ def load_tiers(path: Path | None) -> dict[str, Tier]:
     return parse_tiers(data, str(path))
 
 
+def tiers_from_text(text: str, source: str = "SKIPLINE_TIERS") -> dict[str, Tier]:
+    """Tiers given inline as the body of a `[tiers]` table, e.g. from the environment:
+    `vip = {priority = 0}` and `regular = {priority = 1, max_wait = 300}` on separate lines."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return parse_tiers({"tiers": data}, source)
+
+
 def parse_tiers(data: dict[str, Any], source: str = CONFIG_FILE) -> dict[str, Tier]:
     """Validate the `[tiers.NAME]` tables; every message names the key and the problem."""
     unknown = set(data) - {"tiers"}

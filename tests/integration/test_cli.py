@@ -107,6 +107,20 @@ def test_config_flag_and_its_environment_variable(workdir: Path) -> None:
     assert set(from_env["tiers"]) == {"only"}
 
 
+def test_tiers_from_the_environment_override_the_file(workdir: Path) -> None:
+    (workdir / "skipline.toml").write_text("[tiers.from_file]\npriority = 0\n")
+    inline = "gold = {priority = 0}\nregular = {priority = 1, max_wait = 60, max_queued = 5}"
+    tiers = checked_settings("serve", env={"SKIPLINE_TIERS": inline})["tiers"]
+    assert set(tiers) == {"gold", "regular"}
+    assert tiers["regular"]["max_queued"] == 5
+    assert tiers["regular"]["max_wait"] == 60.0
+
+
+def test_bad_tiers_in_the_environment_exit_2_naming_the_key(workdir: Path) -> None:
+    result = invoke("serve", "--check", env={"SKIPLINE_TIERS": "gold = {prio = 0}"})
+    assert_config_error(result, "SKIPLINE_TIERS", "tiers.gold", "prio")
+
+
 def test_check_hides_the_database_password(workdir: Path) -> None:
     settings = checked_settings("serve", "--db", "postgresql://app:s3cret@db.example:5432/q")
     assert "s3cret" not in json.dumps(settings)

@@ -45,10 +45,11 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 @option("--admin", is_flag=True, default=False, help="The key sees every order.")
 @store_options
 def add_key(
-    name: str, tier: str, admin: bool, db: str, durability: str, config: Path | None
+    name: str, tier: str, admin: bool, db: str, durability: str, config: Path | None,
+    tiers: str | None,
 ) -> None:
     """Create a key and print it, once: only its hash is stored."""
-    settings = build_settings(config, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability)
     if tier not in settings.tiers:
         known = ", ".join(sorted(settings.tiers))
         message = f"{tier!r} is not a configured tier ({known})"
@@ -65,9 +66,9 @@ def add_key(
 
 @keys.command("list")
 @store_options
-def list_keys(db: str, durability: str, config: Path | None) -> None:
+def list_keys(db: str, durability: str, config: Path | None, tiers: str | None) -> None:
     """Show every key: name, tier, admin, created, revoked (never the secret or its hash)."""
-    settings = build_settings(config, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability)
     found = asyncio.run(_with_store(settings, lambda store: store.list_keys()))
     Console(soft_wrap=True).print(_key_table(found))
 
@@ -92,9 +93,11 @@ def _yes_no(flag: bool) -> str:
 @keys.command("revoke")
 @click.argument("name")
 @store_options
-def revoke_key(name: str, db: str, durability: str, config: Path | None) -> None:
+def revoke_key(
+    name: str, db: str, durability: str, config: Path | None, tiers: str | None
+) -> None:
     """Revoke a key at once: requests using it get 401 from then on."""
-    settings = build_settings(config, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability)
     if not asyncio.run(_with_store(settings, lambda store: store.revoke_key(name))):
         raise Failure(f"no API key named {name!r}")
     click.echo(f"Revoked API key {name!r}.", err=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from skipline.config import Settings, load_tiers
+from skipline.config import Settings, load_tiers, tiers_from_text
 from skipline.runtime import display_url
 
 Command = Callable[..., Any]
@@ -52,6 +52,10 @@ store_options: Decorator = combine(
            help="'normal' trades power-loss safety for speed; never the default."),
     option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
            help="Tier configuration file [default: ./skipline.toml when it exists]."),
+    option("--tiers", default=None, metavar="TOML",
+           help="Tiers inline, overriding the file: the body of a [tiers] table, e.g. "
+                "'vip = {priority = 0}' and 'regular = {priority = 1, max_wait = 300}' "
+                "on separate lines."),
 )
 
 worker_options: Decorator = combine(
@@ -92,11 +96,11 @@ run_options: Decorator = combine(
 )
 
 
-def build_settings(config: Path | None, **values: Any) -> Settings:
-    """Settings from skipline.toml (tiers) and the flags; raises ConfigError when invalid."""
-    tiers = load_tiers(config)
+def build_settings(config: Path | None, tiers: str | None = None, **values: Any) -> Settings:
+    """Settings from skipline.toml or --tiers, and the flags; raises ConfigError when invalid."""
+    tier_table = tiers_from_text(tiers) if tiers is not None else load_tiers(config)
     given = {name: value for name, value in values.items() if value is not None}
-    return Settings(tiers=tiers, **given)
+    return Settings(tiers=tier_table, **given)
 
 
 def settings_json(settings: Settings) -> str:
