@@ -146,8 +146,9 @@ async def test_the_dashboard_and_its_own_assets_are_served(api: Api) -> None:
     assert page.status == 200 and page.content_type.startswith("text/html")
     html = page.body.decode()
     assets = re.findall(r'(?:src|href)="(dashboard/[^"]+)"', html)
-    assert sorted(assets) == ["dashboard/app.js", "dashboard/style.css"]
-    for asset, kind in zip(sorted(assets), ("text/javascript", "text/css"), strict=True):
+    assert sorted(assets) == ["dashboard/app.js", "dashboard/icon.png", "dashboard/style.css"]
+    kinds = ("text/javascript", "image/png", "text/css")
+    for asset, kind in zip(sorted(assets), kinds, strict=True):
         reply = await api.call("GET", "/" + asset)
         assert reply.status == 200 and reply.content_type.startswith(kind)
         assert b"http://" not in reply.body and b"https://" not in reply.body

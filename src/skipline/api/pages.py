@@ -11,6 +11,7 @@ DASHBOARD_FILES = {
     "index.html": "text/html",
     "app.js": "text/javascript",
     "style.css": "text/css",
+    "icon.png": "image/png",
 }
 PAGE_SECURITY = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
@@ -24,8 +25,10 @@ def add_dashboard_routes(app: web.Application) -> None:
     files = load_dashboard()
 
     def serve(name: str) -> web.Response:
+        kind = DASHBOARD_FILES[name]
         return web.Response(
-            body=files[name], content_type=DASHBOARD_FILES[name], charset="utf-8",
+            body=files[name], content_type=kind,
+            charset="utf-8" if kind.startswith("text/") else None,
             headers={"Content-Security-Policy": PAGE_SECURITY, "Cache-Control": "no-cache"},
         )
 

@@ -2,6 +2,7 @@
 "use strict";
 
 const POLL_MS = 2000;
+const ANSWER_MS = 5000; // a server that does not answer by then is shown as unreachable
 const COLUMNS = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 function byId(id) {
@@ -46,6 +47,7 @@ function render(stats) {
   byId("queued").textContent = String(total("queued"));
   byId("running").textContent = String(total("running"));
   showState(stats.accepting ? "accepting orders" : "draining: not accepting", stats.accepting);
+  byId("main").classList.remove("stale");
   byId("updated").textContent = new Date().toLocaleTimeString();
 }
 
@@ -57,11 +59,16 @@ function showState(text, ok) {
 
 async function poll() {
   try {
-    const response = await fetch("stats", { headers: { Accept: "application/json" } });
+    const response = await fetch("stats", {
+      headers: { Accept: "application/json" }, signal: AbortSignal.timeout(ANSWER_MS),
+    });
     if (!response.ok) throw new Error("HTTP " + response.status);
     render(await response.json());
   } catch (error) {
-    showState("unreachable (" + error.message + ")", false);
+    const reason = error.name === "TimeoutError" ? "no answer in " + ANSWER_MS / 1000 + " s"
+      : error.message;
+    showState("unreachable (" + reason + "): figures below are from the last answer", false);
+    byId("main").classList.add("stale");
   } finally {
     setTimeout(poll, POLL_MS);
   }
