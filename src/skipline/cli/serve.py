@@ -22,7 +22,7 @@ from skipline.cli.options import (
 from skipline.config import Settings
 from skipline.domain.errors import ConfigError
 from skipline.handlers import load_handler
-from skipline.runtime import run
+from skipline.runtime import run, tune_garbage_collector
 from skipline.store import open_store
 
 
@@ -70,6 +70,7 @@ def _start(settings: Settings, log_level: str, check: bool, *, api: bool, worker
         click.echo(settings_json(settings))
         return
     configure_logging(log_level)
+    tune_garbage_collector()
     code = asyncio.run(run(settings, api=api, workers=workers))
     raise SystemExit(code)
 
