@@ -3,15 +3,12 @@ limit plus one byte is read, whatever Content-Length says (or when it is absent)
 
 from __future__ import annotations
 
-import asyncio
-
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 
 from skipline.api import problems
 from skipline.api.errors import (
     BodyTooLarge,
-    MalformedRequest,
     UnsupportedExpectation,
     UnsupportedMediaType,
 )
@@ -39,20 +36,21 @@ def require_size(request: web.Request, limit: int) -> None:
         raise BodyTooLarge(f"the body is {length} bytes; the limit is {limit}")
 
 
+def body_if_arrived(request: web.Request, limit: int) -> bytes | None:
+    """The whole body when it has already arrived and nobody waits for `100 Continue` (the
+    usual case), taken without a coroutine; None otherwise (then use read_limited)."""
+    content = request.content
+    if not content.is_eof() or hdrs.EXPECT in request.headers:
+        return None
+    body = content.read_nowait()
+    if len(body) > limit:
+        raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes")
+    return body
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, or BodyTooLarge as soon as more than `limit` bytes have arrived."""
     await send_continue(request)
-    length = request.content_length
-    if length == 0:
-        return b""
-    if length is not None and length <= limit:
-        # The parser delivers exactly Content-Length bytes: one read, no probe for the end.
-        try:
-            return await request.content.readexactly(length)
-        except asyncio.IncompleteReadError as error:
-            raise MalformedRequest(
-                f"the body ended after {len(error.partial)} of {length} bytes"
-            ) from None
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(limit + 1 - size):

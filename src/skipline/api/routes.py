@@ -9,7 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from skipline.api.appkeys import CALLER, METRICS, SERVICE
-from skipline.api.body import expect_handler, read_limited, require_json, require_size
+from skipline.api.body import (
+    body_if_arrived,
+    expect_handler,
+    read_limited,
+    require_json,
+    require_size,
+)
 from skipline.api.errors import InvalidRequest
 from skipline.api.query import encode_cursor, parse_list_query
 from skipline.api.schemas import (
@@ -68,7 +74,10 @@ async def submit_order(request: web.Request) -> web.Response:
     max_body = service.settings.max_body
     require_size(request, max_body)
     idempotency_key = idempotency_key_of(request)
-    body = decode_order_request(await read_limited(request, max_body))
+    raw = body_if_arrived(request, max_body)
+    if raw is None:
+        raw = await read_limited(request, max_body)
+    body = decode_order_request(raw)
     submission = Submission(
         payload=body.payload, duration=body.duration, tier=body.user_type,
         idempotency_key=idempotency_key,
