@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from faults import journal
 from faults.checker import Report, check
 from faults.history import History, Outcome, Submission
 from faults.journal import Run, overlapping_orders, read_runs
-
-from faults import journal
 from skipline.domain.models import Order, Status
 
 

@@ -8,6 +8,7 @@ The long tier is one command: `.venv/bin/python -m faults.run long`."""
 from __future__ import annotations
 
 import pytest
+
 from faults.registry import SCENARIOS
 from faults.scenarios.crash_points import CRASH_POINTS
 from faults.scenarios.disk_full import Unsupported

@@ -10,12 +10,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from tests.postgres_harness import CuttableProxy, ThrowawayCluster
 
 from skipline.domain.errors import StoreUnavailable
 from skipline.domain.models import ApiKey, Lease, OrderQuery
 from skipline.store.postgres import PostgresStore
 from skipline.testing import make_new_order
+from tests.postgres_harness import CuttableProxy, ThrowawayCluster
 
 pytestmark = pytest.mark.postgres
 

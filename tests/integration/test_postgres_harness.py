@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+
 from tests.postgres_harness import PostgresServer, ThrowawayCluster, run_async
 
 pytestmark = pytest.mark.postgres
