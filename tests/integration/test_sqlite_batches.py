@@ -114,3 +114,44 @@ async def test_writes_queued_before_close_are_committed(tmp_path: Path) -> None:
     await store.close()
     orders = [(await submit)[0] for submit in submits]
     assert_matches_the_file(store, orders)
+
+
+async def test_completions_of_one_iteration_share_a_batch_and_stay_fenced(
+    store: SqliteStore,
+) -> None:
+    for tier in ("vip", "regular", "regular"):
+        await store.submit(new_order(tier))
+    first_x, y, z = await store.claim("w", 3, 30.0)
+    assert await store.release([(first_x.order.id, first_x.token)]) == 1
+    (x,) = await store.claim("w", 1, 30.0)
+    assert x.order.id == first_x.order.id and x.token != first_x.token
+    before = store.committed_batches
+    results = await asyncio.gather(
+        store.complete(x.order.id, first_x.token, "stale"),  # lost lease, listed first
+        store.complete(x.order.id, x.token, {"by": "current"}),
+        store.complete(y.order.id, y.token, [1, 2]),
+        store.complete(y.order.id, y.token, "again"),  # the same lease, twice
+        store.complete(z.order.id, "not-a-token", None),
+    )
+    assert store.committed_batches - before == 1
+    assert results == [False, True, True, False, False]
+    done_x, done_y, still_z = [await store.get(lease.order.id) for lease in (x, y, z)]
+    assert done_x is not None and done_x.result == {"by": "current"}
+    assert done_y is not None and done_y.result == [1, 2]
+    assert still_z is not None and still_z.status.value == "running"
+    assert counters(store) == {
+        ("vip", "succeeded"): 1, ("regular", "succeeded"): 1, ("regular", "running"): 1,
+    }
+
+
+async def test_one_claim_leases_each_order_with_its_own_fresh_token(store: SqliteStore) -> None:
+    for _ in range(5):
+        await store.submit(new_order())
+    leases = await store.claim("w", 5, 30.0)
+    assert len({lease.token for lease in leases}) == 5
+    await store.release([(lease.order.id, lease.token) for lease in leases])
+    again = await store.claim("w", 5, 30.0)
+    assert {lease.token for lease in again}.isdisjoint(lease.token for lease in leases)
+    with sqlite3.connect(store.path) as other:
+        on_file = dict(other.execute("SELECT id, lease_token FROM orders").fetchall())
+    assert on_file == {lease.order.id: lease.token for lease in again}

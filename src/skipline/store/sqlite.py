@@ -58,6 +58,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._wake: asyncio.Event | None = None
         self._submit_many: Many | None = None
+        self._complete_many: Many | None = None
 
     @property
     def committed_batches(self) -> int:
@@ -78,6 +79,8 @@ class SqliteStore:
             return
         self._queries = load_queries("sqlite")
         self._submit_many = partial(writes.submit_many, queries=self._queries, clock=self._clock)
+        self._complete_many = partial(
+            writes.complete_many, queries=self._queries, clock=self._clock)
         if self.path != IN_MEMORY:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._wake = asyncio.Event()
@@ -150,9 +153,10 @@ class SqliteStore:
         return await self._write(work)
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
-        work = partial(writes.complete, queries=self._queries, clock=self._clock,
-                       order_id=order_id, token=token, result=encode_json(result, "result"))
-        return await self._write(work)
+        """Completions of one loop iteration share one UPDATE (sqlite_writes.complete_many)."""
+        item = (order_id, token, encode_json(result, "result"))
+        held: bool = await self.writer.enqueue(None, self._complete_many, item, False)
+        return held
 
     async def fail(
         self, order_id: str, token: str, error: str, retry_delay: float | None

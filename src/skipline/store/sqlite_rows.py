@@ -7,9 +7,11 @@ import sqlite3
 import msgspec
 
 from skipline.domain.errors import InvalidOrder
-from skipline.domain.models import JSON, ApiKey, Order, Status
+from skipline.domain.models import JSON, ApiKey, Lease, Order, Status
 
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+_STATUSES = {status.value: status for status in Status}
 
 
 def encode_json(value: JSON, what: str = "payload") -> str:
@@ -46,6 +48,30 @@ def order_from_row(row: sqlite3.Row) -> Order:
         error=row["error"],
         idempotency_key=row["idempotency_key"],
     )
+
+
+def leases_from_tuples(cursor: sqlite3.Cursor) -> list[Lease]:
+    """Leases from the tuple rows of `SELECT *`-shaped orders (RETURNING *) with their
+    lease_token. Reading tuples by position costs half of order_from_row's lookups by name,
+    which matters when a claim returns hundreds of rows."""
+    column = {entry[0]: index for index, entry in enumerate(cursor.description)}
+    (seq, order_id, tier, priority, status, attempts, rescues, payload, duration, owner,
+     created_at, overdue_at, available_at, started_at, finished_at, result, error,
+     idempotency_key, lease_token) = (column[name] for name in (
+        "seq", "id", "tier", "priority", "status", "attempts", "rescues", "payload",
+        "duration", "owner", "created_at", "overdue_at", "available_at", "started_at",
+        "finished_at", "result", "error", "idempotency_key", "lease_token"))
+    decode = _decoder.decode
+    return [Lease(Order(
+        id=row[order_id], seq=row[seq], tier=row[tier], priority=row[priority],
+        status=_STATUSES[row[status]], attempts=row[attempts], rescues=row[rescues],
+        payload=None if row[payload] is None else decode(row[payload]),
+        duration=row[duration], owner=row[owner], created_at=row[created_at],
+        overdue_at=row[overdue_at], available_at=row[available_at],
+        started_at=row[started_at], finished_at=row[finished_at],
+        result=None if row[result] is None else decode(row[result]), error=row[error],
+        idempotency_key=row[idempotency_key],
+    ), row[lease_token]) for row in cursor.fetchall()]
 
 
 def key_from_row(row: sqlite3.Row) -> ApiKey:

@@ -14,7 +14,12 @@ from skipline.clock import Clock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
 from skipline.domain.models import ApiKey, Lease, NewOrder, Order, Status
 from skipline.faults import crash_point
-from skipline.store.sqlite_rows import key_to_params, order_from_row
+from skipline.store.sqlite_rows import (
+    encode_json,
+    key_to_params,
+    leases_from_tuples,
+    order_from_row,
+)
 
 Queries = dict[str, str]
 
@@ -120,21 +125,26 @@ def claim(
     connection: sqlite3.Connection, queries: Queries, clock: Clock,
     worker_id: str, limit: int, lease_seconds: float,
 ) -> list[Lease]:
-    """Lease the orders the claim query picks, in its order, each with a fresh token."""
+    """Lease the orders the claim query picks, in its order, with one UPDATE for all of them;
+    every token is fresh (a random prefix per claim, then the order's seq)."""
     if limit <= 0:
         return []
     now = clock.now()
-    picked = _rows(connection, queries["claim_candidates"], {"now": now, "limit": limit})
-    leases: list[Lease] = []
-    for candidate in picked:
-        token = secrets.token_hex(16)
-        claimed = _rows(connection, queries["claim_order"], {
-            "seq": candidate["seq"], "now": now, "token": token, "worker_id": worker_id,
-            "lease_expires_at": now + lease_seconds,
-        })
-        leases.extend(Lease(order_from_row(row), token) for row in claimed)
-    tiers = (lease.order.tier for lease in leases)
-    _count_moves(connection, queries, tiers, Status.QUEUED, Status.RUNNING)
+    picked = [row["seq"] for row in _rows(
+        connection, queries["claim_candidates"], {"now": now, "limit": limit})]
+    if not picked:
+        return []
+    cursor = connection.cursor()
+    cursor.row_factory = None  # plain tuples: leases_from_tuples reads them by position
+    cursor.execute(queries["claim_orders"], {
+        "seqs": encode_json(picked), "now": now, "token_prefix": secrets.token_hex(12),
+        "worker_id": worker_id, "lease_expires_at": now + lease_seconds,
+    })
+    leases = leases_from_tuples(cursor)
+    position = {seq: index for index, seq in enumerate(picked)}
+    leases.sort(key=lambda lease: position[lease.order.seq])
+    _count_moves(connection, queries, [lease.order.tier for lease in leases],
+                 Status.QUEUED, Status.RUNNING)
     return leases
 
 
@@ -153,16 +163,41 @@ def heartbeat(
     return held
 
 
-def complete(
-    connection: sqlite3.Connection, queries: Queries, clock: Clock,
-    order_id: str, token: str, result: str,
-) -> bool:
-    cursor = connection.execute(queries["complete_order"], {
-        "id": order_id, "token": token, "result": result, "now": clock.now(),
-    })
-    tiers = _tiers(cursor)
+def complete_many(
+    connection: sqlite3.Connection, items: list[tuple[str, str, str]], *,
+    queries: Queries, clock: Clock,
+) -> list[bool]:
+    """Record success for (order id, lease token, result JSON text) items, with one UPDATE for
+    all of them; True for each item whose lease still held. An order named more than once (a
+    stale token beside the current one) is settled in rounds, as if the items ran in order."""
+    now = clock.now()
+    outcomes = [False] * len(items)
+    pending = list(enumerate(items))
+    while pending:
+        this_round: list[tuple[int, tuple[str, str, str]]] = []
+        later: list[tuple[int, tuple[str, str, str]]] = []
+        named: set[str] = set()
+        for index, item in pending:
+            (later if item[0] in named else this_round).append((index, item))
+            named.add(item[0])
+        held = _complete_once(connection, queries, now, [item for _, item in this_round])
+        for index, (order_id, _, _) in this_round:
+            outcomes[index] = order_id in held
+        pending = later
     crash_point("mid_complete")
-    return _count_moves(connection, queries, tiers, Status.RUNNING, Status.SUCCEEDED) == 1
+    return outcomes
+
+
+def _complete_once(
+    connection: sqlite3.Connection, queries: Queries, now: float,
+    items: list[tuple[str, str, str]],
+) -> set[str]:
+    """Complete items naming distinct orders; the ids whose lease held."""
+    cursor = connection.execute(queries["complete_orders"], {"done": encode_json(items),
+                                                             "now": now})
+    held = dict(cursor.fetchall())
+    _count_moves(connection, queries, held.values(), Status.RUNNING, Status.SUCCEEDED)
+    return set(held)
 
 
 def fail(

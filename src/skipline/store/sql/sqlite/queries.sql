@@ -88,23 +88,30 @@ SELECT * FROM (
 ORDER BY claim_group, rank, seq
 LIMIT :limit
 
--- name: claim_order
+-- name: claim_orders
+-- Lease the orders picked by claim_candidates (:seqs, a JSON array) in one statement. Each gets
+-- the token :token_prefix.<seq>: the prefix is random for every claim, so the token is fresh.
 UPDATE orders
 SET status = 'running', attempts = attempts + 1, started_at = :now,
-    lease_token = :token, lease_expires_at = :lease_expires_at, worker_id = :worker_id
-WHERE seq = :seq AND status = 'queued'
+    lease_token = :token_prefix || '.' || seq, lease_expires_at = :lease_expires_at,
+    worker_id = :worker_id
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status = 'queued'
 RETURNING *
 
 -- name: extend_lease
 UPDATE orders SET lease_expires_at = :lease_expires_at
 WHERE id = :id AND lease_token = :token AND status = 'running'
 
--- name: complete_order
+-- name: complete_orders
+-- Record success for every [id, token, result JSON text] of :done (a JSON array) in one
+-- statement, each fenced by its lease token; returns the orders that were still held.
 UPDATE orders
-SET status = 'succeeded', result = :result, error = NULL, finished_at = :now,
+SET status = 'succeeded', result = done.result, error = NULL, finished_at = :now,
     lease_token = NULL, lease_expires_at = NULL
-WHERE id = :id AND lease_token = :token AND status = 'running'
-RETURNING tier
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result
+      FROM json_each(:done)) AS done
+WHERE orders.id = done.id AND orders.lease_token = done.token AND orders.status = 'running'
+RETURNING orders.id, orders.tier
 
 -- name: fail_order_for_retry
 UPDATE orders
