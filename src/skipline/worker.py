@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
+from skipline.deadlines import Deadlines
 from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
 from skipline.faults import crash_point
@@ -48,6 +49,10 @@ RETRY_WAKE_SLACK = 0.01
 """Added to our own retry times so a wake-up does not come a hair before the order is ready."""
 
 
+PLAIN_RESULTS: frozenset[type] = frozenset({str, int, bool})
+"""Result types that are always JSON (floats are not: NaN and infinities)."""
+
+
 def default_worker_id() -> str:
     """Unique per pool, and readable in the store: host, process, random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -70,6 +75,7 @@ class Run:
     task: asyncio.Task[None] | None = None
     handler_done: bool = False
     lease_lost: bool = False
+    timed_out: bool = False
 
     @property
     def order(self) -> Order:
@@ -108,6 +114,7 @@ class WorkerPool:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._retry_times: list[float] = []
+        self._deadlines: Deadlines[Run] | None = None
 
     @property
     def running(self) -> int:
@@ -128,6 +135,7 @@ class WorkerPool:
         if self._signals is not None:
             return
         self._signals = Signals(asyncio.Event(), asyncio.Event())
+        self._deadlines = Deadlines(self.settings.order_timeout, self._time_out)
         await self._reaper.start()
         if self.settings.heartbeats:
             self._heartbeat_task = asyncio.create_task(
@@ -200,6 +208,8 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._reaper.stop()
+        if self._deadlines is not None:
+            self._deadlines.close()
 
     async def _release(self, leases: Iterable[Lease]) -> None:
         """Give leases back, trying for a little while; what cannot be released returns to
@@ -305,7 +315,7 @@ class WorkerPool:
     async def _run_order(self, run: Run) -> None:
         order = run.order
         try:
-            outcome = await self._execute(order)
+            outcome = await self._execute(run)
             run.handler_done = True
             await self._record(run, outcome)
         except asyncio.CancelledError:
@@ -322,26 +332,42 @@ class WorkerPool:
                 del self._runs[order.id]
             self.signals.slot_freed.set()
 
-    async def _execute(self, order: Order) -> Outcome:
+    async def _execute(self, run: Run) -> Outcome:
         """Run the handler under the order timeout; never raises except for our own cancel."""
-        scope = asyncio.timeout(self.settings.order_timeout)
+        order = run.order
+        deadlines = self._deadlines
+        assert deadlines is not None
+        tick = deadlines.add(run)
         try:
-            async with scope:
-                result = await self.handler(order)
-        except TimeoutError as exc:
-            if scope.expired():
-                limit = self.settings.order_timeout
-                log.warning("order %s: handler timed out after %g s", order.id, limit)
-                return Outcome(error=f"TimeoutError: the handler ran longer than {limit:g} s")
-            return self._handler_error(order, exc)
+            result = await self.handler(order)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
+            if run.timed_out and task is not None and task.uncancel() == 0:
+                return self._timed_out(order)
             if task is not None and task.cancelling():
                 raise
             return self._handler_error(order, exc)
         except Exception as exc:
             return self._handler_error(order, exc)
+        finally:
+            deadlines.discard(run, tick)
+        if run.timed_out:  # the handler swallowed our cancellation and finished anyway
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         return self._checked_result(order, result)
+
+    def _time_out(self, run: Run) -> None:
+        """The order timeout has passed with the handler still running: cancel it."""
+        if run.handler_done or run.task is None:
+            return
+        run.timed_out = True
+        run.task.cancel()
+
+    def _timed_out(self, order: Order) -> Outcome:
+        limit = self.settings.order_timeout
+        log.warning("order %s: handler timed out after %g s", order.id, limit)
+        return Outcome(error=f"TimeoutError: the handler ran longer than {limit:g} s")
 
     def _handler_error(self, order: Order, exc: BaseException) -> Outcome:
         log.warning(
@@ -351,6 +377,8 @@ class WorkerPool:
 
     def _checked_result(self, order: Order, result: JSON) -> Outcome:
         """A result the store could not keep as JSON is a failed run, not a lost order."""
+        if result is None or type(result) in PLAIN_RESULTS:
+            return Outcome(result=result)
         try:
             json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:
