@@ -108,6 +108,10 @@ class WorkerPool:
         self.worker_id = worker_id or default_worker_id()
         self.slots = settings.workers
         self._runs: dict[str, Run] = {}
+        """Every order this pool holds: handler running, or outcome being recorded."""
+        self._busy = 0
+        """Runs whose handler is running: each occupies one of the slots."""
+        self._slot_waiter: asyncio.Future[None] | None = None
         self._reaper = LeaseReaper(store, settings)
         self._signals: Signals | None = None
         self._claim_task: asyncio.Task[None] | None = None
@@ -118,7 +122,13 @@ class WorkerPool:
 
     @property
     def running(self) -> int:
-        """Orders currently occupying a slot."""
+        """Orders whose handler is running, each occupying a slot. A finished handler frees
+        its slot at once, while its outcome is still being recorded (see `held`)."""
+        return self._busy
+
+    @property
+    def held(self) -> int:
+        """Orders this pool holds a lease on: handlers running or outcomes being recorded."""
         return len(self._runs)
 
     @property
@@ -172,6 +182,7 @@ class WorkerPool:
 
     async def _stop_claiming(self, deadline: float) -> None:
         self.signals.stopping.set()
+        self._wake_claimer()
         task = self._claim_task
         if task is None:
             return
@@ -252,15 +263,41 @@ class WorkerPool:
 
     async def _claim_or_wait(self) -> None:
         self.signals.slot_freed.clear()
-        free = self.slots - len(self._runs)
-        if free > 0:
-            leases = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
-            if leases:
-                crash_point("after_claim")
-                await self._launch(leases)
-            if len(leases) == free:
-                return
-        await self._wait_for_work_or_slot(free > 0)
+        free = self._free_slots()
+        if free <= 0:
+            await self._wait_for_slot()
+            return
+        leases = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
+        if leases:
+            crash_point("after_claim")
+            await self._launch(leases)
+        if len(leases) < free:
+            await self._wait_for_work_or_slot(True)
+
+    def _free_slots(self) -> int:
+        """Slots whose handler has finished. Outcomes still being recorded do not hold a slot,
+        but at most `slots` of them may pile up (a store too slow to record stops claims)."""
+        return min(self.slots - self._busy, 2 * self.slots - len(self._runs))
+
+    async def _wait_for_slot(self) -> None:
+        """Every slot is busy: wait on one future that the first handler to finish (or a
+        drain) resolves directly. The claim then runs in the very next loop iteration, before
+        the writes queued in the iteration the handlers finished in are handed to the store, so
+        with SQLite the claim shares one transaction with those orders' completions."""
+        if self.signals.stopping.is_set():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._slot_waiter = None
+
+    def _wake_claimer(self) -> None:
+        self.signals.slot_freed.set()
+        waiter = self._slot_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _launch(self, leases: Sequence[Lease]) -> None:
         if self.signals.stopping.is_set():
@@ -272,6 +309,7 @@ class WorkerPool:
                 self._run_order(run), name=f"skipline-order-{lease.order.id}"
             )
             self._runs[lease.order.id] = run
+            self._busy += 1
 
     async def _wait_for_work_or_slot(self, has_free_slot: bool) -> None:
         """Whichever comes first: the store says work may be ready, a slot frees, a drain
@@ -316,7 +354,7 @@ class WorkerPool:
         order = run.order
         try:
             outcome = await self._execute(run)
-            run.handler_done = True
+            self._free_slot(run)
             await self._record(run, outcome)
         except asyncio.CancelledError:
             why = "its lease was lost" if run.lease_lost else "the worker is draining"
@@ -328,9 +366,18 @@ class WorkerPool:
                 "expires", order.id, describe_error(exc), exc_info=exc,
             )
         finally:
+            self._free_slot(run)
             if self._runs.get(order.id) is run:
                 del self._runs[order.id]
-            self.signals.slot_freed.set()
+                self._wake_claimer()  # a cap on recorded outcomes may have held claims back
+
+    def _free_slot(self, run: Run) -> None:
+        """The handler is over: its slot is free for the next claim. Idempotent."""
+        if run.handler_done:
+            return
+        run.handler_done = True
+        self._busy -= 1
+        self._wake_claimer()
 
     async def _execute(self, run: Run) -> Outcome:
         """Run the handler under the order timeout; never raises except for our own cancel."""

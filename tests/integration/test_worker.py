@@ -341,7 +341,7 @@ async def test_a_worker_that_lost_its_lease_cannot_complete(
 
     with caplog.at_level(logging.WARNING, logger="skipline.worker"):
         gate.set()
-        await eventually(lambda: true_when(lambda: pool.running == 0), "the run to end")
+        await eventually(lambda: true_when(lambda: pool.held == 0), "the run to end")
     assert calls == 1
     still = await store.get(order_id)
     assert still is not None and still.status is Status.RUNNING and still.result is None
