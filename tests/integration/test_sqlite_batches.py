@@ -155,3 +155,13 @@ async def test_one_claim_leases_each_order_with_its_own_fresh_token(store: Sqlit
     with sqlite3.connect(store.path) as other:
         on_file = dict(other.execute("SELECT id, lease_token FROM orders").fetchall())
     assert on_file == {lease.order.id: lease.token for lease in again}
+
+
+@pytest.mark.parametrize("token", ["", "abc", "abc.", "abc.x1", "abc.²", "abc.-3", "1.2.999999"])
+async def test_a_token_this_store_never_handed_out_completes_nothing(
+    store: SqliteStore, token: str,
+) -> None:
+    await store.submit(new_order())
+    (lease,) = await store.claim("w", 1, 30.0)
+    assert not await store.complete(lease.order.id, token, None)
+    assert await store.complete(lease.order.id, lease.token, None)

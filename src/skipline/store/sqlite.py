@@ -34,7 +34,7 @@ from skipline.store import sqlite_writes as writes
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
 from skipline.store.sqlite_batch import Many, Work, unavailable
-from skipline.store.sqlite_rows import encode_json
+from skipline.store.sqlite_rows import encode_json, leases_from_tuples
 from skipline.store.sqlite_schema import connect_reader, connect_writer
 from skipline.store.sqlite_writer import SqliteWriter
 
@@ -145,7 +145,7 @@ class SqliteStore:
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         work = partial(writes.claim, queries=self._queries, clock=self._clock,
                        worker_id=worker_id, limit=limit, lease_seconds=lease_seconds)
-        return await self._write(work)
+        return leases_from_tuples(await self._write(work))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
         work = partial(writes.heartbeat, queries=self._queries, clock=self._clock,

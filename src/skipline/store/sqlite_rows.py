@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import msgspec
 
@@ -50,11 +51,19 @@ def order_from_row(row: sqlite3.Row) -> Order:
     )
 
 
-def leases_from_tuples(cursor: sqlite3.Cursor) -> list[Lease]:
+Rows = tuple[list[str], list[tuple[Any, ...]]]
+"""Column names and plain tuple rows, as a claim hands them from the writer thread to the loop."""
+
+
+def leases_from_tuples(rows: Rows) -> list[Lease]:
     """Leases from the tuple rows of `SELECT *`-shaped orders (RETURNING *) with their
     lease_token. Reading tuples by position costs half of order_from_row's lookups by name,
-    which matters when a claim returns hundreds of rows."""
-    column = {entry[0]: index for index, entry in enumerate(cursor.description)}
+    which matters when a claim returns hundreds of rows; it runs on the event loop, so the
+    writer thread is free for the next batch meanwhile."""
+    names, tuples = rows
+    if not tuples:
+        return []
+    column = {name: index for index, name in enumerate(names)}
     (seq, order_id, tier, priority, status, attempts, rescues, payload, duration, owner,
      created_at, overdue_at, available_at, started_at, finished_at, result, error,
      idempotency_key, lease_token) = (column[name] for name in (
@@ -71,7 +80,7 @@ def leases_from_tuples(cursor: sqlite3.Cursor) -> list[Lease]:
         started_at=row[started_at], finished_at=row[finished_at],
         result=None if row[result] is None else decode(row[result]), error=row[error],
         idempotency_key=row[idempotency_key],
-    ), row[lease_token]) for row in cursor.fetchall()]
+    ), row[lease_token]) for row in tuples]
 
 
 def key_from_row(row: sqlite3.Row) -> ApiKey:

@@ -12,14 +12,9 @@ from typing import Any
 
 from skipline.clock import Clock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
-from skipline.domain.models import ApiKey, Lease, NewOrder, Order, Status
+from skipline.domain.models import ApiKey, NewOrder, Order, Status
 from skipline.faults import crash_point
-from skipline.store.sqlite_rows import (
-    encode_json,
-    key_to_params,
-    leases_from_tuples,
-    order_from_row,
-)
+from skipline.store.sqlite_rows import Rows, encode_json, key_to_params, order_from_row
 
 Queries = dict[str, str]
 
@@ -124,28 +119,36 @@ def cancel(connection: sqlite3.Connection, queries: Queries, clock: Clock, order
 def claim(
     connection: sqlite3.Connection, queries: Queries, clock: Clock,
     worker_id: str, limit: int, lease_seconds: float,
-) -> list[Lease]:
-    """Lease the orders the claim query picks, in its order, with one UPDATE for all of them;
-    every token is fresh (a random prefix per claim, then the order's seq)."""
+) -> Rows:
+    """Lease the orders the claim query picks with one UPDATE for all of them; every token is
+    fresh (a random prefix per claim, then the order's seq). Returns their rows in claim order,
+    as tuples: turning them into Leases is left to the event loop (leases_from_tuples)."""
     if limit <= 0:
-        return []
+        return [], []
     now = clock.now()
     picked = [row["seq"] for row in _rows(
         connection, queries["claim_candidates"], {"now": now, "limit": limit})]
     if not picked:
-        return []
+        return [], []
     cursor = connection.cursor()
-    cursor.row_factory = None  # plain tuples: leases_from_tuples reads them by position
-    cursor.execute(queries["claim_orders"], {
+    cursor.row_factory = None
+    rows = cursor.execute(queries["claim_orders"], {
         "seqs": encode_json(picked), "now": now, "token_prefix": secrets.token_hex(12),
         "worker_id": worker_id, "lease_expires_at": now + lease_seconds,
-    })
-    leases = leases_from_tuples(cursor)
-    position = {seq: index for index, seq in enumerate(picked)}
-    leases.sort(key=lambda lease: position[lease.order.seq])
-    _count_moves(connection, queries, [lease.order.tier for lease in leases],
-                 Status.QUEUED, Status.RUNNING)
-    return leases
+    }).fetchall()
+    names = [entry[0] for entry in cursor.description]
+    seq, tier = names.index("seq"), names.index("tier")
+    position = {seq_number: index for index, seq_number in enumerate(picked)}
+    rows.sort(key=lambda row: position[row[seq]])
+    _count_moves(connection, queries, [row[tier] for row in rows], Status.QUEUED, Status.RUNNING)
+    return names, rows
+
+
+def seq_in_token(token: str) -> int:
+    """The seq a claim_orders token ends with (`prefix.seq`); -1, which no order has, for a
+    token this store did not hand out."""
+    _, _, digits = token.rpartition(".")
+    return int(digits) if digits.isascii() and digits.isdigit() else -1
 
 
 def heartbeat(
@@ -193,7 +196,8 @@ def _complete_once(
     items: list[tuple[str, str, str]],
 ) -> set[str]:
     """Complete items naming distinct orders; the ids whose lease held."""
-    cursor = connection.execute(queries["complete_orders"], {"done": encode_json(items),
+    done = [(order_id, token, result, seq_in_token(token)) for order_id, token, result in items]
+    cursor = connection.execute(queries["complete_orders"], {"done": encode_json(done),
                                                              "now": now})
     held = dict(cursor.fetchall())
     _count_moves(connection, queries, held.values(), Status.RUNNING, Status.SUCCEEDED)
