@@ -7,7 +7,8 @@ Each round pre-fills a fresh SQLite file (synchronous=FULL) with `--orders` queu
 (untimed), then starts a WorkerPool with `--slots` slots and a handler that does nothing, and
 times from the pool's start until the store reports every order succeeded. The pool claims only
 as many orders as it has free slots (no prefetch), as in production. Each round runs in its own
-process so rounds do not share caches or garbage. Prints orders/s per round and the median.
+process, with the garbage-collector settings of a `skipline worker` process, so rounds do not
+share caches or garbage. Prints orders/s per round and the median.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from skipline.clock import SystemClock
 from skipline.config import Settings
 from skipline.domain.models import NewOrder, Order
+from skipline.runtime import tune_garbage_collector
 from skipline.store.sqlite import SqliteStore
 from skipline.worker import WorkerPool
 
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--one", metavar="PATH", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.one:
+        tune_garbage_collector()  # as `skipline worker` and `skipline serve` do
         print(json.dumps(asyncio.run(drain(options.one, options.orders, options.slots))))
         return
     print(f"{options.orders:,} queued no-op orders, WorkerPool with {options.slots} slots, "
