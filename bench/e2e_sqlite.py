@@ -5,7 +5,8 @@
 
 Each round pre-fills a fresh SQLite file (synchronous=FULL) with `--orders` queued orders
 (untimed), then starts a WorkerPool with `--slots` slots and a handler that does nothing, and
-times from the pool's start until the store reports every order succeeded. The pool claims only
+times from the pool's start until the store reports every order succeeded (and the process's
+CPU time over that span, a steadier figure on a busy machine). The pool claims only
 as many orders as it has free slots (no prefetch), as in production. Each round runs in its own
 process, with the garbage-collector settings of a `skipline worker` process, so rounds do not
 share caches or garbage. Prints orders/s per round and the median.
@@ -65,15 +66,17 @@ async def drain(path: str, orders: int, slots: int) -> dict[str, float]:
 
     pool = WorkerPool(store, Settings(db=f"sqlite:///{path}", workers=slots), noop)
     batches = store.committed_batches
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await pool.start()
     while handled < orders or await succeeded(store) < orders:
         await asyncio.sleep(POLL_SECONDS)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     transactions = store.committed_batches - batches
     await pool.stop()
     await store.close()
     return {"per_second": orders / elapsed, "seconds": elapsed,
+            "cpu_us_per_order": cpu / orders * 1e6,
             "orders_per_transaction": 2 * orders / max(1, transactions)}
 
 
@@ -105,8 +108,9 @@ def main() -> None:
         result = one_round(options)
         rates.append(result["per_second"])
         print(f"round {round_number}: {result['per_second']:>9,.0f} orders/s  "
-              f"({result['seconds']:.2f} s, {result['orders_per_transaction']:.0f} writes "
-              "per transaction)", flush=True)
+              f"({result['seconds']:.2f} s; {result['cpu_us_per_order']:.1f} us of CPU per "
+              f"order, both threads; {result['orders_per_transaction']:.0f} writes per "
+              "transaction)", flush=True)
     print(f"median: {statistics.median(rates):,.0f} orders/s")
 
 

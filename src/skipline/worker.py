@@ -58,9 +58,10 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What one run of the handler produced: a result, or the error text to record."""
+    """What one run of the handler produced: a result, or the error text to record. (Not
+    frozen: one is made per order, and a frozen dataclass costs twice as much to build.)"""
 
     result: JSON = None
     error: str | None = None
@@ -447,8 +448,7 @@ class WorkerPool:
         order_id, token = run.key
         try:
             done = await self._with_retries(
-                f"completing order {order_id}",
-                lambda: self.store.complete(order_id, token, result),
+                lambda: self.store.complete(order_id, token, result), "completing order", order_id,
             )
         except EXPECTED_STORE_ERRORS:
             raise
@@ -457,8 +457,8 @@ class WorkerPool:
             await self._fail(run, f"the result could not be stored: {describe_error(exc)}")
             return
         if done:
-            elapsed = self.clock.now() - run.started
-            log.info("order %s succeeded in %.3f s", order_id, elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info("order %s succeeded in %.3f s", order_id, self.clock.now() - run.started)
         else:
             log.warning("order %s: lease lost before completion; result dropped", order_id)
 
@@ -466,8 +466,8 @@ class WorkerPool:
         order_id, token = run.key
         delay = self._retry_delay(run.order)
         status = await self._with_retries(
-            f"recording the failure of order {order_id}",
             lambda: self.store.fail(order_id, token, error, delay),
+            "recording the failure of order", order_id,
         )
         if status is None:
             log.warning("order %s: lease lost before its failure was recorded", order_id)
@@ -487,19 +487,23 @@ class WorkerPool:
             return None
         return retry_delay(order.attempts, settings.backoff_base, settings.backoff_max)
 
-    async def _with_retries(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry `call` while the store is unreachable, for up to RECORD_RETRY_SECONDS."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + RECORD_RETRY_SECONDS
+    async def _with_retries(self, call: Callable[[], Awaitable[T]], doing: str, order_id: str
+                            ) -> T:
+        """Retry `call` while the store is unreachable, for up to RECORD_RETRY_SECONDS from
+        the first failure (nothing is set up before one: this runs once per order)."""
+        deadline: float | None = None
         failures = 0
         while True:
             try:
                 return await call()
             except EXPECTED_STORE_ERRORS as exc:
+                now = asyncio.get_running_loop().time()
+                if deadline is None:
+                    deadline = now + RECORD_RETRY_SECONDS
                 failures += 1
-                if loop.time() + store_pause(failures) > deadline:
+                if now + store_pause(failures) > deadline:
                     raise
-                log_store_error(log, doing, exc)
+                log_store_error(log, f"{doing} {order_id}", exc)
                 await asyncio.sleep(store_pause(failures))
 
     # --- heartbeats ---------------------------------------------------------------------------

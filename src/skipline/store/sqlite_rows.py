@@ -18,6 +18,8 @@ _STATUSES = {status.value: status for status in Status}
 def encode_json(value: JSON, what: str = "payload") -> str:
     """JSON text of `value`; InvalidOrder if it is not JSON (checked before it reaches the
     writer, so a bad value fails alone rather than inside someone else's batch)."""
+    if value is None:
+        return "null"
     try:
         return _encoder.encode(value).decode("utf-8")
     except (TypeError, ValueError, OverflowError) as exc:

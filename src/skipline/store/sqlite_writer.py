@@ -53,6 +53,7 @@ class SqliteWriter:
         self._carried: list[_Job] = []
         """Writes taken from the queue beyond MAX_BATCH, for the next batch (thread side)."""
         self._stop_seen = False
+        self._serving = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Future[None] | None = None
@@ -62,7 +63,9 @@ class SqliteWriter:
 
     @property
     def running(self) -> bool:
-        return self._accepting and self._thread is not None and self._thread.is_alive()
+        """Accepting writes, with a live thread (a flag the thread clears as it ends: checking
+        Thread.is_alive on every write cost more than queueing the write)."""
+        return self._accepting and self._serving
 
     async def start(self) -> None:
         """Start the thread; returns once its connection is open and migrated."""
@@ -121,10 +124,12 @@ class SqliteWriter:
             self._call(_settle_one, ready, Outcome(error=_startup_error(exc)))
             self._call(_settle_one, self._stopped, Outcome())
             return
+        self._serving = True
         self._call(_settle_one, ready, Outcome())
         try:
             self._serve_batches(connection)
         finally:
+            self._serving = False
             connection.close()
             self._call(_settle_one, self._stopped, Outcome())
 
