@@ -8,6 +8,9 @@
 - Idle workers are woken by LISTEN/NOTIFY (postgres_listener); polling is only a fallback.
 - An outage surfaces as StoreUnavailable within about two seconds, and the store reconnects
   by itself when the database is back.
+- A submission or completion whose commit is in doubt (the connection died after it was sent)
+  is not reported as failed blindly: its outcome is read back once it can be trusted
+  (postgres_doubt), which may take up to IN_DOUBT_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from functools import partial
 from typing import Any, Literal
 
 import asyncpg
@@ -39,7 +43,16 @@ from skipline.domain.models import (
     StoreStats,
     TierCounts,
 )
-from skipline.store.postgres_batch import Batcher
+from skipline.store.postgres_batch import Batcher, WriteInDoubt
+from skipline.store.postgres_doubt import (
+    IN_DOUBT_SECONDS,
+    OUTCOME_UNKNOWN,
+    Backend,
+    CommitInDoubt,
+    TrackedConnection,
+    identify_backend,
+    read_once_settled,
+)
 from skipline.store.postgres_errors import is_outage, outage_as_unavailable
 from skipline.store.postgres_listener import WakeListener
 from skipline.store.postgres_migrate import migrate
@@ -65,6 +78,11 @@ Submission = tuple[NewOrder, str | None]
 """An order to accept and its payload as JSON text."""
 Completion = tuple[str, str, str | None]
 """(order id, lease token, result as JSON text)."""
+Submitted = tuple[Order, bool] | Exception
+"""One submission's outcome: (order, created), or the error its caller gets."""
+Completed = bool | Exception
+
+NOT_STORED = "the PostgreSQL database went away before this order was stored"
 
 
 class PostgresStore:
@@ -74,14 +92,17 @@ class PostgresStore:
         self, url: str, clock: Clock | None = None,
         durability: Literal["full", "normal"] = "full", *,
         pool_size: int = POOL_SIZE, timeout: float = OPERATION_TIMEOUT,
+        in_doubt_seconds: float = IN_DOUBT_SECONDS,
     ) -> None:
         """`clock` is part of every store's signature; this store measures time on the
-        database clock instead, so that many processes agree."""
+        database clock instead, so that many processes agree. `in_doubt_seconds`: how long
+        the callers of a write in doubt may wait for its outcome (postgres_doubt)."""
         del clock
         self._url = url
         self._durability = durability
         self._pool_size = pool_size
         self._timeout = timeout
+        self._in_doubt_seconds = in_doubt_seconds
         self._queries = load_queries("postgres")
         self._pool: Any = None
         self._listener: WakeListener | None = None
@@ -95,7 +116,8 @@ class PostgresStore:
         with outage_as_unavailable():
             pool = await asyncpg.create_pool(
                 self._url, min_size=1, max_size=self._pool_size, timeout=CONNECT_TIMEOUT,
-                command_timeout=self._timeout, init=prepare_connection,
+                command_timeout=self._timeout, init=self._prepare_connection,
+                connection_class=TrackedConnection,
                 server_settings=self._session_settings("skipline"),
             )
             try:
@@ -111,12 +133,15 @@ class PostgresStore:
         await self._listener.start(first_connect_seconds=CONNECT_TIMEOUT)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
+        """Writes still pending or in doubt are finished first (they need the pool)."""
+        if self._pool is None:
             return
         for batcher in (self._submits, self._completions):
             if batcher is not None:
                 await batcher.drain()
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
         if self._listener is not None:
             await self._listener.stop()
         try:
@@ -127,6 +152,10 @@ class PostgresStore:
     def _session_settings(self, application: str) -> dict[str, str]:
         synchronous = "on" if self._durability == "full" else "off"
         return {"application_name": application, "synchronous_commit": synchronous}
+
+    async def _prepare_connection(self, connection: Any) -> None:
+        await prepare_connection(connection)
+        await identify_backend(connection, self._queries["backend_identity"])
 
     async def _connect_listener(self) -> Any:
         return await asyncpg.connect(
@@ -148,13 +177,35 @@ class PostgresStore:
                     yield connection
                 except BaseException as error:
                     if isinstance(error, asyncio.CancelledError) or is_outage(error):
-                        # Its state is unknown: drop it rather than wait to reset it.
-                        connection.terminate()
+                        # Its state is unknown: drop it rather than wait to reset it. (A lost
+                        # connection has already gone back to the pool, which says so.)
+                        with suppress(asyncpg.InterfaceError):
+                            connection.terminate()
                     raise
 
     async def _fetch(self, name: str, *args: Any) -> list[Any]:
         async with self._connection() as connection:
             return list(await connection.fetch(self._queries[name], *args))
+
+    async def _fetch_committing(self, name: str, *args: Any) -> list[Any]:
+        """`_fetch` for a statement that writes. An outage once the statement may have
+        reached the server raises CommitInDoubt (it may have committed); one before that
+        (no connection to be had), StoreUnavailable."""
+        backend: Backend | None = None
+        try:
+            async with self._connection() as connection:
+                backend = connection.backend
+                return list(await connection.fetch(self._queries[name], *args))
+        except StoreUnavailable as error:
+            if backend is None:
+                raise
+            raise CommitInDoubt(backend) from error
+
+    async def _read_once_settled(self, backend: Backend, name: str, *args: Any) -> list[Any] | None:
+        return await read_once_settled(
+            self._connection, self._queries, backend, name, *args,
+            seconds=self._in_doubt_seconds,
+        )
 
     async def _fetchrow(self, name: str, *args: Any) -> Any:
         async with self._connection() as connection:
@@ -172,30 +223,51 @@ class PostgresStore:
             raise StoreUnavailable("the PostgreSQL store is not open")
         return await submits.run(submission)
 
-    async def _write_submissions(self, batch: Sequence[Submission]) -> list[tuple[Order, bool]]:
+    async def _write_submissions(self, batch: Sequence[Submission]) -> list[Submitted]:
         orders = [new for new, _ in batch]
-        rows = await self._fetch(
-            "submit_many", [n.id for n in orders], [n.tier for n in orders],
-            [n.priority for n in orders], [payload for _, payload in batch],
-            [n.duration for n in orders], [n.owner for n in orders],
-            [n.idempotency_key for n in orders], [n.max_wait for n in orders],
-        )
-        created = {row["id"]: row for row in rows}
-        results: list[tuple[Order, bool]] = []
-        for new in orders:
-            row = created.get(new.id)
-            if row is not None:
-                results.append((order_from_columns(row, new.payload), True))
-            else:
-                results.append((await self._first_order(new), False))
-        return results
+        try:
+            rows = await self._fetch_committing(
+                "submit_many", [n.id for n in orders], [n.tier for n in orders],
+                [n.priority for n in orders], [payload for _, payload in batch],
+                [n.duration for n in orders], [n.owner for n in orders],
+                [n.idempotency_key for n in orders], [n.max_wait for n in orders],
+            )
+        except CommitInDoubt as doubt:
+            raise WriteInDoubt(partial(self._settle_submissions, orders, doubt.backend)) from doubt
+        payloads = {new.id: new.payload for new in orders}
+        created = {row["id"]: order_from_columns(row, payloads[row["id"]]) for row in rows}
+        return await self._with_replays(orders, created)
 
-    async def _first_order(self, new: NewOrder) -> Order:
-        """The order that first used `new`'s idempotency key."""
-        row = await self._fetchrow("find_by_idempotency_key", new.owner, new.idempotency_key)
-        if row is None:
-            raise RuntimeError(f"order {new.id} was neither inserted nor found")
-        return order_from_row(row)
+    async def _with_replays(
+        self, orders: Sequence[NewOrder], created: dict[str, Order]
+    ) -> list[Submitted]:
+        """The outcomes of a committed batch: the orders it created, and for the others (their
+        idempotency key was used already) the order that first used it. The batch is stored
+        whatever happens here, so a failed look-up fails only the replays."""
+        replays = [new for new in orders if new.id not in created]
+        found: list[Any] = []
+        missing: Exception = RuntimeError("an order was neither inserted nor found")
+        if replays:
+            try:
+                found = await self._fetch("find_submitted", [], *key_columns(replays))
+            except StoreUnavailable as error:
+                missing = error
+        return submission_outcomes(orders, created, found, missing)
+
+    async def _settle_submissions(
+        self, orders: Sequence[NewOrder], backend: Backend
+    ) -> list[Submitted]:
+        """The outcomes of a batch whose commit was in doubt: its orders are there (created),
+        or an earlier order holds their idempotency key (a replay, as if committed), or they
+        were definitely not stored; all unknown if that could not be learnt in time."""
+        rows = await self._read_once_settled(
+            backend, "find_submitted", [new.id for new in orders], *key_columns(orders),
+        )
+        if rows is None:
+            return [StoreUnavailable(OUTCOME_UNKNOWN) for _ in orders]
+        ours = {new.id for new in orders}
+        created = {row["id"]: order_from_row(row) for row in rows if row["id"] in ours}
+        return submission_outcomes(orders, created, rows, StoreUnavailable(NOT_STORED))
 
     async def get(self, order_id: str) -> Order | None:
         row = await self._fetchrow("get_order", order_id)
@@ -237,14 +309,35 @@ class PostgresStore:
             raise StoreUnavailable("the PostgreSQL store is not open")
         return await completions.run((order_id, token, json_text(result, "result")))
 
-    async def _write_completions(self, batch: Sequence[Completion]) -> list[bool]:
+    async def _write_completions(self, batch: Sequence[Completion]) -> list[Completed]:
         first = unique_orders(batch)
-        rows = await self._fetch(
-            "complete_many", [batch[i][0] for i in first],
-            [batch[i][1] for i in first], [batch[i][2] for i in first],
-        )
+        ids, tokens = [batch[i][0] for i in first], [batch[i][1] for i in first]
+        try:
+            rows = await self._fetch_committing(
+                "complete_many", ids, tokens, [batch[i][2] for i in first],
+            )
+        except CommitInDoubt as doubt:
+            settle = partial(self._settle_completions, batch, ids, tokens, doubt.backend)
+            raise WriteInDoubt(settle) from doubt
         done = {row["id"] for row in rows}
         return [i in first and batch[i][0] in done for i in range(len(batch))]
+
+    async def _settle_completions(
+        self, batch: Sequence[Completion], ids: list[str], tokens: list[str], backend: Backend
+    ) -> list[Completed]:
+        """The outcomes of completions whose commit was in doubt. An order that has succeeded
+        counts as completed: by this completion or, had its lease expired meanwhile, by a later
+        run; either way it is done and must not run again. One still running under the token
+        was not completed: StoreUnavailable, so the worker tries again."""
+        rows = await self._read_once_settled(backend, "completion_states", ids, tokens)
+        if rows is None:
+            return [StoreUnavailable(OUTCOME_UNKNOWN) for _ in batch]
+        states = {row["id"]: row for row in rows}
+        first = unique_orders(batch)
+        return [
+            completion_outcome(states.get(order_id) if i in first else None)
+            for i, (order_id, _, _) in enumerate(batch)
+        ]
 
     async def fail(
         self, order_id: str, token: str, error: str, retry_delay: float | None
@@ -319,6 +412,43 @@ def json_text(value: JSON, what: str) -> str | None:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidOrder(f"the {what} is not JSON: {error}") from error
+
+
+def key_columns(orders: Sequence[NewOrder]) -> tuple[list[str], list[str | None]]:
+    """(owners, idempotency keys) of `orders`, for find_submitted's parallel arrays."""
+    return [new.owner for new in orders], [new.idempotency_key for new in orders]
+
+
+def submission_outcomes(
+    orders: Sequence[NewOrder], created: dict[str, Order], found: Sequence[Any],
+    missing: Exception,
+) -> list[Submitted]:
+    """Per order: (order, True) if it was created; (the first order, False) if its
+    idempotency key was used already; else `missing`."""
+    by_key = {(row["owner"], row["idempotency_key"]): row for row in found
+              if row["idempotency_key"] is not None}
+    outcomes: list[Submitted] = []
+    for new in orders:
+        first = by_key.get((new.owner, new.idempotency_key))
+        if new.id in created:
+            outcomes.append((created[new.id], True))
+        elif first is not None:
+            outcomes.append((order_from_row(first), False))
+        else:
+            outcomes.append(missing)
+    return outcomes
+
+
+def completion_outcome(state: Any) -> Completed:
+    """A settled completion: True if the order succeeded; not recorded (retry) if it still
+    runs under this lease; False if the lease is gone (or it was a repeat in its batch)."""
+    if state is None:
+        return False
+    if state["succeeded"]:
+        return True
+    if state["still_held"]:
+        return StoreUnavailable("the completion was not recorded; retry")
+    return False
 
 
 def split_pairs(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:

@@ -29,6 +29,16 @@ SELECT version FROM schema_migrations ORDER BY version;
 -- name: ping
 SELECT 1;
 
+-- name: backend_identity
+-- The server process behind this connection, read once when it opens (postgres_doubt).
+SELECT pg_backend_pid() AS pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid();
+
+-- name: end_backend
+-- Fencing a commit in doubt (postgres_doubt): if server process $1, started at $2, is still
+-- there it is told to terminate and a row comes back (ask again shortly); no row: it is gone,
+-- and its transaction is over, committed or rolled back.
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2;
+
 -- name: submit_many
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
@@ -58,8 +68,14 @@ wake AS MATERIALIZED (
 )
 SELECT inserted.* FROM inserted LEFT JOIN wake ON true;
 
--- name: find_by_idempotency_key
-SELECT * FROM orders WHERE owner = $1 AND idempotency_key = $2;
+-- name: find_submitted
+-- The orders a batch of submissions made or found: by id ($1), and by (owner, idempotency
+-- key) in the parallel arrays $2, $3 (a NULL key matches nothing). An order may come twice.
+SELECT * FROM orders WHERE id = ANY($1::text[])
+UNION ALL
+SELECT o.* FROM orders o
+JOIN unnest($2::text[], $3::text[]) AS submitted(owner, idempotency_key)
+  ON o.owner = submitted.owner AND o.idempotency_key = submitted.idempotency_key;
 
 -- name: get_order
 SELECT * FROM orders WHERE id = $1;
@@ -159,6 +175,15 @@ SET status = 'succeeded', result = done.result::json, error = NULL, finished_at 
     lease_token = NULL, lease_expires_at = NULL
 FROM done WHERE o.id = done.id
 RETURNING o.id;
+
+-- name: completion_states
+-- Settling completions in doubt: for each order $1 completed with lease token $2, whether it
+-- has succeeded, and whether it is still running under that token (the completion did not
+-- land).
+SELECT o.id, o.status = 'succeeded' AS succeeded,
+       o.status = 'running' AND o.lease_token IS NOT DISTINCT FROM c.token AS still_held
+FROM orders o
+JOIN unnest($1::text[], $2::text[]) AS c(id, token) ON o.id = c.id;
 
 -- name: fail
 -- A failed run: with $4 (retry delay, seconds) queued again once it has passed, keeping
