@@ -37,10 +37,9 @@ class Write:
     item: Any
 
 
-@dataclass(slots=True)
-class Outcome:
-    value: Any = None
-    error: BaseException | None = None
+Outcome = tuple[Any, BaseException | None]
+"""(value, None) for a write that succeeded, (None, error) for one that failed. A plain tuple:
+a batch makes one per write, on the writer thread's critical path."""
 
 
 def unavailable(exc: sqlite3.Error, doing: str = "write to") -> StoreUnavailable:
@@ -73,7 +72,7 @@ def run_batch(
         connection.execute("COMMIT")
     except (sqlite3.Error, _BatchLost) as exc:
         _rollback_quietly(connection)
-        return [Outcome(error=_batch_error(exc)) for _ in writes], False
+        return [(None, _batch_error(exc)) for _ in writes], False
     return outcomes, True
 
 
@@ -81,7 +80,7 @@ def _run_together(
     connection: sqlite3.Connection, writes: Sequence[Write]
 ) -> list[Outcome] | None:
     """Every write without savepoints, grouped writes first; None as soon as one raises."""
-    outcomes = [_NOT_RUN] * len(writes)
+    outcomes: list[Outcome] = [_NOT_RUN] * len(writes)
     groups: dict[Many, list[int]] = {}
     for index, write in enumerate(writes):
         if write.many is not None:
@@ -90,16 +89,16 @@ def _run_together(
         for many, indexes in groups.items():
             values = many(connection, [writes[index].item for index in indexes])
             for index, value in zip(indexes, values, strict=True):
-                outcomes[index] = Outcome(value)
+                outcomes[index] = (value, None)
         for index, write in enumerate(writes):
             if write.work is not None:
-                outcomes[index] = Outcome(write.work(connection))
+                outcomes[index] = (write.work(connection), None)
     except Exception:
         return None
     return outcomes
 
 
-_NOT_RUN = Outcome(error=RuntimeError("write not run"))
+_NOT_RUN: Outcome = (None, RuntimeError("write not run"))
 
 
 def _run_one_by_one(connection: sqlite3.Connection, writes: Sequence[Write]) -> list[Outcome]:
@@ -109,7 +108,7 @@ def _run_one_by_one(connection: sqlite3.Connection, writes: Sequence[Write]) -> 
         if not connection.in_transaction:
             # SQLite rolled the whole transaction back (disk full, I/O error): the writes
             # before this one are gone too, so nothing of the batch may be acknowledged.
-            raise _BatchLost(outcomes[-1].error)
+            raise _BatchLost(outcomes[-1][1])
     return outcomes
 
 
@@ -121,9 +120,9 @@ def _run_in_savepoint(connection: sqlite3.Connection, write: Write) -> Outcome:
         if connection.in_transaction:
             connection.execute("ROLLBACK TO work")
             connection.execute("RELEASE work")
-        return Outcome(error=as_domain_error(exc))
+        return None, as_domain_error(exc)
     connection.execute("RELEASE work")
-    return Outcome(value=value)
+    return value, None
 
 
 def _run_alone(connection: sqlite3.Connection, write: Write) -> Any:

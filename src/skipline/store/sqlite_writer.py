@@ -121,17 +121,17 @@ class SqliteWriter:
         try:
             connection = self._connect()
         except Exception as exc:
-            self._call(_settle_one, ready, Outcome(error=_startup_error(exc)))
-            self._call(_settle_one, self._stopped, Outcome())
+            self._call(_settle_one, ready, (None, _startup_error(exc)))
+            self._call(_settle_one, self._stopped, (None, None))
             return
         self._serving = True
-        self._call(_settle_one, ready, Outcome())
+        self._call(_settle_one, ready, (None, None))
         try:
             self._serve_batches(connection)
         finally:
             self._serving = False
             connection.close()
-            self._call(_settle_one, self._stopped, Outcome())
+            self._call(_settle_one, self._stopped, (None, None))
 
     def _serve_batches(self, connection: sqlite3.Connection) -> None:
         stopping = False
@@ -170,19 +170,26 @@ class SqliteWriter:
         if committed:
             self.committed_batches += 1
             pairs = zip(jobs, outcomes, strict=True)
-            if any(job.wakes_workers and outcome.error is None for job, outcome in pairs):
+            if any(job.wakes_workers and error is None for job, (_, error) in pairs):
                 self._on_work()
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            _settle_one(job.future, outcome)
+        for job, (value, error) in zip(jobs, outcomes, strict=True):
+            future = job.future
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
 
 
 def _settle_one(future: asyncio.Future[Any] | None, outcome: Outcome) -> None:
+    value, error = outcome
     if future is None or future.done():
         return
-    if outcome.error is None:
-        future.set_result(outcome.value)
+    if error is None:
+        future.set_result(value)
     else:
-        future.set_exception(outcome.error)
+        future.set_exception(error)
 
 
 def _startup_error(exc: Exception) -> Exception:

@@ -144,13 +144,6 @@ def claim(
     return names, rows
 
 
-def seq_in_token(token: str) -> int:
-    """The seq a claim_orders token ends with (`prefix.seq`); -1, which no order has, for a
-    token this store did not hand out."""
-    _, _, digits = token.rpartition(".")
-    return int(digits) if digits.isascii() and digits.isdigit() else -1
-
-
 def heartbeat(
     connection: sqlite3.Connection, queries: Queries, clock: Clock,
     leases: Sequence[tuple[str, str]], lease_seconds: float,
@@ -174,6 +167,19 @@ def complete_many(
     all of them; True for each item whose lease still held. An order named more than once (a
     stale token beside the current one) is settled in rounds, as if the items ran in order."""
     now = clock.now()
+    if len({order_id for order_id, _, _ in items}) == len(items):  # the usual case: one round
+        held = _complete_once(connection, queries, now, items)
+        outcomes = [order_id in held for order_id, _, _ in items]
+    else:
+        outcomes = _complete_in_rounds(connection, queries, now, items)
+    crash_point("mid_complete")
+    return outcomes
+
+
+def _complete_in_rounds(
+    connection: sqlite3.Connection, queries: Queries, now: float,
+    items: list[tuple[str, str, str]],
+) -> list[bool]:
     outcomes = [False] * len(items)
     pending = list(enumerate(items))
     while pending:
@@ -187,7 +193,6 @@ def complete_many(
         for index, (order_id, _, _) in this_round:
             outcomes[index] = order_id in held
         pending = later
-    crash_point("mid_complete")
     return outcomes
 
 
@@ -196,8 +201,7 @@ def _complete_once(
     items: list[tuple[str, str, str]],
 ) -> set[str]:
     """Complete items naming distinct orders; the ids whose lease held."""
-    done = [(order_id, token, result, seq_in_token(token)) for order_id, token, result in items]
-    cursor = connection.execute(queries["complete_orders"], {"done": encode_json(done),
+    cursor = connection.execute(queries["complete_orders"], {"done": encode_json(items),
                                                              "now": now})
     held = dict(cursor.fetchall())
     _count_moves(connection, queries, held.values(), Status.RUNNING, Status.SUCCEEDED)

@@ -103,18 +103,18 @@ UPDATE orders SET lease_expires_at = :lease_expires_at
 WHERE id = :id AND lease_token = :token AND status = 'running'
 
 -- name: complete_orders
--- Record success for every [id, token, result JSON text, seq] of :done (a JSON array) in one
--- statement, each fenced by its lease token; returns the orders that were still held. The seq
--- (read back from the token, see claim_orders) finds the row by primary key, cheaper than the
--- random id index.
+-- Record success for every [id, token, result JSON text] of :done (a JSON array) in one
+-- statement, each fenced by its lease token; returns the orders that were still held. The row
+-- is found by the seq that ends the token (`prefix.seq`, see claim_orders), a primary-key
+-- lookup cheaper than the random id index; a token this store did not hand out yields some
+-- seq or none, and then fails the token comparison.
 UPDATE orders
 SET status = 'succeeded', result = done.result, error = NULL, finished_at = :now,
     lease_token = NULL, lease_expires_at = NULL
-FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result,
-             value ->> 3 AS seq
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS result
       FROM json_each(:done)) AS done
-WHERE orders.seq = done.seq AND orders.id = done.id AND orders.lease_token = done.token
-  AND orders.status = 'running'
+WHERE orders.seq = CAST(substr(done.token, instr(done.token, '.') + 1) AS INTEGER)
+  AND orders.id = done.id AND orders.lease_token = done.token AND orders.status = 'running'
 RETURNING orders.id, orders.tier
 
 -- name: fail_order_for_retry
