@@ -12,7 +12,6 @@ import pytest
 from faults.registry import SCENARIOS
 from faults.scenarios.crash_points import CRASH_POINTS
 from faults.scenarios.disk_full import Unsupported
-from faults.scenarios.postgres import IN_DOUBT
 
 
 async def run_short(name: str) -> None:
@@ -64,14 +63,4 @@ async def test_postgres_kill_loop() -> None:
 
 @pytest.mark.postgres
 async def test_postgres_restart() -> None:
-    report = await SCENARIOS["postgres_restart"].run(long=False)
-    in_doubt = report.checks.get(IN_DOUBT, 0)
-    only_known_bug = (
-        not report.passed and report.lost == 0 and report.mismatched_ids == 0
-        and not report.failures and report.unexpected == in_doubt
-    )
-    if only_known_bug:
-        # Known, reported: a submission whose commit lands as the database dies is answered
-        # 503 ("not stored") although it was stored. Anything else still fails hard.
-        pytest.xfail(f"PostgreSQL in-doubt commit answered 503: {report.examples}")
-    assert report.passed, report.to_json()
+    await run_short("postgres_restart")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from functools import partial
@@ -63,6 +64,8 @@ from skipline.store.postgres_rows import (
     prepare_connection,
 )
 from skipline.store.queries import load_queries
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 1.5
 """Seconds to open a connection before calling the database unreachable."""
@@ -267,6 +270,7 @@ class PostgresStore:
             return [StoreUnavailable(OUTCOME_UNKNOWN) for _ in orders]
         ours = {new.id for new in orders}
         created = {row["id"]: order_from_row(row) for row in rows if row["id"] in ours}
+        log.warning("submissions in doubt: %d of %d were stored", len(created), len(orders))
         return submission_outcomes(orders, created, rows, StoreUnavailable(NOT_STORED))
 
     async def get(self, order_id: str) -> Order | None:
@@ -333,6 +337,8 @@ class PostgresStore:
         if rows is None:
             return [StoreUnavailable(OUTCOME_UNKNOWN) for _ in batch]
         states = {row["id"]: row for row in rows}
+        landed = sum(1 for row in rows if row["succeeded"])
+        log.warning("completions in doubt: %d of %d orders have succeeded", landed, len(ids))
         first = unique_orders(batch)
         return [
             completion_outcome(states.get(order_id) if i in first else None)

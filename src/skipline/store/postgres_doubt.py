@@ -40,6 +40,7 @@ order back, or stores it once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ OUTCOME_UNKNOWN = (
     "the PostgreSQL database went away while this write was being committed, and whether it "
     "was committed could not be learnt in time; retrying with the same Idempotency-Key is safe"
 )
+
+log = logging.getLogger(__name__)
 
 Connect = Callable[[], AbstractAsyncContextManager[Any]]
 """Opens a store connection (turning outages into StoreUnavailable)."""
@@ -103,15 +106,21 @@ async def read_once_settled(
 ) -> list[Any] | None:
     """The rows of query `name`, read once `backend` is gone (so the read is final); None if
     that could not be done within `seconds`."""
+    log.warning("a write on server process %d is in doubt; settling it", backend.pid)
     pause = FIRST_PAUSE
+    started = asyncio.get_running_loop().time()
     try:
         async with asyncio.timeout(seconds):
             while (rows := await read_if_gone(connect, queries, backend, name, args)) is None:
                 await asyncio.sleep(pause)
                 pause = min(2 * pause, LAST_PAUSE)
-            return rows
     except TimeoutError:
+        log.error("a write on server process %d is still in doubt after %.1f s: reported as "
+                  "unknown", backend.pid, seconds)
         return None
+    elapsed = asyncio.get_running_loop().time() - started
+    log.warning("a write on server process %d was settled in %.2f s", backend.pid, elapsed)
+    return rows
 
 
 async def read_if_gone(
