@@ -26,8 +26,11 @@ class Deadlines(Generic[Item]):
     each one still there once its deadline (rounded up to the next tick) has passed."""
 
     def __init__(self, seconds: float, expire: Callable[[Item], None]) -> None:
+        """Create it inside the running loop, which it keeps (asking asyncio for the running
+        loop on every add costs a getpid system call)."""
         if seconds <= 0:
             raise ValueError("a deadline must be > 0 seconds away")
+        self._loop = asyncio.get_running_loop()
         self.seconds = seconds
         self.tick = min(LONGEST_TICK, seconds / 20)
         self._expire = expire
@@ -39,7 +42,7 @@ class Deadlines(Generic[Item]):
 
     def add(self, item: Item) -> int:
         """Start the clock for `item`; returns its tick, for `discard`."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         tick = math.ceil((loop.time() + self.seconds) / self.tick)
         items = self._waiting.get(tick)
         if items is None:

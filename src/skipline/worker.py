@@ -304,9 +304,10 @@ class WorkerPool:
         if self.signals.stopping.is_set():
             await self._release(leases)
             return
+        loop = asyncio.get_running_loop()  # once per claim, not per order (it costs a getpid)
         for lease in leases:
             run = Run(lease, started=self.clock.now())
-            run.task = asyncio.create_task(
+            run.task = loop.create_task(
                 self._run_order(run), name=f"skipline-order-{lease.order.id}"
             )
             self._runs[lease.order.id] = run

@@ -45,7 +45,8 @@ async def test_close_cancels_what_is_pending() -> None:
     assert expired == []
 
 
-def test_the_tick_is_a_twentieth_of_short_timeouts_and_at_most_a_tenth_of_a_second() -> None:
+async def test_the_tick_is_a_twentieth_of_short_timeouts_and_at_most_a_tenth_of_a_second(
+) -> None:
     assert Deadlines(0.2, print).tick == pytest.approx(0.01)
     assert Deadlines(3900.0, print).tick == 0.1
     with pytest.raises(ValueError, match="> 0"):
