@@ -25,8 +25,9 @@ process (backend) that ran it no longer exists, and then a fresh snapshot shows 
   commit it made while the statement was running.
 - A backend is named by its pid and its start time, read when our connection opened: pids are
   reused, and terminating a stranger's session would be wrong.
-Assumed: the fresh connection reaches the same server, or one that replayed all of its WAL. A
-failover to an asynchronous standby can lose commits that no client-side check can bring back.
+Assumed: the fresh connection reaches the same server, or one that replayed all of its WAL (a
+failover to an asynchronous standby can lose commits that no client-side check can bring back),
+and each store connection is one server session (no transaction-pooling proxy in between).
 With durability "normal" (synchronous_commit=off) a commit is visible before it is on disk, and
 a crash can still take back what the read found: the same trade that mode makes for every
 acknowledgement.
