@@ -165,3 +165,30 @@ async def test_a_token_this_store_never_handed_out_completes_nothing(
     (lease,) = await store.claim("w", 1, 30.0)
     assert not await store.complete(lease.order.id, token, None)
     assert await store.complete(lease.order.id, lease.token, None)
+
+
+async def test_a_worker_write_rides_along_with_submissions_that_keep_coming(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await store.submit(new_order())
+    (lease,) = await store.claim("w", 1, 30.0)
+    monkeypatch.setattr(sqlite_writer, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(sqlite_writer, "BUSY_WINDOW_SECONDS", 30.0)
+    await store.submit(new_order())  # submissions are coming
+    before = store.committed_batches
+    completing = asyncio.ensure_future(store.complete(lease.order.id, lease.token, None))
+    await asyncio.sleep(0.05)
+    assert not completing.done()  # waiting for company, not for 30 s
+    await store.submit(new_order())
+    assert await asyncio.wait_for(completing, 5.0)
+    assert store.committed_batches - before == 1
+
+
+async def test_a_worker_write_goes_at_once_when_nothing_else_is_coming(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await store.submit(new_order())
+    monkeypatch.setattr(sqlite_writer, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(sqlite_writer, "BUSY_WINDOW_SECONDS", 0.0)
+    (lease,) = await asyncio.wait_for(store.claim("w", 1, 30.0), 5.0)
+    assert await asyncio.wait_for(store.complete(lease.order.id, lease.token, None), 5.0)

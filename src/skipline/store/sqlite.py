@@ -108,8 +108,8 @@ class SqliteStore:
             reader.close()
 
     # --- helpers ----------------------------------------------------------------------------
-    async def _write(self, work: Work[T], wakes_workers: bool = False) -> T:
-        return await self.writer.run(work, wakes_workers)
+    async def _write(self, work: Work[T], wakes_workers: bool = False, urgent: bool = True) -> T:
+        return await self.writer.run(work, wakes_workers, urgent)
 
     async def _read(self, read: Read[T]) -> T:
         """Run a read on the read-only connection (on the writer for an in-memory database)."""
@@ -145,7 +145,7 @@ class SqliteStore:
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         work = partial(writes.claim, queries=self._queries, clock=self._clock,
                        worker_id=worker_id, limit=limit, lease_seconds=lease_seconds)
-        return leases_from_tuples(await self._write(work))
+        return leases_from_tuples(await self._write(work, urgent=False))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
         work = partial(writes.heartbeat, queries=self._queries, clock=self._clock,
@@ -155,7 +155,7 @@ class SqliteStore:
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
         """Completions of one loop iteration share one UPDATE (sqlite_writes.complete_many)."""
         item = (order_id, token, encode_json(result, "result"))
-        held: bool = await self.writer.enqueue(None, self._complete_many, item, False)
+        held: bool = await self.writer.enqueue(None, self._complete_many, item, False, False)
         return held
 
     async def fail(

@@ -27,6 +27,11 @@ T = TypeVar("T")
 
 MAX_BATCH = 1000
 """Most writes in one transaction; bounds how long one batch holds the write lock."""
+LINGER_SECONDS = 0.001
+"""How long a write that may wait (a worker's claim or completion) waits for company while
+urgent writes (submissions) keep coming; see SqliteWriter.enqueue."""
+BUSY_WINDOW_SECONDS = 0.01
+"""Urgent writes this recent mean more are on their way."""
 
 
 @dataclass(slots=True)
@@ -50,6 +55,9 @@ class SqliteWriter:
         self._queue: queue.SimpleQueue[list[_Job] | object] = queue.SimpleQueue()
         self._pending: list[_Job] = []
         """Writes of the current loop iteration, not yet handed to the thread (loop side)."""
+        self._hand_over_soon = False
+        self._hand_over_later: asyncio.TimerHandle | None = None
+        self._last_urgent = float("-inf")
         self._carried: list[_Job] = []
         """Writes taken from the queue beyond MAX_BATCH, for the next batch (thread side)."""
         self._stop_seen = False
@@ -80,14 +88,16 @@ class SqliteWriter:
         await ready
         self._accepting = True
 
-    async def run(self, work: Work[T], wakes_workers: bool = False) -> T:
+    async def run(self, work: Work[T], wakes_workers: bool = False, urgent: bool = True) -> T:
         """Run `work(connection)` in the next batch; returns after that batch committed.
-        `wakes_workers` says the write may make an order ready (wakes wait_for_work)."""
-        value: T = await self.enqueue(work, None, None, wakes_workers)
+        `wakes_workers` says the write may make an order ready (wakes wait_for_work); `urgent`
+        is False for writes that may wait a moment for company (see enqueue)."""
+        value: T = await self.enqueue(work, None, None, wakes_workers, urgent)
         return value
 
     def enqueue(
-        self, work: Work[Any] | None, many: Many | None, item: Any, wakes_workers: bool
+        self, work: Work[Any] | None, many: Many | None, item: Any, wakes_workers: bool,
+        urgent: bool = True,
     ) -> asyncio.Future[Any]:
         """Queue a write for the next batch (see sqlite_batch.Write); its future resolves after
         that batch committed. A plain function, so callers await the future directly."""
@@ -95,14 +105,27 @@ class SqliteWriter:
         if loop is None or not self.running:
             raise StoreUnavailable("the SQLite store is not open")
         future = loop.create_future()
-        pending = self._pending
-        pending.append(_Job(work, many, item, future, wakes_workers))
-        if len(pending) == 1:
+        self._pending.append(_Job(work, many, item, future, wakes_workers))
+        if self._hand_over_soon:
+            return future
+        now = loop.time()
+        if urgent:
+            self._last_urgent = now
+        if urgent or now - self._last_urgent > BUSY_WINDOW_SECONDS:
+            self._hand_over_soon = True
             loop.call_soon(self._hand_over)
+        elif self._hand_over_later is None:
+            # Submissions keep coming: ride along with theirs rather than cost a transaction
+            # (and an fsync) of its own; at most LINGER_SECONDS later if none comes.
+            self._hand_over_later = loop.call_later(LINGER_SECONDS, self._hand_over)
         return future
 
     def _hand_over(self) -> None:
         """Give the thread every write collected since the last hand-over, in one put."""
+        self._hand_over_soon = False
+        if self._hand_over_later is not None:
+            self._hand_over_later.cancel()
+            self._hand_over_later = None
         jobs, self._pending = self._pending, []
         if jobs:
             self._queue.put(jobs)
