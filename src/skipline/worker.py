@@ -357,7 +357,11 @@ class WorkerPool:
         try:
             outcome = await self._execute(run)
             self._free_slot(run)
-            await self._record(run, outcome)
+            if outcome.error is None:
+                crash_point("before_complete")
+                await self._complete(run, outcome.result)
+            else:
+                await self._fail(run, outcome.error)
         except asyncio.CancelledError:
             why = "its lease was lost" if run.lease_lost else "the worker is draining"
             log.info("order %s: handler cancelled because %s", order.id, why)
@@ -436,21 +440,18 @@ class WorkerPool:
         return Outcome(result=result)
 
     # --- recording the outcome ----------------------------------------------------------------
-    async def _record(self, run: Run, outcome: Outcome) -> None:
-        if outcome.error is not None:
-            await self._fail(run, outcome.error)
-            return
-        crash_point("before_complete")
-        await self._complete(run, outcome.result)
-
     async def _complete(self, run: Run, result: JSON) -> None:
         """Record success under our token. A store that refuses the result itself (not an
         outage) gets the run recorded as a failure instead."""
         order_id, token = run.key
         try:
-            done = await self._with_retries(
-                lambda: self.store.complete(order_id, token, result), "completing order", order_id,
-            )
+            try:  # the first attempt directly: no retry machinery unless the store is down
+                done = await self.store.complete(order_id, token, result)
+            except EXPECTED_STORE_ERRORS as exc:
+                done = await self._with_retries(
+                    lambda: self.store.complete(order_id, token, result), "completing order",
+                    order_id, first_error=exc,
+                )
         except EXPECTED_STORE_ERRORS:
             raise
         except Exception as exc:
@@ -488,24 +489,29 @@ class WorkerPool:
             return None
         return retry_delay(order.attempts, settings.backoff_base, settings.backoff_max)
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]], doing: str, order_id: str
-                            ) -> T:
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[T]], doing: str, order_id: str,
+        first_error: BaseException | None = None,
+    ) -> T:
         """Retry `call` while the store is unreachable, for up to RECORD_RETRY_SECONDS from
-        the first failure (nothing is set up before one: this runs once per order)."""
+        the first failure (`first_error` when the caller already made the first attempt)."""
         deadline: float | None = None
         failures = 0
+        error = first_error
         while True:
-            try:
-                return await call()
-            except EXPECTED_STORE_ERRORS as exc:
+            if error is not None:
                 now = asyncio.get_running_loop().time()
                 if deadline is None:
                     deadline = now + RECORD_RETRY_SECONDS
                 failures += 1
                 if now + store_pause(failures) > deadline:
-                    raise
-                log_store_error(log, f"{doing} {order_id}", exc)
+                    raise error
+                log_store_error(log, f"{doing} {order_id}", error)
                 await asyncio.sleep(store_pause(failures))
+            try:
+                return await call()
+            except EXPECTED_STORE_ERRORS as exc:
+                error = exc
 
     # --- heartbeats ---------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
