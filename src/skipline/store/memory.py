@@ -3,8 +3,6 @@ tutorial's behaviour. Nothing survives the process (invariant 1 exempts it)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
@@ -23,6 +21,7 @@ from skipline.domain.models import (
     TierCounts,
 )
 from skipline.domain.scheduling import claim_order
+from skipline.store.wakeup import WakeUp, wait_on
 
 RECENT_WAITS = 1000
 
@@ -37,17 +36,17 @@ class MemoryStore:
         self._idempotency: dict[tuple[str, str], str] = {}
         self._keys: dict[str, ApiKey] = {}
         self._seq = 0
-        self._wake: asyncio.Event | None = None
+        self._wake: WakeUp | None = None
 
     async def open(self) -> None:
-        self._wake = asyncio.Event()
+        self._wake = WakeUp()
 
     async def close(self) -> None:
         self._wake = None
 
     def _notify(self) -> None:
         if self._wake is not None:
-            self._wake.set()
+            self._wake.notify()
 
     async def submit(self, new: NewOrder) -> tuple[Order, bool]:
         if new.idempotency_key is not None:
@@ -189,13 +188,7 @@ class MemoryStore:
         return len(expired)
 
     async def wait_for_work(self, max_seconds: float) -> None:
-        wake = self._wake
-        if wake is None:
-            await asyncio.sleep(max_seconds)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), max_seconds)
-        wake.clear()
+        await wait_on(self._wake, max_seconds)
 
     async def stats(self) -> StoreStats:
         counts: dict[str, dict[str, int]] = {}

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from skipline.store.postgres_errors import is_outage
+from skipline.store.wakeup import WakeUp, wait_on
 
 WAKE_CHANNEL = "skipline_ready"
 """Must match the channel of the `wake` CTEs in sql/postgres/queries.sql."""
@@ -42,7 +43,7 @@ class WakeListener:
     def __init__(self, connect: Connect, probe_sql: str) -> None:
         self._connect = connect
         self._probe_sql = probe_sql
-        self._wake: asyncio.Event | None = None
+        self._wake: WakeUp | None = None
         self._lost: asyncio.Event | None = None
         self._first_attempt: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -60,7 +61,7 @@ class WakeListener:
         `first_connect_seconds`), and if that fails keeps trying in the background."""
         if self._task is not None:
             return
-        self._wake = asyncio.Event()
+        self._wake = WakeUp()
         self._lost = asyncio.Event()
         self._first_attempt = asyncio.Event()
         self._task = asyncio.create_task(self._keep_listening(), name="skipline-pg-listener")
@@ -78,18 +79,12 @@ class WakeListener:
 
     async def wait(self, max_seconds: float) -> None:
         """Return on a notification, or after `max_seconds` (a short poll while not listening)."""
-        wake = self._wake
-        if wake is None:
-            await asyncio.sleep(max_seconds)
-            return
         timeout = max_seconds if self.listening else min(max_seconds, FALLBACK_POLL_SECONDS)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), max(0.0, timeout))
-        wake.clear()
+        await wait_on(self._wake, timeout)
 
     def _notified(self, *_: object) -> None:
         if self._wake is not None:
-            self._wake.set()
+            self._wake.notify()
 
     def _attempted(self) -> None:
         if self._first_attempt is not None:

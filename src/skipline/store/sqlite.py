@@ -9,8 +9,6 @@ under WAL they neither wait for the writer nor block it, and each is a short ind
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -37,6 +35,7 @@ from skipline.store.sqlite_batch import Many, Work, unavailable
 from skipline.store.sqlite_rows import encode_json, leases_from_tuples
 from skipline.store.sqlite_schema import connect_reader, connect_writer
 from skipline.store.sqlite_writer import SqliteWriter
+from skipline.store.wakeup import WakeUp, wait_on
 
 T = TypeVar("T")
 Read = Callable[[sqlite3.Connection], T]
@@ -56,7 +55,7 @@ class SqliteStore:
         self._queries: dict[str, str] = {}
         self._writer: SqliteWriter | None = None
         self._reader: sqlite3.Connection | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake: WakeUp | None = None
         self._submit_many: Many | None = None
         self._complete_many: Many | None = None
 
@@ -83,12 +82,12 @@ class SqliteStore:
             writes.complete_many, queries=self._queries, clock=self._clock)
         if self.path != IN_MEMORY:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._wake = asyncio.Event()
+        self._wake = WakeUp()
         connect = partial(
             connect_writer, self.path, self._durability, load_migrations("sqlite"),
             self._queries, self._clock.now(),
         )
-        writer = SqliteWriter(connect, on_work=self._wake.set)
+        writer = SqliteWriter(connect, on_work=self._wake.notify)
         await writer.start()
         self._writer = writer
         if self.path != IN_MEMORY:  # a second connection to :memory: is another database
@@ -176,13 +175,7 @@ class SqliteStore:
         return await self._write(work, wakes_workers=True)
 
     async def wait_for_work(self, max_seconds: float) -> None:
-        wake = self._wake
-        if wake is None:
-            await asyncio.sleep(max_seconds)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), max_seconds)
-        wake.clear()
+        await wait_on(self._wake, max_seconds)
 
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:
