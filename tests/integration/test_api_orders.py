@@ -3,6 +3,8 @@ decides the tier (invariant 6), idempotent submission (invariant 8), cancel, pag
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -54,10 +56,15 @@ async def test_payload_and_duration_are_stored_as_given(api: Api) -> None:
     assert stored is not None and stored.duration == 1.5 and stored.payload == payload
 
 
-async def test_order_ids_are_unguessable_uuids(api: Api) -> None:
-    ids = {(await api.submit()).json()["id"] for _ in range(5)}
-    assert len(ids) == 5
-    assert all(len(order_id) == 36 and order_id.count("-") == 4 for order_id in ids)
+async def test_order_ids_are_a_time_prefix_and_128_random_bits(api: Api) -> None:
+    before_ms = time.time_ns() // 1_000_000
+    ids = [(await api.submit()).json()["id"] for _ in range(5)]
+    after_ms = time.time_ns() // 1_000_000
+    assert all(re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]{32}", order_id) for order_id in ids), ids
+    assert len({order_id.split("-")[1] for order_id in ids}) == 5
+    prefixes = [int(order_id.split("-")[0], 16) for order_id in ids]
+    assert before_ms <= prefixes[0] and prefixes[-1] <= after_ms
+    assert prefixes == sorted(prefixes)
 
 
 async def test_a_vip_key_gets_the_vip_tier(api: Api) -> None:

@@ -268,6 +268,45 @@ async def test_migrating_step_by_step_gives_the_fresh_schema(tmp_path: Path) -> 
         fresh.close()
 
 
+async def test_the_status_check_rebuild_keeps_rows_seqs_and_the_check(tmp_path: Path) -> None:
+    """Migration 0002 copies the orders table: a database written under 0001 keeps every row
+    as it was, never hands out a seq again (not even a deleted one), and still refuses a
+    status outside the five."""
+    from skipline.store.sqlite_schema import apply_migrations
+
+    migrations = load_migrations("sqlite")
+    queries = load_queries("sqlite")
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    try:
+        apply_migrations(old, migrations[:1], queries, 0.0)
+    finally:
+        old.close()
+    clock = FakeClock()
+    with sqlite3.connect(path) as old:
+        for index in range(4):
+            old.execute(
+                "INSERT INTO orders (id, tier, priority, status, payload, duration, owner,"
+                " created_at, available_at) VALUES (?, 'regular', 1, ?, '{}', 0, '', ?, ?)",
+                (f"id-{index}", "succeeded" if index == 0 else "queued", clock.now(),
+                 clock.now()))
+        old.execute("DELETE FROM orders WHERE id = 'id-3'")  # the highest seq, 4
+        before = old.execute("SELECT * FROM orders ORDER BY seq").fetchall()
+    store = SqliteStore(str(path), clock)
+    await store.open()
+    try:
+        with sqlite3.connect(path) as check:
+            assert check.execute("SELECT * FROM orders ORDER BY seq").fetchall() == before
+        order, _ = await store.submit(new_order())
+        assert order.seq == 5
+        [lease] = await store.claim("w", 1, LEASE)
+        assert lease.order.id == "id-1"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as check, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        check.execute("UPDATE orders SET status = 'lost' WHERE id = 'id-1'")
+
+
 async def test_wal_and_synchronous_follow_durability(tmp_path: Path) -> None:
     for durability, expected in (("full", 2), ("normal", 1)):
         store = SqliteStore(str(tmp_path / f"{durability}.db"), SystemClock(), durability)

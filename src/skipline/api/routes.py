@@ -59,8 +59,8 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 
 def order_location(request: web.Request, order: Order) -> str:
     """The order's URL, prefix included when the app is mounted inside another. Order ids are
-    UUIDs, which need no quoting, so the route's template is filled in directly (url_for
-    builds and quotes a URL object, a noticeable cost on every POST)."""
+    hex digits and a dash, which need no quoting, so the route's template is filled in
+    directly (url_for builds and quotes a URL object, a noticeable cost on every POST)."""
     return request.app.router["order"].canonical.replace("{id}", order.id)
 
 
