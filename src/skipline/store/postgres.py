@@ -59,9 +59,9 @@ from skipline.store.postgres_listener import WakeListener
 from skipline.store.postgres_migrate import migrate
 from skipline.store.postgres_rows import (
     key_from_row,
-    order_from_columns,
     order_from_row,
     prepare_connection,
+    submitted_order,
 )
 from skipline.store.queries import load_queries
 
@@ -237,8 +237,8 @@ class PostgresStore:
             )
         except CommitInDoubt as doubt:
             raise WriteInDoubt(partial(self._settle_submissions, orders, doubt.backend)) from doubt
-        payloads = {new.id: new.payload for new in orders}
-        created = {row["id"]: order_from_columns(row, payloads[row["id"]]) for row in rows}
+        by_id = {new.id: new for new in orders}
+        created = {row["id"]: submitted_order(by_id[row["id"]], row) for row in rows}
         return await self._with_replays(orders, created)
 
     async def _with_replays(
