@@ -80,12 +80,10 @@ def submit_many(
     """Insert orders without idempotency keys, all with one statement; (order, True) each.
     `items` are (order, payload as JSON text)."""
     now = clock.now()
-    connection.executemany(queries["insert_order"], [{
-        "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
-        "duration": new.duration, "owner": new.owner, "now": now,
-        "overdue_at": None if new.max_wait is None else now + new.max_wait,
-        "idempotency_key": None,
-    } for new, payload in items])
+    connection.executemany(queries["insert_orders"], [
+        (new.id, new.tier, new.priority, payload, new.duration, new.owner, now,
+         None if new.max_wait is None else now + new.max_wait)
+        for new, payload in items])
     last_seq = connection.execute(queries["last_inserted_seq"]).fetchone()[0]
     for tier, n in Counter(new.tier for new, _ in items).items():
         connection.execute(queries["count_orders"], {

@@ -23,6 +23,14 @@ INSERT INTO orders (
     :now, :overdue_at, :now, :idempotency_key
 )
 
+-- name: insert_orders
+-- insert_order for executemany over tuples (a dict per row cost about 1 µs more), positional:
+-- ?1 id, ?2 tier, ?3 priority, ?4 payload, ?5 duration, ?6 owner, ?7 now, ?8 overdue_at.
+INSERT INTO orders (
+    id, tier, priority, status, attempts, rescues, payload, duration, owner,
+    created_at, overdue_at, available_at, idempotency_key
+) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL)
+
 -- name: last_inserted_seq
 -- After inserting n orders in one statement: their seqs are this one and the n - 1 before it
 -- (AUTOINCREMENT under the write lock hands out consecutive values).
