@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from skipline.api import SERVICE, create_app
+from skipline.api.protocol import ProblemAppRunner
 from skipline.config import Settings
 from skipline.domain.errors import ConfigError, StoreUnavailable
 from skipline.handlers import Handler, load_handler
@@ -166,7 +167,7 @@ class _Parts:
         """Listen on settings.host:port; False (after one log line) if that is impossible."""
         settings = self.service.settings
         debug = logger.isEnabledFor(logging.DEBUG)
-        self.runner = web.AppRunner(
+        self.runner = ProblemAppRunner(
             create_app(self.service),
             shutdown_timeout=API_SHUTDOWN_TIMEOUT,
             access_log=logging.getLogger("aiohttp.access") if debug else None,

@@ -3,11 +3,14 @@ growth, idempotent submission."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import IO
 
 import aiohttp
+import pytest
 
 from tests.acceptance.processes import Launcher, Server, post_order
 
@@ -75,3 +78,42 @@ async def test_same_idempotency_key_returns_the_first_order(
     other = await post_order(http, server, {"payload": {"sku": 7}}, key,
                              {"Idempotency-Key": "order-2024-0002"})
     assert other.status == 202 and other.body["id"] != first.body["id"]
+
+
+async def raw_exchange(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes that no HTTP client library would produce; read the whole answer."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in
+               (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    pytest.param(b"THIS IS NOT HTTP\r\n\r\n", id="garbage-request-line"),
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
+                 id="header-over-the-limit"),
+    pytest.param(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\x01: v\r\n\r\n",
+                 id="invalid-header-name"),
+    pytest.param(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+                 id="bad-content-length"),
+])
+async def test_requests_aiohttp_rejects_itself_get_problem_json(
+    launcher: Launcher, request_bytes: bytes
+) -> None:
+    """Malformed HTTP never reaches the app: the connection handler answers it, and that
+    answer is a problem too (4xx, application/problem+json, a detail saying what is wrong)."""
+    server = await launcher.serve("--workers", "1")
+    status, headers, body = await raw_exchange(server, request_bytes)
+    assert 400 <= status < 500
+    assert headers["content-type"].startswith("application/problem+json")
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"] and problem["detail"]
