@@ -144,11 +144,14 @@ ORDER BY was_overdue DESC, CASE WHEN was_overdue THEN 0 ELSE priority END, seq;
 
 -- name: heartbeat
 -- Extend the leases still held, given as parallel arrays $1 ids and $2 tokens; rows are
--- locked in id order so concurrent batches cannot deadlock. $3 lease seconds.
+-- locked in id order so concurrent batches cannot deadlock. $3 lease seconds. The arrays go
+-- through ARRAY(SELECT unnest(...)) so the planner sizes them as a small set and looks each
+-- order up by its primary key (see complete_many).
 WITH held AS (
-    SELECT o.id FROM orders o
-    JOIN unnest($1::text[], $2::text[]) AS lease(id, token)
-      ON o.id = lease.id AND o.lease_token = lease.token
+    SELECT o.id
+    FROM unnest(ARRAY(SELECT unnest($1::text[])), ARRAY(SELECT unnest($2::text[])))
+         AS lease(id, token)
+    JOIN orders o ON o.id = lease.id AND o.lease_token = lease.token
     WHERE o.status = 'running'
     ORDER BY o.id
     FOR UPDATE OF o
@@ -160,11 +163,18 @@ RETURNING o.id;
 
 -- name: complete_many
 -- Mark succeeded the orders whose lease token still holds: parallel arrays $1 ids,
--- $2 tokens, $3 results (JSON text). Returns the ids completed.
+-- $2 tokens, $3 results (JSON text). Returns the ids completed. Plan note: given the arrays
+-- as they are, the planner knows their length and, while the table is small or its
+-- statistics stale, hash-joins them against a scan of every running row: of the table, or of
+-- orders_leases, which keeps an entry for every lease until vacuum removes it, so each batch
+-- read all the leases handed out since (measured on 10,000 orders: 2.9 to 4.6 ms per batch
+-- of 200, against 2.4 ms by key). Through ARRAY(SELECT unnest(...)) they are sized as a
+-- small set, so each order is looked up by its primary key whatever the table's size or state.
 WITH done AS (
-    SELECT o.id, outcome.result FROM orders o
-    JOIN unnest($1::text[], $2::text[], $3::text[]) AS outcome(id, token, result)
-      ON o.id = outcome.id AND o.lease_token = outcome.token
+    SELECT o.id, outcome.result
+    FROM unnest(ARRAY(SELECT unnest($1::text[])), ARRAY(SELECT unnest($2::text[])),
+                ARRAY(SELECT unnest($3::text[]))) AS outcome(id, token, result)
+    JOIN orders o ON o.id = outcome.id AND o.lease_token = outcome.token
     WHERE o.status = 'running'
     ORDER BY o.id
     FOR UPDATE OF o
