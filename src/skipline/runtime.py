@@ -1,6 +1,6 @@
 """The process runtime: open the store, serve the API and/or run the worker pool, and shut down
-gracefully on SIGTERM/SIGINT (DESIGN invariant 5). Also `skipline_context`, the same lifecycle
-for users' own aiohttp applications."""
+gracefully on SIGTERM/SIGINT (DESIGN invariant 5). Also `skipline_context` and `skipline_app`,
+the same lifecycle for users' own aiohttp applications."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ async def open_ready_store(settings: Settings) -> Store:
     """The store named by `settings.db`, opened and migrated. A bad URL raises ConfigError; a
     store that cannot be opened raises StoreUnavailable with a one-line reason."""
     store = open_store(settings.db, durability=settings.durability)
+    await open_ready(store, settings)
+    return store
+
+
+async def open_ready(store: Store, settings: Settings) -> None:
+    """Open and migrate a built store (open_ready_store's second half)."""
     try:
         await store.open()
     except ConfigError:
@@ -72,7 +78,6 @@ async def open_ready_store(settings: Settings) -> Store:
         raise StoreUnavailable(
             f"cannot open the store {display_url(settings.db)}: {reason}"
         ) from exc
-    return store
 
 
 class ShutdownSignals:
@@ -225,25 +230,53 @@ def skipline_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """For `app.cleanup_ctx.append(...)` in your own aiohttp app: opens the store, keeps the
     OrderService at `app[SERVICE]` (and the WorkerPool at `app[POOL]` when `workers`), and on
-    cleanup stops accepting, drains the pool and closes the store. Mounts no routes."""
+    cleanup stops accepting, drains the pool and closes the store. Mounts no routes (for the
+    routes too, mount `skipline_app(settings)`)."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        store = await open_ready_store(settings)
-        service = OrderService(store, settings)
+        service = OrderService(open_store(settings.db, durability=settings.durability), settings)
         app[SERVICE] = service
-        pool: WorkerPool | None = None
-        try:
-            if workers and settings.workers > 0:
-                pool = WorkerPool(store, settings, load_handler(settings.handler))
-                app[POOL] = pool
-                await pool.start()
+        async for _ in _service_running(app, service, workers):
             yield
-            service.accepting = False
-            if pool is not None:
-                await pool.drain(settings.drain_timeout)
-        finally:
-            if pool is not None:
-                await pool.stop()
-            await store.close()
 
     return context
+
+
+def skipline_app(settings: Settings, *, workers: bool = True) -> web.Application:
+    """The HTTP API as an application that runs its own store and worker pool: mount it in
+    yours with `app.add_subapp("/orders-api/", skipline_app(settings))` (routes, dashboard and
+    docs under that prefix), or run it alone. The service is built at once, so the routes
+    exist before your application starts; the store opens, and the pool starts, when it
+    starts, and on cleanup the pool drains (invariant 5) before the store closes."""
+    service = OrderService(open_store(settings.db, durability=settings.durability), settings)
+    app = create_app(service)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async for _ in _service_running(app, service, workers):
+            yield
+
+    app.cleanup_ctx.append(context)
+    return app
+
+
+async def _service_running(
+    app: web.Application, service: OrderService, workers: bool
+) -> AsyncIterator[None]:
+    """Open the service's store and start a pool; yield once while they serve; then stop
+    accepting, drain the pool and close the store."""
+    settings = service.settings
+    await open_ready(service.store, settings)
+    pool: WorkerPool | None = None
+    try:
+        if workers and settings.workers > 0:
+            pool = WorkerPool(service.store, settings, load_handler(settings.handler))
+            app[POOL] = pool
+            await pool.start()
+        yield
+        service.accepting = False
+        if pool is not None:
+            await pool.drain(settings.drain_timeout)
+    finally:
+        if pool is not None:
+            await pool.stop()
+        await service.store.close()

@@ -17,7 +17,14 @@ from aiohttp import web
 from skipline.api import SERVICE
 from skipline.config import Settings
 from skipline.domain.models import ANONYMOUS, Status
-from skipline.runtime import POOL, display_url, open_ready_store, run, skipline_context
+from skipline.runtime import (
+    POOL,
+    display_url,
+    open_ready_store,
+    run,
+    skipline_app,
+    skipline_context,
+)
 from skipline.service import Submission
 
 
@@ -132,3 +139,45 @@ def test_display_url_hides_only_the_password() -> None:
     assert display_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert display_url("postgresql://h/db") == "postgresql://h/db"
     assert display_url("sqlite:///./skipline.db") == "sqlite:///./skipline.db"
+
+
+async def test_skipline_app_mounted_in_a_users_own_app(tmp_path: Path) -> None:
+    """DESIGN's library promise: the routes mounted into the user's application under a
+    prefix, the store and the pool started and stopped with it."""
+    settings = Settings(db=f"sqlite:///{tmp_path / 'mounted.db'}", workers=1)
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text="the user's own page")
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    queue = skipline_app(settings)
+    app.add_subapp("/queue/", queue)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    base = f"http://127.0.0.1:{free_port()}"
+    await web.TCPSite(runner, "127.0.0.1", int(base.rsplit(":", 1)[1])).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/") as response:
+                assert await response.text() == "the user's own page"
+            async with session.post(base + "/queue/orders", json={"payload": {"sku": 7}}) as reply:
+                assert reply.status == 202
+                assert reply.headers["Location"].startswith("/queue/orders/")
+                order_id = (await reply.json())["id"]
+            deadline = time.monotonic() + 10
+            while True:
+                async with session.get(f"{base}/queue/orders/{order_id}") as response:
+                    assert response.status == 200
+                    if (await response.json())["status"] == "succeeded":
+                        break
+                assert time.monotonic() < deadline, "the mounted app's pool never ran the order"
+                await asyncio.sleep(0.05)
+            async with session.get(base + "/queue/readyz") as response:
+                assert response.status == 200
+        service = queue[SERVICE]
+        assert queue[POOL].slots == 1
+    finally:
+        await runner.cleanup()
+    assert service.accepting is False, "cleanup stops accepting before it drains"
+    assert await stored_status(settings, order_id) is Status.SUCCEEDED
