@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from skipline import __version__
+from skipline.cli.bench import bench
 from skipline.cli.client import stats, status, submit
 from skipline.cli.errors import SkiplineGroup
 from skipline.cli.keys import keys
@@ -18,7 +19,7 @@ def cli() -> None:
     nothing is lost. Every flag also reads SKIPLINE_<FLAG> from the environment."""
 
 
-for command in (serve, worker, keys, submit, status, stats):
+for command in (serve, worker, keys, submit, status, stats, bench):
     cli.add_command(command)
 
 
