@@ -1,6 +1,8 @@
 """Poison orders amid healthy load: one whose handler always raises (retried with backoff, then
 failed with its error after exactly max_attempts runs), one whose handler kills its own process
-(failed after max_rescues, no crash loop). Healthy orders must keep flowing throughout."""
+(failed after max_rescues, no crash loop). Healthy orders must keep flowing throughout, and the
+healthy orders a self-killing order takes down with it (its neighbours in the other slots) must
+still succeed: they die once, then run alone."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from itertools import pairwise
 from faults.checker import Report
 from faults.client import OrderShape, submit_batch
 from faults.history import Outcome
+from faults.journal import Run
 from faults.process import ServerConfig
 from faults.scenario import (
     Context,
@@ -29,6 +32,9 @@ BACKOFF_BASE = 1.0
 """skipline's default backoff base (there is no flag for it)."""
 SLACK = 1.5
 """Seconds a retry may start later than its backoff: the worker's poll interval plus a claim."""
+NEIGHBOUR_SECONDS = 1.0
+"""How long the healthy orders submitted just before the self-killing one run: long enough to
+be running in the other slots when it starts, so that its first death takes them down."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +48,9 @@ class PoisonRaise:
 @dataclass(frozen=True, slots=True)
 class PoisonKill:
     max_rescues: int = 2
-    workers: int = 1
-    """One slot: a self-killing order takes down only itself. With more slots, the orders
-    running beside it die with it and share its rescues (see docs/reliability.md)."""
+    workers: int = 4
+    """Several slots: the poison order's first death also kills the `workers - 1` neighbours
+    running beside it, which must then run alone and succeed (docs/reliability.md)."""
     lease_seconds: float = 1.0
     clients: int = 2
 
@@ -115,6 +121,9 @@ async def run_kill(params: PoisonKill = KILL_SHORT) -> Report:
                 under_load(context, params.clients, HEALTHY) as recorder:
             await wait_for_acks(context.history, 5, timeout=10)
             acked_before = context.history.count(Outcome.ACKNOWLEDGED)
+            slow = OrderShape(min_duration=NEIGHBOUR_SECONDS, max_duration=NEIGHBOUR_SECONDS)
+            beside = await submit_batch(recorder, params.workers - 1, slow)
+            neighbours = [s.order_id for s in beside if s.order_id is not None]
             poison = await submit_batch(recorder, 1, shape)
             ids = [s.order_id for s in poison if s.order_id is not None]
             budget = (params.max_rescues + 1) * (params.lease_seconds + 5) + 10
@@ -127,4 +136,29 @@ async def run_kill(params: PoisonKill = KILL_SHORT) -> Report:
         report.expect("deaths", deaths_when_failed == params.max_rescues + 1, deaths_when_failed)
         report.expect("no_crash_loop", len(deaths) == deaths_when_failed, len(deaths))
         report.expect("healthy_orders_flowed", acked_while_poisoned > 0, acked_while_poisoned)
+        _check_neighbours(report, context, neighbours, params.workers - 1)
         return finished(report)
+
+
+def _check_neighbours(report: Report, context: Context, ids: list[str], expected: int) -> None:
+    """The poison order's first death took every neighbour with it (each rescued exactly once:
+    the fault fired, and never hit them again); each then succeeded (`lost` = 0 says so) in a
+    run that overlapped no other run of its process: it ran alone."""
+    orders = {o.id: o for o in context.orders}
+    rescues = sorted(orders[i].rescues for i in ids if i in orders)
+    report.expect("neighbours_killed_once", len(ids) == expected and rescues == [1] * expected,
+                  rescues)
+    crowded = [i for i in ids if not _last_run_alone(i, context.runs)]
+    report.expect("neighbours_ran_alone", not crowded, crowded)
+
+
+def _last_run_alone(order_id: str, runs: list[Run]) -> bool:
+    spans = [(r.started, r.ended, r) for r in runs if r.order_id == order_id and r.ended]
+    if not spans:
+        return False
+    start, end, last = max(spans, key=lambda span: span[0])
+    return not any(
+        other is not last and other.pid == last.pid and other.started < end
+        and (other.ended is None or other.ended > start)
+        for other in runs
+    )

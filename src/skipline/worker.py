@@ -1,6 +1,18 @@
 """WorkerPool: claims orders into free slots (no prefetch, invariant 2), runs the handler on
 each, records the outcome under the lease token, renews the leases of running orders
-(invariant 4), and drains gracefully on shutdown (invariant 5)."""
+(invariant 4), and drains gracefully on shutdown (invariant 5).
+
+Suspects run alone. An order with `rescues > 0` was running when a worker died: it may be the
+handler that killed its process (poison), or a healthy order that was running beside it. Run
+next to others, a poison order would take them down again and again, until they too reach
+`max_rescues` and are failed as poison. So a pool holds at most one suspect, starts it only
+when it holds no other order, and claims nothing until its handler is over. A healthy order is
+then killed by a neighbour at most once (while it is not yet a suspect); afterwards only its
+own handler, or a fault outside the pool, can end its process.
+
+The rule needs heartbeats: without them (a fault-testing switch) every order longer than a
+lease is rescued under a live worker, so `rescues` points at no dead process, and running
+those orders one at a time would hide the double runs the switch exists to show."""
 
 from __future__ import annotations
 
@@ -120,6 +132,14 @@ class WorkerPool:
         self._drain_task: asyncio.Task[None] | None = None
         self._retry_times: list[float] = []
         self._deadlines: Deadlines[Run] | None = None
+        self._suspect: Run | None = None
+        """The suspect this pool holds (see the module docstring): waiting for the pool to
+        empty (no task yet), or running alone. Nothing is claimed while it is set."""
+        self._isolate_suspects = settings.heartbeats
+        """Run suspects alone (see the module docstring for why only with heartbeats)."""
+        self._one_at_a_time = False
+        """The last claim brought a suspect: claim one order at a time, so that the suspects
+        queued behind it are not claimed only to be released again."""
 
     @property
     def running(self) -> int:
@@ -195,6 +215,10 @@ class WorkerPool:
             await asyncio.wait({task})
 
     async def _finish_or_release(self, deadline: float) -> None:
+        waiting = self._suspect
+        if waiting is not None and waiting.task is None:  # it never started: give it back now
+            self._drop_suspect(waiting)
+            await self._release([waiting.lease])
         tasks = {run.task for run in self._runs.values() if run.task is not None}
         remaining = deadline - asyncio.get_running_loop().time()
         if tasks and remaining > 0:
@@ -264,15 +288,19 @@ class WorkerPool:
 
     async def _claim_or_wait(self) -> None:
         self.signals.slot_freed.clear()
+        if self._suspect is not None:
+            await self._tend_suspect(self._suspect)
+            return
         free = self._free_slots()
         if free <= 0:
             await self._wait_for_slot()
             return
-        leases = await self.store.claim(self.worker_id, free, self.settings.lease_seconds)
+        limit = 1 if self._one_at_a_time else free
+        leases = await self.store.claim(self.worker_id, limit, self.settings.lease_seconds)
         if leases:
             crash_point("after_claim")
             await self._launch(leases)
-        if len(leases) < free:
+        if len(leases) < limit and self._suspect is None:
             await self._wait_for_work_or_slot(True)
 
     def _free_slots(self) -> int:
@@ -301,17 +329,65 @@ class WorkerPool:
             waiter.set_result(None)
 
     async def _launch(self, leases: Sequence[Lease]) -> None:
+        """Start the healthy orders at once. The first suspect is held until they are over
+        (it runs alone); any other suspect is released, to be claimed again later (here, one
+        order at a time, or by another pool)."""
         if self.signals.stopping.is_set():
             await self._release(leases)
             return
         loop = asyncio.get_running_loop()  # once per claim, not per order (it costs a getpid)
+        extra: list[Lease] = []
+        self._one_at_a_time = False
         for lease in leases:
+            if lease.order.rescues and self._isolate_suspects:
+                self._one_at_a_time = True
+                if self._suspect is None:
+                    self._suspect = self._runs[lease.order.id] = Run(lease, self.clock.now())
+                else:
+                    extra.append(lease)
+                continue
             run = Run(lease, started=self.clock.now())
             run.task = loop.create_task(
                 self._run_order(run), name=f"skipline-order-{lease.order.id}"
             )
             self._runs[lease.order.id] = run
             self._busy += 1
+        if extra:
+            log.info("worker %s: releasing %d more suspect order(s); one runs at a time",
+                     self.worker_id, len(extra))
+            await self._release(extra)
+
+    async def _tend_suspect(self, run: Run) -> None:
+        """Start the held suspect once no other handler runs and it is the only order this pool
+        holds (outcomes still being recorded count: their leases would die with the process
+        too); until its handler is over, just wait. Its lease is renewed first, so it starts
+        with a whole lease that is known to be ours."""
+        if run.task is not None or self._busy or len(self._runs) > 1:
+            await self._wait_for_slot()
+            return
+        held = await self.store.heartbeat([run.key], self.settings.lease_seconds)
+        if self._suspect is not run or self.signals.stopping.is_set():
+            return  # lost meanwhile, or a drain began (the drain releases it)
+        if run.order.id not in held:
+            log.warning("order %s: lease lost while it waited to run alone", run.order.id)
+            self._drop_suspect(run)
+            return
+        order = run.order
+        log.info("order %s: running it alone (its worker died %d time(s) while it ran)",
+                 order.id, order.rescues)
+        run.started = self.clock.now()
+        run.task = asyncio.get_running_loop().create_task(
+            self._run_order(run), name=f"skipline-order-{order.id}"
+        )
+        self._busy += 1
+
+    def _drop_suspect(self, run: Run) -> None:
+        """Forget a suspect that never started (lease lost, or released by a drain)."""
+        if self._suspect is run:
+            self._suspect = None
+        if self._runs.get(run.order.id) is run:
+            del self._runs[run.order.id]
+        self._wake_claimer()
 
     async def _wait_for_work_or_slot(self, has_free_slot: bool) -> None:
         """Whichever comes first: the store says work may be ready, a slot frees, a drain
@@ -383,6 +459,8 @@ class WorkerPool:
             return
         run.handler_done = True
         self._busy -= 1
+        if self._suspect is run:  # it did not take the process down: claims may resume
+            self._suspect = None
         self._wake_claimer()
 
     async def _execute(self, run: Run) -> Outcome:
@@ -543,6 +621,9 @@ class WorkerPool:
         if run.handler_done or run.lease_lost or self._runs.get(run.order.id) is not run:
             return
         run.lease_lost = True
+        if run.task is None:  # a suspect that has not started: there is nothing to cancel
+            log.warning("order %s: lease lost while it waited to run alone", run.order.id)
+            self._drop_suspect(run)
+            return
         log.warning("order %s: lease lost; cancelling its handler", run.order.id)
-        if run.task is not None:
-            run.task.cancel()
+        run.task.cancel()
