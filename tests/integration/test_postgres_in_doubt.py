@@ -5,30 +5,45 @@ connection, so the store's statement (its Bind, Execute and Sync already sent in
 waits inside the server; the network between store and server is then cut; the lock is
 released, so the server commits (or the test keeps it from doing so); and the reply, or the
 connection, is lost. The store must answer with what the database holds, never "unavailable"
-for a write that was committed.
+for a write that was committed; and a submission's callers must be answered within the 2 s an
+outage allows: when the outcome cannot be learnt by then, they are told it is unknown, with the
+order's id (OutcomeUnknown; over HTTP, a 503 problem), and the database tells later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
-from skipline.domain.errors import StoreUnavailable
+from skipline.api import create_app
+from skipline.config import Settings
+from skipline.domain.errors import OutcomeUnknown, StoreUnavailable
 from skipline.domain.models import Lease, NewOrder, Order, Status
+from skipline.service import OrderService
 from skipline.store.postgres import NOT_STORED, OPERATION_TIMEOUT, PostgresStore
-from skipline.store.postgres_doubt import IN_DOUBT_SECONDS, OUTCOME_UNKNOWN
+from skipline.store.postgres_doubt import IN_DOUBT_SECONDS, ORDER_OUTCOME_UNKNOWN
 from skipline.testing import make_new_order
+from tests.integration.api_harness import Api, Reply
 from tests.postgres_harness import CuttableProxy, ThrowawayCluster
 
 pytestmark = pytest.mark.postgres
 
 SETTLED = OPERATION_TIMEOUT + 3.0
 """Seconds within which a write in doubt is answered once the database can be reached."""
+ANSWERED = 2.0
+"""Seconds within which a submission is answered while the database is down (the contract)."""
+PROMPT = OPERATION_TIMEOUT + 0.5
+"""Seconds within which a write that timed out is answered (as any other call that timed out)."""
+STORE_LOG = "skipline.store.postgres"
 
 
 @pytest.fixture
@@ -116,67 +131,204 @@ async def submit_committed_while_cut(
     return submitting
 
 
-@pytest.mark.parametrize("loss", ["reset", "silence"])
-async def test_a_submission_committed_as_its_reply_is_lost_returns_the_stored_order(
-    postgres_fault_url: str, proxy: CuttableProxy, loss: str,
+async def answered(call: Awaitable[Any]) -> tuple[float, Any]:
+    """Seconds until `call` returned or raised, and what it returned or raised."""
+    started = time.monotonic()
+    try:
+        outcome = await call
+    except Exception as error:  # the outcome under test, whatever it is
+        outcome = error
+    return time.monotonic() - started, outcome
+
+
+async def logged(caplog: pytest.LogCaptureFixture, words: str, seconds: float = SETTLED) -> None:
+    """Wait until the store has logged a message containing `words` (a late settlement)."""
+    deadline = time.monotonic() + seconds
+    while not any(words in record.getMessage() for record in caplog.records):
+        assert time.monotonic() < deadline, f"never logged: {words!r}"
+        await asyncio.sleep(0.05)
+
+
+def assert_unknown(outcome: object, new: NewOrder) -> None:
+    assert isinstance(outcome, OutcomeUnknown), outcome
+    assert (outcome.order_id, outcome.detail) == (new.id, ORDER_OUTCOME_UNKNOWN)
+
+
+async def test_a_submission_committed_as_its_connection_breaks_returns_the_stored_order(
+    postgres_fault_url: str, proxy: CuttableProxy,
 ) -> None:
-    """reset: the connection breaks right after the commit; silence: the reply never comes,
-    the store gives up waiting, and the network comes back a little later."""
+    """Settled in time: the connection breaks right after the commit, and the server can be
+    asked at once, so the caller gets its order well within the bound."""
     async with proxied_store(proxy, postgres_fault_url) as store:
         new = make_new_order(payload={"n": 1})
+        sent = time.monotonic()
         submitting = await submit_committed_while_cut(store, proxy, postgres_fault_url, new)
-        if loss == "silence":
-            await asyncio.sleep(OPERATION_TIMEOUT + 0.5)
-            assert not submitting.done()
-        started = time.monotonic()
         proxy.heal()
 
         order, created = await asyncio.wait_for(submitting, SETTLED)
 
-        assert time.monotonic() - started < SETTLED
+        assert time.monotonic() - sent < ANSWERED
         assert created is True
         assert (order.id, order.status, order.payload) == (new.id, Status.QUEUED, {"n": 1})
         assert await stored_order_count(postgres_fault_url, new.id) == 1
 
 
-async def test_a_submission_committed_as_the_database_crashes_is_found_after_restart(
-    postgres_fault_url: str, proxy: CuttableProxy, postgres_fault_cluster: ThrowawayCluster,
+async def test_a_submission_whose_reply_never_comes_is_unknown_then_found(
+    postgres_fault_url: str, proxy: CuttableProxy, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The reply is silently lost: the write times out and is answered at once as unknown
+    (not held until the network is back); settling goes on, and finds the order once it is."""
+    caplog.set_level(logging.WARNING, STORE_LOG)
     async with proxied_store(proxy, postgres_fault_url) as store:
-        new = make_new_order()
+        new = make_new_order(payload={"n": 1})
+        sent = time.monotonic()
         submitting = await submit_committed_while_cut(store, proxy, postgres_fault_url, new)
-        await asyncio.to_thread(postgres_fault_cluster.stop, "immediate")
-        await asyncio.to_thread(postgres_fault_cluster.start)
+
+        _, outcome = await answered(submitting)
+
+        assert time.monotonic() - sent < PROMPT
+        assert_unknown(outcome, new)
         proxy.heal()
-
-        order, created = await asyncio.wait_for(submitting, SETTLED)
-
-        assert (order.id, created) == (new.id, True)
+        await logged(caplog, "submissions in doubt: 1 of 1 were stored")
+        order = await store.get(new.id)
+        assert order is not None and order.payload == {"n": 1}
         assert await stored_order_count(postgres_fault_url, new.id) == 1
 
 
-async def test_an_uncommitted_submission_whose_connection_died_is_refused_and_never_stored(
+@asynccontextmanager
+async def crashed_while_writing(
+    store: PostgresStore, proxy: CuttableProxy, cluster: ThrowawayCluster, url: str,
+    call: Awaitable[Any], *, committed: bool,
+) -> AsyncIterator[asyncio.Task[tuple[float, Any]]]:
+    """Start `call` (a submission), and crash the database (stop it hard) while its commit is
+    in doubt: after the server committed it with the network cut (`committed`), or while it
+    still waits on the lock. Yields the timed call; the database is back and the network whole
+    on the way out."""
+    locker = await asyncpg.connect(url, timeout=5)
+    try:
+        await locker.execute("BEGIN; LOCK TABLE orders IN SHARE MODE")
+        before = await locker.fetchval("SELECT count(*) FROM orders")
+        submitting = asyncio.create_task(answered(call))
+        await store_write_waits_on_the_lock(url)
+        proxy.cut()
+        if committed:
+            await locker.execute("COMMIT")
+            await until("SELECT count(*) = $1 FROM orders", url, before + 1)
+        await asyncio.to_thread(cluster.stop, "immediate")
+    finally:
+        locker.terminate()  # dead by now, or to be dropped anyway
+    try:
+        yield submitting
+    finally:
+        await asyncio.to_thread(cluster.start)
+        proxy.heal()
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
+async def test_a_submission_in_doubt_while_the_database_restarts_is_unknown_within_the_bound(
+    postgres_fault_url: str, proxy: CuttableProxy, postgres_fault_cluster: ThrowawayCluster,
+    caplog: pytest.LogCaptureFixture, committed: bool,
+) -> None:
+    """The database is down longer than the bound, so the outcome cannot be learnt in time:
+    the caller is told it is unknown, with the order's id, within the bound; others are told
+    about the outage at once, not held behind the doubt; settling goes on, and once the
+    database is back the order is there exactly when it was committed."""
+    caplog.set_level(logging.WARNING, STORE_LOG)
+    async with proxied_store(proxy, postgres_fault_url) as store:
+        new = make_new_order()
+        async with crashed_while_writing(
+            store, proxy, postgres_fault_cluster, postgres_fault_url, store.submit(new),
+            committed=committed,
+        ) as submitting:
+            elapsed, outcome = await submitting
+            assert elapsed < ANSWERED
+            assert_unknown(outcome, new)
+            other, refused = await answered(store.submit(make_new_order()))
+            assert other < PROMPT
+            assert isinstance(refused, StoreUnavailable)
+            assert not isinstance(refused, OutcomeUnknown), "it never reached the server"
+        await logged(caplog, f"submissions in doubt: {int(committed)} of 1 were stored")
+        assert (await store.get(new.id) is not None) is committed
+
+
+@asynccontextmanager
+async def serving(store: PostgresStore) -> AsyncIterator[Api]:
+    """The HTTP API over `store`, on an ephemeral port of 127.0.0.1."""
+    service = OrderService(store, Settings(db="postgresql://in-doubt-test"))
+    runner = web.AppRunner(create_app(service), shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession() as session:
+            yield Api(host, port, service, session)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
+async def test_a_post_in_doubt_is_answered_503_unknown_with_its_order_within_two_seconds(
+    postgres_fault_url: str, proxy: CuttableProxy, postgres_fault_cluster: ThrowawayCluster,
+    committed: bool,
+) -> None:
+    """Over real HTTP: the 503 carries Retry-After, `"outcome": "unknown"`, the order's id
+    and where to ask; once the database is back, GET tells the truth (200 or 404)."""
+    async with proxied_store(proxy, postgres_fault_url) as store, serving(store) as api:
+        async with crashed_while_writing(
+            store, proxy, postgres_fault_cluster, postgres_fault_url, api.submit(),
+            committed=committed,
+        ) as posting:
+            elapsed, reply = await posting
+            assert isinstance(reply, Reply), reply
+            assert elapsed < ANSWERED
+            problem = assert_unknown_problem(reply)
+        order_id = problem["order_id"]
+        assert await stored_order_count(postgres_fault_url, order_id) == int(committed)
+        looked_up = await once_reconnected(api, problem["location"])
+        assert looked_up.status == (200 if committed else 404), looked_up.body
+        if committed:
+            assert looked_up.json()["id"] == order_id
+
+
+async def once_reconnected(api: Api, path: str) -> Reply:
+    """GET `path`, again while the store is still reconnecting (503), as a client would."""
+    deadline = time.monotonic() + SETTLED
+    while (reply := await api.call("GET", path)).status == 503:
+        assert time.monotonic() < deadline, reply.body
+        await asyncio.sleep(0.1)
+    return reply
+
+
+def assert_unknown_problem(reply: Reply) -> dict[str, Any]:
+    assert reply.status == 503, reply.body
+    assert reply.content_type.startswith("application/problem+json")
+    assert int(reply.headers["Retry-After"]) >= 1
+    problem: dict[str, Any] = reply.json()
+    assert problem["type"] == "urn:skipline:problem:outcome-unknown"
+    assert (problem["status"], problem["outcome"]) == (503, "unknown")
+    assert problem["location"] == f"/orders/{problem['order_id']}"
+    assert "Idempotency-Key" in problem["detail"] and "Traceback" not in problem["detail"]
+    return problem
+
+
+async def test_an_uncommitted_submission_whose_connection_broke_is_refused_and_never_stored(
     postgres_fault_url: str, proxy: CuttableProxy,
 ) -> None:
-    """The server process that ran it is still alive, waiting on the lock: were it not ended
-    before the look-up, "not stored" would be a lie as soon as the lock went away. Meanwhile,
-    other submissions are answered at once rather than held behind the doubt."""
+    """Settled in time: the server process that ran it is still alive, waiting on the lock.
+    Were it not ended before the look-up, "not stored" would be a lie as soon as the lock went
+    away; it is ended, and the caller learns "not stored" (not "unknown") within the bound."""
     async with proxied_store(proxy, postgres_fault_url) as store:
         new = make_new_order()
         async with orders_locked(postgres_fault_url):
-            submitting = asyncio.create_task(store.submit(new))
+            submitting = asyncio.create_task(answered(store.submit(new)))
             await store_write_waits_on_the_lock(postgres_fault_url)
             proxy.cut()
-            await asyncio.sleep(OPERATION_TIMEOUT + 0.2)
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailable):
-                await store.submit(make_new_order())
-            assert time.monotonic() - started < OPERATION_TIMEOUT + 0.5
-            assert not submitting.done(), "the doubtful submission was answered blindly"
             proxy.heal()
-            with pytest.raises(StoreUnavailable) as refused:
-                await asyncio.wait_for(submitting, SETTLED)
-            assert refused.value.detail == NOT_STORED
+            elapsed, refused = await asyncio.wait_for(submitting, SETTLED)
+            assert elapsed < ANSWERED
+            assert isinstance(refused, StoreUnavailable)
+            assert not isinstance(refused, OutcomeUnknown)
+            assert refused.detail == NOT_STORED
         await asyncio.sleep(0.5)  # what the ended process would have committed by now
         assert await stored_order_count(postgres_fault_url, new.id) == 0
 
@@ -190,9 +342,9 @@ async def test_a_submission_whose_outcome_stays_unknown_is_unavailable_and_safe_
             submitting = asyncio.create_task(store.submit(new))
             await store_write_waits_on_the_lock(postgres_fault_url)
             proxy.cut()
-            with pytest.raises(StoreUnavailable) as unknown:
-                await asyncio.wait_for(submitting, OPERATION_TIMEOUT + 2.0)
-            assert unknown.value.detail == OUTCOME_UNKNOWN
+            elapsed, unknown = await answered(asyncio.wait_for(submitting, SETTLED))
+            assert elapsed < PROMPT
+            assert_unknown(unknown, new)
         # The lock is gone and the server, still holding the statement, commits it.
         await until("SELECT count(*) = 1 FROM orders WHERE id = $1", postgres_fault_url, new.id)
         proxy.heal()

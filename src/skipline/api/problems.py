@@ -24,6 +24,7 @@ from skipline.domain.errors import (
     NotAuthenticated,
     OrderNotCancellable,
     OrderNotFound,
+    OutcomeUnknown,
     QueueFull,
     ShuttingDown,
     SkiplineError,
@@ -59,10 +60,23 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     InvalidOrder: ProblemType(422, "invalid-order"),
     InvalidRequest: ProblemType(422, "invalid-request"),
     QueueFull: ProblemType(503, "queue-full"),
+    OutcomeUnknown: ProblemType(503, "outcome-unknown"),
     StoreUnavailable: ProblemType(503, "store-unavailable"),
     ShuttingDown: ProblemType(503, "shutting-down"),
 }
 INTERNAL = ProblemType(500, "internal-error")
+UNKNOWN = "unknown"
+"""The `outcome` member of an outcome-unknown problem."""
+
+
+class UnknownOutcomeProblem(Problem, omit_defaults=True):
+    """A problem whose request may or may not have taken effect (RFC 9457 extension members):
+    `outcome` is "unknown", `order_id` names the order, and `location`, when known, is where
+    `GET` tells once the store is back (200: it was stored; 404: it was not)."""
+
+    outcome: str
+    order_id: str
+    location: str | None = None
 
 
 def problem_type_of(error: SkiplineError) -> ProblemType:
@@ -78,8 +92,9 @@ def title_of(error_class: type[SkiplineError]) -> str:
     return (error_class.__doc__ or "").strip().splitlines()[0]
 
 
-def from_error(error: SkiplineError) -> web.Response:
-    """The problem response for a domain or API error."""
+def from_error(error: SkiplineError, location: str | None = None) -> web.Response:
+    """The problem response for a domain or API error. `location`: the URL of the order an
+    OutcomeUnknown is about (only the route knows it, mount prefix included)."""
     kind = problem_type_of(error)
     if kind is INTERNAL:
         return internal_error()
@@ -88,8 +103,13 @@ def from_error(error: SkiplineError) -> web.Response:
         headers["Retry-After"] = str(retry_after_seconds(error))
     if kind.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="skipline"'
-    return render(kind.status, TYPE_PREFIX + kind.slug, title_of(type(error)), error.detail,
-                  headers)
+    type_uri, title = TYPE_PREFIX + kind.slug, title_of(type(error))
+    if isinstance(error, OutcomeUnknown):
+        problem: Problem = UnknownOutcomeProblem(
+            type_uri, title, kind.status, error.detail, UNKNOWN, error.order_id, location,
+        )
+        return respond(problem, headers)
+    return render(kind.status, type_uri, title, error.detail, headers)
 
 
 def from_http_exception(exc: web.HTTPException) -> web.Response:
@@ -128,7 +148,11 @@ def retry_after_seconds(error: SkiplineError) -> int:
 def render(
     status: int, type_uri: str, title: str, detail: str, headers: dict[str, str] | None = None,
 ) -> web.Response:
-    body = msgspec.json.encode(Problem(type_uri, title, status, detail))
+    return respond(Problem(type_uri, title, status, detail), headers)
+
+
+def respond(problem: Problem, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        status=status, body=body, content_type=PROBLEM_CONTENT_TYPE, headers=headers,
+        status=problem.status, body=msgspec.json.encode(problem),
+        content_type=PROBLEM_CONTENT_TYPE, headers=headers,
     )

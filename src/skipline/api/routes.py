@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from skipline.api import problems
 from skipline.api.appkeys import CALLER, METRICS, SERVICE
 from skipline.api.body import (
     body_if_arrived,
@@ -26,8 +27,7 @@ from skipline.api.schemas import (
     order_out,
     stats_out,
 )
-from skipline.domain.errors import ShuttingDown, StoreUnavailable
-from skipline.domain.models import Order
+from skipline.domain.errors import OutcomeUnknown, ShuttingDown, StoreUnavailable
 from skipline.faults import crash_point
 from skipline.service import Submission
 
@@ -57,11 +57,11 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     )
 
 
-def order_location(request: web.Request, order: Order) -> str:
+def order_location(request: web.Request, order_id: str) -> str:
     """The order's URL, prefix included when the app is mounted inside another. Order ids are
     hex digits and a dash, which need no quoting, so the route's template is filled in
     directly (url_for builds and quotes a URL object, a noticeable cost on every POST)."""
-    return request.app.router["order"].canonical.replace("{id}", order.id)
+    return request.app.router["order"].canonical.replace("{id}", order_id)
 
 
 async def submit_order(request: web.Request) -> web.Response:
@@ -82,11 +82,15 @@ async def submit_order(request: web.Request) -> web.Response:
         payload=body.payload, duration=body.duration, tier=body.user_type,
         idempotency_key=idempotency_key,
     )
-    order, created = await service.submit(caller, submission)
+    try:
+        order, created = await service.submit(caller, submission)
+    except OutcomeUnknown as unknown:
+        # A 503 like any outage, which also says where to ask later: only here is the URL known.
+        return problems.from_error(unknown, order_location(request, unknown.order_id))
     crash_point("after_commit")
     if created:
         request.app[METRICS].order_accepted(order.tier)
-    location = {"Location": order_location(request, order)}
+    location = {"Location": order_location(request, order.id)}
     return json_response(order_out(order), 202 if created else 200, location)
 
 

@@ -47,6 +47,17 @@ class StoreUnavailable(SkiplineError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """Whether the order was stored is not known: the store went away while storing it."""
+
+    def __init__(self, order_id: str, detail: str | None = None, retry_after: float = 1.0) -> None:
+        """`order_id`: the order that may or may not have been stored. Telling the client its
+        id, instead of a bare "unavailable", lets it ask for that order later rather than guess
+        (a bare 503 would invite a retry without a key, which could store it twice)."""
+        super().__init__(detail, retry_after)
+        self.order_id = order_id
+
+
 class ShuttingDown(SkiplineError):
     """The service is shutting down and accepts no new orders."""
 

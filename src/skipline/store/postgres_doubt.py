@@ -32,31 +32,44 @@ With durability "normal" (synchronous_commit=off) a commit is visible before it 
 a crash can still take back what the read found: the same trade that mode makes for every
 acknowledgement.
 
+How long callers wait. The callers of a submission in doubt are HTTP clients, promised an
+answer within 2 s even during an outage, and settling can take longer than that (a database
+restart takes seconds, and until it is back nothing can be read). So they wait for the outcome
+only until ANSWER_SECONDS after their write began (LateSettlements.answer_by): settled by then,
+they get it (the order, or "not stored"); otherwise OutcomeUnknown, which carries the order's
+id so the client can ask for it later, and settling goes on without them for up to
+IN_DOUBT_SECONDS, so that the old backend is ended and the log says what became of the orders.
+Completions are made by workers, which may wait: their callers wait up to IN_DOUBT_SECONDS.
 When the server cannot be reached, or the backend does not go, within IN_DOUBT_SECONDS, the
-outcome stays unknown and the caller is told the store is unavailable, with a detail saying
-so. A client that retries with the same Idempotency-Key is safe either way: it gets the stored
-order back, or stores it once.
+outcome stays unknown. A client that retries with the same Idempotency-Key is safe either way:
+it gets the stored order back, or stores it once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from skipline.domain.errors import StoreUnavailable
 
 IN_DOUBT_SECONDS = 10.0
-"""How long the callers of an in-doubt write may wait for its outcome. Longer than the two
-seconds in which an outage is otherwise reported, on purpose: a database restart, crash
-recovery included, takes several seconds, and answering before the database is back gives
-exactly the answer settling exists to avoid. Only the callers of the batch in doubt wait; the
-others are told about the outage at once."""
+"""How long settling a write in doubt may go on: long enough for a database restart, crash
+recovery included (several seconds). The callers of a completion in doubt (workers) wait that
+long for the outcome; those of a submission only until ANSWER_SECONDS."""
+ANSWER_SECONDS = 1.5
+"""Seconds after its write began by which the callers of a submission in doubt are answered,
+settled or not (OutcomeUnknown). The contract answers POST /orders within 2 s while the
+database is down; the other half second is for what comes before the write (admission, the
+body, waiting behind the batch being written, a few milliseconds when the store is healthy)
+and after it (the response), with room for a busy event loop. A write that is in doubt only
+after that (it timed out, at OPERATION_TIMEOUT) is answered as soon as it is: never later than
+the same write's answer would have been had it simply failed."""
 FIRST_PAUSE = 0.05
 LAST_PAUSE = 0.5
 """Pauses between attempts, doubling from the first to the last."""
@@ -65,11 +78,17 @@ OUTCOME_UNKNOWN = (
     "the PostgreSQL database went away while this write was being committed, and whether it "
     "was committed could not be learnt in time; retrying with the same Idempotency-Key is safe"
 )
+ORDER_OUTCOME_UNKNOWN = (
+    "the PostgreSQL database went away while this order was being committed, and whether it "
+    "was could not be learnt in time: once the database is back, GET the order (404: it was "
+    "not stored) or retry with the same Idempotency-Key"
+)
 
 log = logging.getLogger(__name__)
 
 Connect = Callable[[], AbstractAsyncContextManager[Any]]
 """Opens a store connection (turning outages into StoreUnavailable)."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +112,40 @@ class TrackedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ha
     """A pooled connection that knows its server process (set once, when it opens)."""
 
     backend: Backend | None = None
+
+
+class LateSettlements:
+    """Settlements that go on after their callers have been answered. They are held here
+    because the event loop keeps only weak references to tasks."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def answer_by(
+        self, deadline: float, settle: Coroutine[Any, Any, T], unknown: Callable[[], T],
+    ) -> T:
+        """What `settle` returns if it is done by `deadline` (event loop time); else
+        `unknown()`, and `settle` carries on alone. Nothing is answered twice: once this has
+        returned, what `settle` finds is only logged (by `settle` itself)."""
+        task = asyncio.create_task(settle, name="skipline-pg-settle-late")
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            if remaining > 0:
+                await asyncio.wait({task}, timeout=remaining)
+        except asyncio.CancelledError:
+            task.cancel()  # the loop is ending: nobody is left to tell
+            raise
+        if task.done():
+            return task.result()
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return unknown()
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """A late settlement's end; a failure has nobody to go to but the log."""
+        self._running.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("settling a write in doubt failed", exc_info=error)
 
 
 async def identify_backend(connection: Any, query: str) -> None:
