@@ -6,7 +6,9 @@ valid iff lost == 0 and unexpected == 0:
   (`succeeded`; `failed` for poison orders) — a broken promise;
 - unexpected: the store holds an order whose client was refused (or that no client sent) — a
   refusal that was not one, so a client retrying with a new key would run it twice.
-Unknown outcomes are allowed either way; those the store holds are `recovered`.
+Unknown outcomes are allowed either way; those the store holds are `recovered`. An unknown
+that named its order (a 503 saying the outcome is unknown) must name the order the store holds
+for its key, if any: otherwise it is a mismatched id, like an acknowledgement's.
 Duplicate runs are counted, not judged: at least once allows them.
 """
 
@@ -124,7 +126,10 @@ def check(
     acked, unknown = told[Outcome.ACKNOWLEDGED], told[Outcome.UNKNOWN]
 
     lost = [k for k, s in acked.items() if _final_status(by_key.get(k)) != s.expect]
-    mismatched = [k for k, s in acked.items() if k in by_key and by_key[k].id != s.order_id]
+    named = {k: s for k, s in unknown.items() if s.order_id is not None}
+    mismatched = [
+        k for k, s in (acked | named).items() if k in by_key and by_key[k].id != s.order_id
+    ]
     unexpected = [
         _describe_unexpected(o, told[Outcome.REFUSED].get(order_key(o) or ""))
         for o in orders if order_key(o) not in acked and order_key(o) not in unknown

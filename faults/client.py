@@ -2,13 +2,15 @@
 
 It tells apart the three things a client can know: acknowledged (2xx with an id), refused (an
 error status, or a connection that never opened, so nothing was sent) and unknown (the request
-was sent, or may have been, and no answer came back).
+was sent, or may have been, and no answer came back; or the server answered that it does not
+know either: a 503 whose problem says `"outcome": "unknown"` and names the order).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import time
 import uuid
@@ -83,10 +85,15 @@ class Recorder:
         url = (base_url or next(self._urls)) + "/orders"
         try:
             async with self._session.post(url, json=body, headers={"Idempotency-Key": key}) as r:
-                data = await r.json(content_type=None) if r.status < 300 else None
-                if r.status < 300 and isinstance(data, dict) and "id" in data:
-                    return Outcome.ACKNOWLEDGED, r.status, str(data["id"]), ""
-                return Outcome.REFUSED, r.status, None, (await r.text())[:200]
+                if r.status < 300:
+                    data = await r.json(content_type=None)
+                    if isinstance(data, dict) and "id" in data:
+                        return Outcome.ACKNOWLEDGED, r.status, str(data["id"]), ""
+                text = await r.text()
+                order_id = unknown_order(r.status, text)
+                if order_id is not None:
+                    return Outcome.UNKNOWN, r.status, order_id, text[:200]
+                return Outcome.REFUSED, r.status, None, text[:200]
         except aiohttp.ClientConnectorError as exc:
             # The TCP connection never opened: nothing was sent, so nothing can be stored.
             return Outcome.REFUSED, None, None, f"connect: {exc.os_error}"
@@ -94,6 +101,21 @@ class Recorder:
             # Sent, or maybe sent, and no usable answer (ValueError: a 2xx body that is not
             # JSON): the order may or may not exist.
             return Outcome.UNKNOWN, None, None, type(exc).__name__
+
+
+def unknown_order(status: int, body: str) -> str | None:
+    """The order id of a 503 whose problem says the outcome is unknown (the order may or may
+    not have been stored); None for any other answer, which is a refusal."""
+    if status != 503:
+        return None
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(problem, dict) or problem.get("outcome") != "unknown":
+        return None
+    order_id = problem.get("order_id")
+    return order_id if isinstance(order_id, str) and order_id else None
 
 
 async def load(

@@ -22,7 +22,10 @@ class Outcome(StrEnum):
     REFUSED = "refused"
     """An HTTP error status, or no connection at all: the order must not exist."""
     UNKNOWN = "unknown"
-    """The request may have reached the server but no answer came back (timeout, reset)."""
+    """The request may have reached the server but no answer came back (timeout, reset), or
+    the server answered that it does not know either: a 503 whose problem says `"outcome":
+    "unknown"` (its commit was in doubt), with the order's id. Either way the order may or
+    may not exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,8 @@ class Submission:
     status: int | None = None
     """The HTTP status; None when no response arrived (0 is never used)."""
     order_id: str | None = None
+    """The id the server gave: of the acknowledged order, or of the order whose outcome it
+    said was unknown (None when it gave none)."""
     expect: str = "succeeded"
     """The final status this order must reach if it exists (poison orders: failed)."""
     detail: str = ""

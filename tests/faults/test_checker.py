@@ -8,6 +8,7 @@ from pathlib import Path
 
 from faults import journal
 from faults.checker import Report, check
+from faults.client import unknown_order
 from faults.history import History, Outcome, Submission
 from faults.journal import Run, overlapping_orders, read_runs
 from skipline.domain.models import Order, Status
@@ -24,8 +25,9 @@ def order(key: str, status: Status = Status.SUCCEEDED, *, order_id: str | None =
 
 
 def told(key: str, outcome: Outcome, status: int | None = None, at: float = 1.0,
-         expect: str = "succeeded") -> Submission:
-    order_id = f"id-{key}" if outcome is Outcome.ACKNOWLEDGED else None
+         expect: str = "succeeded", order_id: str | None = None) -> Submission:
+    if order_id is None and outcome is Outcome.ACKNOWLEDGED:
+        order_id = f"id-{key}"
     return Submission(key, at - 0.01, at, outcome, status, order_id, expect)
 
 
@@ -70,6 +72,42 @@ def test_unknown_outcomes_are_recovered_or_absent_and_both_are_allowed() -> None
     report = check("s", history, [order("u1")])
     assert (report.unknown, report.recovered, report.unknown_absent) == (2, 1, 1)
     assert report.valid
+
+
+def test_a_503_whose_outcome_is_unknown_may_be_stored_or_not() -> None:
+    """The server said it does not know (its commit was in doubt) and named the order: like no
+    answer at all, neither outcome is a broken promise, and neither is `unexpected`."""
+    history = history_of(
+        told("stored", Outcome.UNKNOWN, 503, order_id="id-stored"),
+        told("absent", Outcome.UNKNOWN, 503, order_id="id-absent"),
+    )
+    report = check("s", history, [order("stored")])
+    assert (report.unknown, report.recovered, report.unknown_absent) == (2, 1, 1)
+    assert (report.refused, report.lost, report.unexpected, report.mismatched_ids) == (0, 0, 0, 0)
+    assert report.valid
+
+
+def test_an_unknown_outcome_that_named_another_order_than_the_stored_one_is_invalid() -> None:
+    history = history_of(told("a", Outcome.UNKNOWN, 503, order_id="id-told"))
+    report = check("s", history, [order("a", order_id="id-stored")])
+    assert report.mismatched_ids == 1
+    assert report.examples["mismatch"] == ["a"]
+    assert not report.valid
+
+
+def test_the_client_records_a_503_as_unknown_only_when_it_says_so_and_names_the_order() -> None:
+    unknown = {"type": "urn:skipline:problem:outcome-unknown", "title": "t", "status": 503,
+               "detail": "d", "outcome": "unknown", "order_id": "abc",
+               "location": "/orders/abc"}
+    assert unknown_order(503, json.dumps(unknown)) == "abc"
+    plain = {"type": "urn:skipline:problem:store-unavailable", "title": "t", "status": 503,
+             "detail": "d"}
+    assert unknown_order(503, json.dumps(plain)) is None
+    assert unknown_order(500, json.dumps(unknown)) is None
+    assert unknown_order(503, json.dumps({**unknown, "order_id": ""})) is None
+    assert unknown_order(503, json.dumps({**unknown, "outcome": "stored"})) is None
+    assert unknown_order(503, "<html>Service Unavailable</html>") is None
+    assert unknown_order(503, "[1, 2]") is None
 
 
 def test_an_acknowledged_id_that_differs_from_the_stored_one_is_invalid() -> None:
@@ -126,7 +164,8 @@ def test_a_scenario_that_turns_a_safeguard_off_passes_when_the_violation_is_caug
 
 
 def test_history_round_trips_through_its_file(tmp_path: Path) -> None:
-    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202), told("b", Outcome.UNKNOWN))
+    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202), told("b", Outcome.UNKNOWN),
+                         told("c", Outcome.UNKNOWN, 503, order_id="id-c"))
     history.fault("SIGKILL", pid=3, at=5.0)
     history.save(tmp_path / "h.jsonl")
     again = History.load(tmp_path / "h.jsonl")
