@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from skipline.store.postgres_doubt import IN_DOUBT_SECONDS
 from tests.acceptance.processes import (
     Launcher,
     Server,
@@ -179,8 +178,10 @@ async def test_keys_idempotency_and_cancellation_hold_across_api_processes(
         assert (await post_order(http, api, {}, shop)).status == 401
 
 
-PROMPT = 2.5
-"""Seconds within which a POST is answered, 202 or 503, unless its commit is in doubt."""
+PROMPT = 2.0
+"""Seconds within which every POST is answered, 202 or 503 (issue 3: "503 with Retry-After
+within 2 s"), a commit in doubt included (answered "outcome unknown" at 1.5 s if it cannot
+be settled sooner)."""
 
 
 @dataclass
@@ -256,10 +257,8 @@ async def test_hard_database_restarts_under_load_lose_no_acknowledged_order(
     assert set(record.statuses) <= {202, 503}, record.statuses
     assert record.statuses.get(503, 0) > 0 and record.statuses.get(202, 0) > 100
     assert record.missing_retry_after == 0
-    # A POST whose commit was in doubt when the database died waits for the truth, up to
-    # IN_DOUBT_SECONDS (at most one per client per stop); every other one is prompt.
-    assert record.slowest < PROMPT + IN_DOUBT_SECONDS, f"a POST took {record.slowest:.2f} s"
-    assert record.slow <= len(clients) * 3, f"{record.slow} POSTs took {PROMPT} s or more"
+    assert record.slowest < PROMPT, f"a POST took {record.slowest:.2f} s"
+    assert record.slow == 0
     assert ready_while_down == [503, 503, 503]
     await wait_until_all_succeeded(http, apis[0], len(record.acknowledged), within=60)
     orders = await fetch_all(http, apis[1], record.acknowledged)

@@ -10,7 +10,8 @@
   by itself when the database is back.
 - A submission or completion whose commit is in doubt (the connection died after it was sent)
   is not reported as failed blindly: its outcome is read back once it can be trusted
-  (postgres_doubt), which may take up to IN_DOUBT_SECONDS.
+  (postgres_doubt). A submission's callers wait for that until ANSWER_SECONDS after its write
+  began (then: OutcomeUnknown, with the order's id); a completion's, up to IN_DOUBT_SECONDS.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from skipline.domain.errors import (
     KeyExists,
     OrderNotCancellable,
     OrderNotFound,
+    OutcomeUnknown,
     StoreUnavailable,
 )
 from skipline.domain.models import (
@@ -46,10 +48,13 @@ from skipline.domain.models import (
 )
 from skipline.store.postgres_batch import Batcher, WriteInDoubt
 from skipline.store.postgres_doubt import (
+    ANSWER_SECONDS,
     IN_DOUBT_SECONDS,
+    ORDER_OUTCOME_UNKNOWN,
     OUTCOME_UNKNOWN,
     Backend,
     CommitInDoubt,
+    LateSettlements,
     TrackedConnection,
     identify_backend,
     read_once_settled,
@@ -99,13 +104,16 @@ class PostgresStore:
     ) -> None:
         """`clock` is part of every store's signature; this store measures time on the
         database clock instead, so that many processes agree. `in_doubt_seconds`: how long
-        the callers of a write in doubt may wait for its outcome (postgres_doubt)."""
+        settling a write in doubt may go on; a completion's callers wait that long for its
+        outcome, a submission's only until ANSWER_SECONDS after its write began
+        (postgres_doubt)."""
         del clock
         self._url = url
         self._durability = durability
         self._pool_size = pool_size
         self._timeout = timeout
         self._in_doubt_seconds = in_doubt_seconds
+        self._late_settlements = LateSettlements()
         self._queries = load_queries("postgres")
         self._pool: Any = None
         self._listener: WakeListener | None = None
@@ -136,12 +144,14 @@ class PostgresStore:
         await self._listener.start(first_connect_seconds=CONNECT_TIMEOUT)
 
     async def close(self) -> None:
-        """Writes still pending or in doubt are finished first (they need the pool)."""
+        """Writes still pending are finished first (they need the pool); the settling of
+        submissions already answered "outcome unknown" is dropped (it only logs)."""
         if self._pool is None:
             return
         for batcher in (self._submits, self._completions):
             if batcher is not None:
                 await batcher.drain()
+        await self._late_settlements.stop()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -168,14 +178,14 @@ class PostgresStore:
 
     # --- running queries ----------------------------------------------------------------
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _connection(self, seconds: float | None = None) -> AsyncIterator[Any]:
         """A pooled connection, with outages turned into StoreUnavailable and the whole
-        call bounded by the operation timeout."""
+        call bounded by `seconds` (default: the operation timeout)."""
         pool = self._pool
         if pool is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
         with outage_as_unavailable():
-            async with asyncio.timeout(self._timeout), pool.acquire() as connection:
+            async with asyncio.timeout(seconds or self._timeout), pool.acquire() as connection:
                 try:
                     yield connection
                 except BaseException as error:
@@ -190,13 +200,15 @@ class PostgresStore:
         async with self._connection() as connection:
             return list(await connection.fetch(self._queries[name], *args))
 
-    async def _fetch_committing(self, name: str, *args: Any) -> list[Any]:
+    async def _fetch_committing(
+        self, name: str, *args: Any, seconds: float | None = None
+    ) -> list[Any]:
         """`_fetch` for a statement that writes. An outage once the statement may have
         reached the server raises CommitInDoubt (it may have committed); one before that
         (no connection to be had), StoreUnavailable."""
         backend: Backend | None = None
         try:
-            async with self._connection() as connection:
+            async with self._connection(seconds) as connection:
                 backend = connection.backend
                 return list(await connection.fetch(self._queries[name], *args))
         except StoreUnavailable as error:
@@ -228,15 +240,20 @@ class PostgresStore:
 
     async def _write_submissions(self, batch: Sequence[Submission]) -> list[Submitted]:
         orders = [new for new, _ in batch]
+        answer_by = asyncio.get_running_loop().time() + ANSWER_SECONDS
         try:
             rows = await self._fetch_committing(
                 "submit_many", [n.id for n in orders], [n.tier for n in orders],
                 [n.priority for n in orders], [payload for _, payload in batch],
                 [n.duration for n in orders], [n.owner for n in orders],
                 [n.idempotency_key for n in orders], [n.max_wait for n in orders],
+                seconds=min(ANSWER_SECONDS, self._timeout),
             )
         except CommitInDoubt as doubt:
-            raise WriteInDoubt(partial(self._settle_submissions, orders, doubt.backend)) from doubt
+            # A write that hangs (a silent network) is in doubt after ANSWER_SECONDS, not
+            # the operation timeout, so its callers are still answered within the bound.
+            settle = partial(self._settle_submissions, orders, doubt.backend, answer_by)
+            raise WriteInDoubt(settle) from doubt
         by_id = {new.id: new for new in orders}
         created = {row["id"]: submitted_order(by_id[row["id"]], row) for row in rows}
         return await self._with_replays(orders, created)
@@ -258,20 +275,30 @@ class PostgresStore:
         return submission_outcomes(orders, created, found, missing)
 
     async def _settle_submissions(
-        self, orders: Sequence[NewOrder], backend: Backend
+        self, orders: Sequence[NewOrder], backend: Backend, answer_by: float
     ) -> list[Submitted]:
-        """The outcomes of a batch whose commit was in doubt: its orders are there (created),
-        or an earlier order holds their idempotency key (a replay, as if committed), or they
-        were definitely not stored; all unknown if that could not be learnt in time."""
-        rows = await self._read_once_settled(
-            backend, "find_submitted", [new.id for new in orders], *key_columns(orders),
-        )
-        if rows is None:
-            return [StoreUnavailable(OUTCOME_UNKNOWN) for _ in orders]
-        ours = {new.id for new in orders}
-        created = {row["id"]: order_from_row(row) for row in rows if row["id"] in ours}
-        log.warning("submissions in doubt: %d of %d were stored", len(created), len(orders))
-        return submission_outcomes(orders, created, rows, StoreUnavailable(NOT_STORED))
+        """The outcomes of a batch whose commit was in doubt, as learnt by `answer_by` (event
+        loop time): its orders are there (created), or an earlier order holds their
+        idempotency key (a replay, as if committed), or they were definitely not stored.
+        Not learnt by then: OutcomeUnknown for each, and settling goes on without the callers
+        (up to in_doubt_seconds), to end the old server process and log what became of them."""
+
+        def unknown() -> list[Submitted]:
+            return [OutcomeUnknown(new.id, ORDER_OUTCOME_UNKNOWN) for new in orders]
+
+        async def settle() -> list[Submitted]:
+            rows = await self._read_once_settled(
+                backend, "find_submitted", [new.id for new in orders], *key_columns(orders),
+            )
+            if rows is None:
+                return unknown()
+            ours = {new.id for new in orders}
+            created = {row["id"]: order_from_row(row) for row in rows if row["id"] in ours}
+            log.warning("submissions in doubt: %d of %d were stored %s", len(created),
+                        len(orders), sorted(created)[:10])
+            return submission_outcomes(orders, created, rows, StoreUnavailable(NOT_STORED))
+
+        return await self._late_settlements.answer_by(answer_by, settle(), unknown)
 
     async def get(self, order_id: str) -> Order | None:
         row = await self._fetchrow("get_order", order_id)

@@ -141,6 +141,17 @@ class LateSettlements:
         task.add_done_callback(self._finished)
         return unknown()
 
+    async def stop(self) -> None:
+        """At close: the callers were answered long ago and only the log is left to tell, so
+        what is still being settled is dropped rather than allowed to hold up the close."""
+        running = list(self._running)
+        if running:
+            log.warning("closing with %d write(s) still in doubt; see the log above for their"
+                        " order ids", len(running))
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
     def _finished(self, task: asyncio.Task[Any]) -> None:
         """A late settlement's end; a failure has nobody to go to but the log."""
         self._running.discard(task)
