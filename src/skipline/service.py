@@ -66,6 +66,8 @@ class OrderService:
         self.accepting = True
         self._queued_snapshot: dict[str, int] = {}
         self._queued_snapshot_at = float("-inf")
+        self._in_flight: dict[str, int] = {}
+        """Per tier: submissions admitted under a cap whose commit has not returned yet."""
         self._uncapped = uncapped_tiers(settings)
 
     # --- identity ---------------------------------------------------------------------------
@@ -125,7 +127,9 @@ class OrderService:
         global_cap = self.settings.max_queued
         if cap is None and global_cap is None:
             return
-        counts = await self._queued_counts()
+        counts = dict(await self._queued_counts())
+        for name, admitted in self._in_flight.items():
+            counts[name] = counts.get(name, 0) + admitted
         if cap is not None and counts.get(tier, 0) >= cap:
             raise QueueFull(f"tier {tier!r} has {cap} orders queued", await self._retry_after())
         if global_cap is not None and sum(counts.values()) >= global_cap:
@@ -149,7 +153,8 @@ class OrderService:
         if not 0 <= submission.duration <= 3600:
             raise InvalidOrder("duration must be between 0 and 3600 seconds")
         tier_name = self.choose_tier(caller, submission.tier)
-        if not self.admits_at_once(tier_name):
+        capped = not self.admits_at_once(tier_name)
+        if capped:
             await self.check_admission(tier_name)
         tier = self.settings.tiers[tier_name]
         new = NewOrder(
@@ -162,7 +167,16 @@ class OrderService:
             idempotency_key=submission.idempotency_key,
             max_wait=tier.max_wait,
         )
-        order, created = await self.store.submit(new)
+        if not capped:
+            return await self.store.submit(new)
+        # Admitted but not yet committed: counted against the cap (check_admission adds these
+        # to the snapshot), so concurrent submissions cannot all pass the same check. No await
+        # since the check, so none slipped in between.
+        self._in_flight[tier_name] = self._in_flight.get(tier_name, 0) + 1
+        try:
+            order, created = await self.store.submit(new)
+        finally:
+            self._in_flight[tier_name] -= 1
         if created:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
         return order, created

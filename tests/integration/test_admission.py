@@ -189,3 +189,14 @@ async def test_the_global_cap_refuses_every_tier(store_url: str) -> None:
             assert (await submit(client, key))[0] == 202
         assert_queue_full(*await submit(client, vip), "4 orders")
         assert_queue_full(*await submit(client), "4 orders")
+
+
+async def test_concurrent_submissions_cannot_overshoot_the_cap(store_url: str) -> None:
+    """Forty anonymous POSTs at once against a cap of 3: the ones admitted before any has
+    committed count against the cap too, so exactly 3 are accepted in this process."""
+    async with serving(settings_for(store_url)) as (client, service):
+        answers = await asyncio.gather(*(submit(client) for _ in range(40)))
+        statuses = sorted(status for status, _, _ in answers)
+        assert statuses.count(202) == REGULAR_CAP, statuses
+        assert set(statuses) == {202, 503}
+        assert (await service.store.queued_counts()).get("regular") == REGULAR_CAP
