@@ -35,7 +35,7 @@ async def bench_json(launcher: Launcher, url: str, *args: str, code: int = 0) ->
 
 async def test_bench_reports_consistent_figures_for_200_orders(launcher: Launcher) -> None:
     server = await launcher.serve("--workers", "4")
-    report = await bench_json(launcher, server.url, "--orders", "200", "--concurrency", "8")
+    report = await bench_json(launcher, server.url, "--orders", "200", "--connections", "8")
 
     submit, finish = report["submit"], report["finish"]
     assert report["ok"] is True and report["problems"] == []
@@ -58,7 +58,7 @@ async def test_bench_reports_consistent_figures_for_200_orders(launcher: Launche
 async def test_the_table_is_the_default_output(launcher: Launcher) -> None:
     server = await launcher.serve("--workers", "2")
     result = await launcher.cli("bench", "--url", server.url, "--orders", "20",
-                                "--concurrency", "4", "--duration", "0.01")
+                                "--connections", "4", "--duration", "0.01")
     for fragment in ("202: 20", "no answer: 0", "p50", "max", "succeeded 20", "lost 0"):
         assert fragment in result.stdout, result.stdout
     assert result.stdout.rstrip().endswith("ok") and result.stderr == ""
@@ -68,7 +68,7 @@ async def test_refusals_are_counted_once_not_resent_and_are_no_failure(
     launcher: Launcher,
 ) -> None:
     server = await launcher.serve("--no-workers", "--max-queued", "10")
-    refused = await bench_json(launcher, server.url, "--orders", "60", "--concurrency", "4",
+    refused = await bench_json(launcher, server.url, "--orders", "60", "--connections", "4",
                                "--no-wait")
     statuses = refused["submit"]["statuses"]
     assert statuses["202"] >= 10 and statuses["503"] >= 1
@@ -98,8 +98,17 @@ async def test_an_unreachable_server_is_one_error_line_and_exit_1(launcher: Laun
     assert result.stderr == f"skipline: error: cannot reach {url}: Connection refused\n"
 
 
-@pytest.mark.parametrize("flag", ["--orders", "--concurrency"])
+@pytest.mark.parametrize("flag", ["--orders", "--connections"])
 def test_fewer_than_one_order_or_connection_is_refused(flag: str) -> None:
     result = CliRunner().invoke(cli, ["bench", flag, "0"])
     assert result.exit_code == 2
     assert f"Invalid value for '{flag}'" in result.output and "x>=1" in result.output
+
+
+def test_bench_reads_its_own_environment_variable_for_connections() -> None:
+    """`skipline worker --concurrency` owns SKIPLINE_CONCURRENCY; bench must not read it."""
+    from skipline.cli.bench import bench
+
+    envvars = {param.name: param.envvar for param in bench.params}
+    assert envvars["concurrency"] == "SKIPLINE_CONNECTIONS"
+    assert "SKIPLINE_CONCURRENCY" not in envvars.values()

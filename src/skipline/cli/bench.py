@@ -1,5 +1,5 @@
 """`skipline bench`: load a running server and report what happened. It sends --orders POST
-/orders over --concurrency connections of one session, then (with --wait) polls the accepted
+/orders over --connections connections of one session, then (with --wait) polls the accepted
 orders until each one is final. Every order is sent exactly once: a 503 or 429 is counted as
 a refusal and that order is not resent, so the offered load is what was asked for and the run
 ends without waiting out a Retry-After. The whole run is bounded by --timeout."""
@@ -33,7 +33,8 @@ JSON_CONTENT = {"Content-Type": "application/json"}
 @click.command()
 @client_options
 @option("--orders", type=click.IntRange(min=1), default=1000, help="Orders to submit.")
-@option("--concurrency", type=click.IntRange(min=1), default=16,
+# Not --concurrency: every flag reads SKIPLINE_<FLAG>, and SKIPLINE_CONCURRENCY is the worker's.
+@option("--connections", "concurrency", type=click.IntRange(min=1), default=16,
         help="Requests in flight at once, one connection each.")
 @option("--duration", type=click.FloatRange(min=0, max=3600), default=0.0, metavar="SECONDS",
         help="Simulated work per order (the 'simulate' handler sleeps it).")
@@ -53,7 +54,7 @@ def bench(
 ) -> None:
     """Load a running server with orders and report rates, answers, latencies and outcomes.
 
-    Sends --orders POST /orders over --concurrency connections. Each order is sent once: a 503
+    Sends --orders POST /orders over --connections connections. Each order is sent once: a 503
     or 429 is counted as a refusal, not resent. With --wait it then polls every accepted order
     until it is final.
 
@@ -178,7 +179,7 @@ async def wait_all(session: aiohttp.ClientSession, tally: Tally) -> None:
 
 
 async def poll_round(session: aiohttp.ClientSession, tally: Tally, outcomes: Outcomes) -> None:
-    """GET the pending orders oldest first, --concurrency at a time, and end the round at a
+    """GET the pending orders oldest first, --connections at a time, and end the round at a
     batch in which none had finished: orders finish roughly in acceptance order, so a long
     backlog costs a batch per round rather than a GET per order."""
     pending = list(outcomes.pending)
