@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+
+import msgspec
 
 from skipline.auth import hash_secret, new_secret, same_hash
 from skipline.clock import Clock, SystemClock
@@ -47,9 +48,9 @@ def new_order_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}-{os.urandom(16).hex()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """A validated request to accept an order."""
+class Submission(msgspec.Struct, frozen=True):
+    """A validated request to accept an order. (A frozen Struct, like Order: one is built
+    for every POST.)"""
 
     payload: JSON = None
     duration: float = 0.0

@@ -7,6 +7,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 
+from msgspec.structs import replace as replace_order
+
 from skipline.clock import Clock, SystemClock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
 from skipline.domain.models import (
@@ -88,7 +90,7 @@ class MemoryStore:
             raise OrderNotFound()
         if order.status is not Status.QUEUED:
             raise OrderNotCancellable()
-        cancelled = replace(order, status=Status.CANCELLED, finished_at=self._clock.now())
+        cancelled = replace_order(order, status=Status.CANCELLED, finished_at=self._clock.now())
         self._orders[order_id] = cancelled
         return cancelled
 
@@ -98,7 +100,7 @@ class MemoryStore:
         leases = []
         for order in claim_order(queued, now, limit):
             token = secrets.token_hex(16)
-            running = replace(
+            running = replace_order(
                 order, status=Status.RUNNING, attempts=order.attempts + 1, started_at=now,
             )
             self._orders[order.id] = running
@@ -127,7 +129,7 @@ class MemoryStore:
         if not self._holds(order_id, token):
             return False
         order = self._orders[order_id]
-        self._orders[order_id] = replace(
+        self._orders[order_id] = replace_order(
             order, status=Status.SUCCEEDED, result=result, error=None,
             finished_at=self._clock.now(),
         )
@@ -142,9 +144,9 @@ class MemoryStore:
         order = self._orders[order_id]
         now = self._clock.now()
         if retry_delay is None:
-            updated = replace(order, status=Status.FAILED, error=error, finished_at=now)
+            updated = replace_order(order, status=Status.FAILED, error=error, finished_at=now)
         else:
-            updated = replace(
+            updated = replace_order(
                 order, status=Status.QUEUED, error=error, available_at=now + retry_delay,
             )
         self._orders[order_id] = updated
@@ -157,7 +159,7 @@ class MemoryStore:
         for order_id, token in order_ids_tokens:
             if self._holds(order_id, token):
                 order = self._orders[order_id]
-                self._orders[order_id] = replace(
+                self._orders[order_id] = replace_order(
                     order, status=Status.QUEUED, available_at=self._clock.now(),
                 )
                 del self._leases[order_id]
@@ -175,12 +177,12 @@ class MemoryStore:
             if order.status is not Status.RUNNING:
                 continue
             if order.rescues + 1 > max_rescues:
-                self._orders[order_id] = replace(
+                self._orders[order_id] = replace_order(
                     order, status=Status.FAILED, rescues=order.rescues + 1, finished_at=now,
                     error=f"worker lost {order.rescues + 1} times (max_rescues={max_rescues})",
                 )
             else:
-                self._orders[order_id] = replace(
+                self._orders[order_id] = replace_order(
                     order, status=Status.QUEUED, rescues=order.rescues + 1, available_at=now,
                 )
         if expired:
