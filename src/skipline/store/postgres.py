@@ -64,6 +64,7 @@ from skipline.store.postgres_listener import WakeListener
 from skipline.store.postgres_migrate import migrate
 from skipline.store.postgres_rows import (
     key_from_row,
+    leases_from_rows,
     order_from_row,
     prepare_connection,
     submitted_order,
@@ -324,8 +325,7 @@ class PostgresStore:
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         if limit <= 0:
             return []
-        rows = await self._fetch("claim", worker_id, limit, lease_seconds)
-        return [Lease(order_from_row(row), row["lease_token"]) for row in rows]
+        return leases_from_rows(await self._fetch("claim", worker_id, limit, lease_seconds))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
         if not leases:
