@@ -64,7 +64,7 @@ from skipline.store.postgres_listener import WakeListener
 from skipline.store.postgres_migrate import migrate
 from skipline.store.postgres_rows import (
     key_from_row,
-    leases_from_rows,
+    leases_from_claim,
     order_from_row,
     prepare_connection,
     submitted_order,
@@ -325,7 +325,7 @@ class PostgresStore:
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         if limit <= 0:
             return []
-        return leases_from_rows(await self._fetch("claim", worker_id, limit, lease_seconds))
+        return leases_from_claim(await self._fetch("claim", worker_id, limit, lease_seconds))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
         if not leases:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from skipline.domain.models import JSON, ApiKey, Lease, NewOrder, Order, Status
+from skipline.store.lease_rows import leases_from_rows
 
 UNIX_EPOCH_IN_POSTGRES_MICROSECONDS = -946_684_800_000_000
 """PostgreSQL counts microseconds from 2000-01-01 UTC; this is 1970-01-01 on that scale."""
@@ -64,28 +65,10 @@ def submitted_order(new: NewOrder, row: Any) -> Order:
     )
 
 
-def leases_from_rows(rows: list[Any]) -> list[Lease]:
-    """Leases from the rows of a claim (`orders.*` with lease_token): each column is read by
-    its position, found once for the batch (by name, a Record lookup per field cost about
-    1.5 µs of a claimed order's 3)."""
-    if not rows:
-        return []
-    at = {name: index for index, name in enumerate(rows[0].keys())}
-    (order_id, seq, tier, priority, status, attempts, rescues, payload, duration, owner,
-     created_at, overdue_at, available_at, started_at, finished_at, result, error,
-     idempotency_key, token) = (at[name] for name in (
-        "id", "seq", "tier", "priority", "status", "attempts", "rescues", "payload",
-        "duration", "owner", "created_at", "overdue_at", "available_at", "started_at",
-        "finished_at", "result", "error", "idempotency_key", "lease_token"))
-    return [Lease(Order(
-        id=row[order_id], seq=row[seq], tier=row[tier], priority=row[priority],
-        status=_STATUSES[row[status]], attempts=row[attempts], rescues=row[rescues],
-        payload=row[payload], duration=row[duration], owner=row[owner],
-        created_at=row[created_at], overdue_at=row[overdue_at],
-        available_at=row[available_at], started_at=row[started_at],
-        finished_at=row[finished_at], result=row[result], error=row[error],
-        idempotency_key=row[idempotency_key],
-    ), row[token]) for row in rows]
+def leases_from_claim(rows: list[Any]) -> list[Lease]:
+    """Leases from the rows of a claim (`orders.*` with lease_token), read by position (by
+    name, a Record lookup per field cost about 1.5 µs of a claimed order's 3)."""
+    return leases_from_rows(list(rows[0].keys()), rows) if rows else []
 
 
 def order_from_columns(row: Any, payload: JSON) -> Order:

@@ -9,10 +9,10 @@ import msgspec
 
 from skipline.domain.errors import InvalidOrder
 from skipline.domain.models import JSON, ApiKey, Lease, Order, Status
+from skipline.store.lease_rows import leases_from_rows
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
-_STATUSES = {status.value: status for status in Status}
 
 
 def encode_json(value: JSON, what: str = "payload") -> str:
@@ -27,7 +27,7 @@ def encode_json(value: JSON, what: str = "payload") -> str:
 
 
 def decode_json(text: str | None) -> JSON:
-    return None if text is None else msgspec.json.decode(text)
+    return None if text is None else _decoder.decode(text)
 
 
 def order_from_row(row: sqlite3.Row) -> Order:
@@ -59,30 +59,9 @@ Rows = tuple[list[str], list[tuple[Any, ...]]]
 
 def leases_from_tuples(rows: Rows) -> list[Lease]:
     """Leases from the tuple rows of `SELECT *`-shaped orders (RETURNING *) with their
-    lease_token. Reading tuples by position costs half of order_from_row's lookups by name,
-    which matters when a claim returns hundreds of rows; it runs on the event loop, so the
-    writer thread is free for the next batch meanwhile."""
+    lease_token; run on the event loop, so the writer thread is free for the next batch."""
     names, tuples = rows
-    if not tuples:
-        return []
-    column = {name: index for index, name in enumerate(names)}
-    (seq, order_id, tier, priority, status, attempts, rescues, payload, duration, owner,
-     created_at, overdue_at, available_at, started_at, finished_at, result, error,
-     idempotency_key, lease_token) = (column[name] for name in (
-        "seq", "id", "tier", "priority", "status", "attempts", "rescues", "payload",
-        "duration", "owner", "created_at", "overdue_at", "available_at", "started_at",
-        "finished_at", "result", "error", "idempotency_key", "lease_token"))
-    decode = _decoder.decode
-    return [Lease(Order(
-        id=row[order_id], seq=row[seq], tier=row[tier], priority=row[priority],
-        status=_STATUSES[row[status]], attempts=row[attempts], rescues=row[rescues],
-        payload=None if row[payload] is None else decode(row[payload]),
-        duration=row[duration], owner=row[owner], created_at=row[created_at],
-        overdue_at=row[overdue_at], available_at=row[available_at],
-        started_at=row[started_at], finished_at=row[finished_at],
-        result=None if row[result] is None else decode(row[result]), error=row[error],
-        idempotency_key=row[idempotency_key],
-    ), row[lease_token]) for row in tuples]
+    return leases_from_rows(names, tuples, decode_json) if tuples else []
 
 
 def key_from_row(row: sqlite3.Row) -> ApiKey:
