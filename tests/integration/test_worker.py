@@ -9,7 +9,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,33 +18,19 @@ from skipline.domain.errors import StoreUnavailable
 from skipline.domain.models import DEFAULT_TIERS, JSON, NewOrder, Order, Status
 from skipline.handlers import Handler
 from skipline.maintenance import LeaseReaper
-from skipline.store import open_store
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
+from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
 
 LONG = 30.0
 """A handler sleep no test waits for: only a cancel ends it."""
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        pytest.importorskip("skipline.store.sqlite", reason="the SQLite store has not landed")
-        url = "sqlite:///" + str(tmp_path / "w.db")
-    elif request.param == "postgres":
-        pytest.importorskip("skipline.store.postgres", reason="the PostgreSQL store has not landed")
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = "memory://"
-    opened = open_store(url)
-    await opened.open()
-    try:
+@pytest.fixture(params=ALL_STORE_KINDS)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    async for opened in opened_store(request):
         yield opened
-    finally:
-        await opened.close()
 
 
 PoolMaker = Callable[..., Awaitable[WorkerPool]]

@@ -16,10 +16,10 @@ import pytest
 from skipline.clock import SystemClock
 from skipline.config import Settings
 from skipline.domain.models import JSON, NewOrder, Order, Status
-from skipline.store import open_store
 from skipline.store.base import Store
 from skipline.store.sqlite import SqliteStore
 from skipline.worker import WorkerPool
+from tests.integration.store_kinds import opened_store
 
 
 class SlowToRecord:
@@ -38,14 +38,9 @@ class SlowToRecord:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = "sqlite:///" + str(tmp_path / "w.db") if request.param == "sqlite" else "memory://"
-    opened = open_store(url)
-    await opened.open()
-    try:
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    async for opened in opened_store(request):
         yield opened
-    finally:
-        await opened.close()
 
 
 def settings(workers: int) -> Settings:

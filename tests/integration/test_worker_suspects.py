@@ -10,34 +10,21 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from skipline.config import Settings
 from skipline.domain.models import JSON, NewOrder, Order, Status
-from skipline.store import open_store
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
+from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = "sqlite:///" + str(tmp_path / "suspects.db")
-    elif request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = "memory://"
-    opened = open_store(url)
-    await opened.open()
-    try:
+@pytest.fixture(params=ALL_STORE_KINDS)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    async for opened in opened_store(request):
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
