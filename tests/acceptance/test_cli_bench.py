@@ -5,8 +5,6 @@ run, and an unreachable server or an unfinished order makes it exit 1."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,15 +13,6 @@ from click.testing import CliRunner
 
 from skipline.cli.main import cli
 from tests.acceptance.processes import Launcher, free_port
-
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    starter = Launcher(tmp_path)
-    try:
-        yield starter
-    finally:
-        starter.stop_all()
 
 
 async def bench_json(launcher: Launcher, url: str, *args: str, code: int = 0) -> dict[str, Any]:
