@@ -88,7 +88,20 @@ async def running_api(
     url = store_url(kind, folder)
     store = open_store(url)
     await store.open()
-    service = OrderService(store, settings or Settings(db=url))
+    try:
+        service = OrderService(store, settings or Settings(db=url))
+        async with serving(service, customise) as api:
+            yield api
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def serving(
+    service: OrderService, customise: Callable[[web.Application], None] | None = None,
+) -> AsyncIterator[Api]:
+    """Serve create_app(service) on an ephemeral port of 127.0.0.1 (the store is the
+    caller's to open and close)."""
     app = create_app(service)
     if customise is not None:
         customise(app)
@@ -101,7 +114,6 @@ async def running_api(
             yield Api(host, port, service, session)
     finally:
         await runner.cleanup()
-        await store.close()
 
 
 def assert_problem(reply: Reply, status: int, *words: str) -> dict[str, Any]:

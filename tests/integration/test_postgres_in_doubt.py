@@ -19,12 +19,9 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
-from skipline.api import create_app
 from skipline.config import Settings
 from skipline.domain.errors import OutcomeUnknown, StoreUnavailable
 from skipline.domain.models import Lease, NewOrder, Order, Status
@@ -32,7 +29,7 @@ from skipline.service import OrderService
 from skipline.store.postgres import NOT_STORED, OPERATION_TIMEOUT, PostgresStore
 from skipline.store.postgres_doubt import IN_DOUBT_SECONDS, ORDER_OUTCOME_UNKNOWN
 from skipline.testing import make_new_order
-from tests.integration.api_harness import Api, Reply
+from tests.integration.api_harness import Api, Reply, serving
 from tests.postgres_harness import CuttableProxy, ThrowawayCluster
 
 pytestmark = pytest.mark.postgres
@@ -251,21 +248,6 @@ async def test_a_submission_in_doubt_while_the_database_restarts_is_unknown_with
         assert (await store.get(new.id) is not None) is committed
 
 
-@asynccontextmanager
-async def serving(store: PostgresStore) -> AsyncIterator[Api]:
-    """The HTTP API over `store`, on an ephemeral port of 127.0.0.1."""
-    service = OrderService(store, Settings(db="postgresql://in-doubt-test"))
-    runner = web.AppRunner(create_app(service), shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        async with aiohttp.ClientSession() as session:
-            yield Api(host, port, service, session)
-    finally:
-        await runner.cleanup()
-
-
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
 async def test_a_post_in_doubt_is_answered_503_unknown_with_its_order_within_two_seconds(
     postgres_fault_url: str, proxy: CuttableProxy, postgres_fault_cluster: ThrowawayCluster,
@@ -273,7 +255,9 @@ async def test_a_post_in_doubt_is_answered_503_unknown_with_its_order_within_two
 ) -> None:
     """Over real HTTP: the 503 carries Retry-After, `"outcome": "unknown"`, the order's id
     and where to ask; once the database is back, GET tells the truth (200 or 404)."""
-    async with proxied_store(proxy, postgres_fault_url) as store, serving(store) as api:
+    async with proxied_store(proxy, postgres_fault_url) as store, serving(
+        OrderService(store, Settings(db="postgresql://in-doubt-test"))
+    ) as api:
         async with crashed_while_writing(
             store, proxy, postgres_fault_cluster, postgres_fault_url, api.submit(),
             committed=committed,
