@@ -346,12 +346,8 @@ class WorkerPool:
                 else:
                     extra.append(lease)
                 continue
-            run = Run(lease, started=self.clock.now())
-            run.task = loop.create_task(
-                self._run_order(run), name=f"skipline-order-{lease.order.id}"
-            )
-            self._runs[lease.order.id] = run
-            self._busy += 1
+            run = self._runs[lease.order.id] = Run(lease, started=0.0)
+            self._start(run, loop)
         if extra:
             log.info("worker %s: releasing %d more suspect order(s); one runs at a time",
                      self.worker_id, len(extra))
@@ -375,10 +371,12 @@ class WorkerPool:
         order = run.order
         log.info("order %s: running it alone (its worker died %d time(s) while it ran)",
                  order.id, order.rescues)
+        self._start(run, asyncio.get_running_loop())
+
+    def _start(self, run: Run, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a held order's handler: it now occupies a slot."""
         run.started = self.clock.now()
-        run.task = asyncio.get_running_loop().create_task(
-            self._run_order(run), name=f"skipline-order-{order.id}"
-        )
+        run.task = loop.create_task(self._run_order(run), name=f"skipline-order-{run.order.id}")
         self._busy += 1
 
     def _drop_suspect(self, run: Run) -> None:
