@@ -3,6 +3,7 @@ variables and command-line flags (the CLI merges the last two), then passed down
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Any, Literal
 
 from skipline.domain.errors import ConfigError
 from skipline.domain.models import DEFAULT_TIERS, Tier
+from skipline.domain.ratelimit import RateLimit
 
 DEFAULT_DB = "sqlite:///./skipline.db"
 CONFIG_FILE = "skipline.toml"
-TIER_KEYS = {"priority", "max_wait", "max_queued"}
+TIER_KEYS = {"priority", "max_wait", "max_queued", "rate_limit", "burst"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,22 @@ def _parse_tier(name: str, table: Any, source: str) -> Tier:
     return Tier(
         name, priority, max_wait,
         None if max_queued is None else int(max_queued),
+        _rate_limit(table, where),
     )
+
+
+def _rate_limit(table: dict[str, Any], where: str) -> RateLimit | None:
+    """`rate_limit` (orders per second, > 0) and `burst` (orders at once; by default the rate
+    rounded up, at least 1). A burst without a rate is refused rather than ignored."""
+    rate = _optional_number(table, "rate_limit", where, minimum=0.0)
+    burst = _optional_number(table, "burst", where, minimum=1.0, integer=True)
+    if rate is None:
+        if burst is not None:
+            raise ConfigError(f"{where}.burst needs a rate_limit")
+        return None
+    if rate <= 0:
+        raise ConfigError(f"{where}.rate_limit must be > 0, got {table['rate_limit']!r}")
+    return RateLimit(rate, int(burst) if burst is not None else max(1, math.ceil(rate)))
 
 
 def _optional_number(

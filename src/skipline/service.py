@@ -17,6 +17,7 @@ from skipline.domain.errors import (
     NotAuthenticated,
     OrderNotFound,
     QueueFull,
+    RateLimited,
     ShuttingDown,
     TierNotAllowed,
 )
@@ -31,6 +32,7 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
+from skipline.domain.ratelimit import RateLimiter
 from skipline.store.base import Store
 
 QUEUED_COUNTS_TTL = 0.25
@@ -70,6 +72,7 @@ class OrderService:
         self._in_flight: dict[str, int] = {}
         """Per tier: submissions admitted under a cap whose commit has not returned yet."""
         self._uncapped = uncapped_tiers(settings)
+        self._rate_limiter = RateLimiter()
 
     # --- identity ---------------------------------------------------------------------------
     async def authenticate(self, secret: str | None) -> Caller:
@@ -119,6 +122,21 @@ class OrderService:
         if not self.accepting:
             raise ShuttingDown()
         return tier in self._uncapped
+
+    def check_rate(self, caller: Caller, client: str) -> None:
+        """Count one submission against the caller's rate limit (its tier's `rate_limit`);
+        RateLimited when over it. A key is limited by its name, an anonymous caller by
+        `client` (the API passes its network address). Budgets are kept per process."""
+        limit = self.settings.tiers[caller.tier].rate_limit
+        if limit is None:
+            return
+        who = "client " + client if caller.anonymous else "key " + caller.name
+        wait = self._rate_limiter.take(who, limit, self._clock.now())
+        if wait > 0:
+            raise RateLimited(
+                f"{who} is limited to {limit.rate:g} orders per second (bursts of "
+                f"{limit.burst}); retry in {wait:.2f} s", wait,
+            )
 
     async def check_admission(self, tier: str) -> None:
         """Refuse before reading the body when the service drains or the tier is full."""

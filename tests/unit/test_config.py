@@ -12,6 +12,7 @@ import pytest
 from skipline.config import Settings, load_tiers, parse_tiers
 from skipline.domain.errors import ConfigError
 from skipline.domain.models import DEFAULT_TIERS, Tier
+from skipline.domain.ratelimit import RateLimit
 
 GOOD_TOML = """
 [tiers.vip]
@@ -39,6 +40,19 @@ def test_a_valid_table_gives_tiers() -> None:
     }
 
 
+def test_a_rate_limit_has_a_burst_that_defaults_to_the_rate_rounded_up() -> None:
+    tiers = parse_tiers({"tiers": {
+        "vip": {"priority": 0, "rate_limit": 50, "burst": 200},
+        "regular": {"priority": 1, "rate_limit": 2.5},
+        "slow": {"priority": 2, "rate_limit": 0.1},
+    }})
+
+    assert tiers["vip"].rate_limit == RateLimit(50.0, 200)
+    assert tiers["regular"].rate_limit == RateLimit(2.5, 3)
+    assert tiers["slow"].rate_limit == RateLimit(0.1, 1)
+    assert DEFAULT_TIERS["regular"].rate_limit is None
+
+
 def test_no_tiers_table_means_the_defaults() -> None:
     assert parse_tiers({}) == DEFAULT_TIERS
 
@@ -64,6 +78,16 @@ def test_no_tiers_table_means_the_defaults() -> None:
                                                                 ">= 1"]),
         ({"tiers": {"vip": {"priority": 0, "max_queued": 2.5}}}, ["tiers.vip.max_queued",
                                                                   "an integer"]),
+        ({"tiers": {"vip": {"priority": 0, "rate_limit": 0}}}, ["tiers.vip.rate_limit", "> 0"]),
+        ({"tiers": {"vip": {"priority": 0, "rate_limit": -5}}}, ["tiers.vip.rate_limit", "-5"]),
+        ({"tiers": {"vip": {"priority": 0, "rate_limit": "10/s"}}}, ["tiers.vip.rate_limit",
+                                                                     "a number"]),
+        ({"tiers": {"vip": {"priority": 0, "burst": 10}}}, ["tiers.vip.burst",
+                                                            "needs a rate_limit"]),
+        ({"tiers": {"vip": {"priority": 0, "rate_limit": 5, "burst": 0}}}, ["tiers.vip.burst",
+                                                                            ">= 1"]),
+        ({"tiers": {"vip": {"priority": 0, "rate_limit": 5, "burst": 2.5}}}, ["tiers.vip.burst",
+                                                                              "an integer"]),
         ({"tiers": {"v i p": {"priority": 0}}}, ["tiers.v i p", "letters, digits"]),
         ({"tiers": {"x" * 33: {"priority": 0}}}, ["at most 32"]),
     ],

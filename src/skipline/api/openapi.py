@@ -99,7 +99,7 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                 "202": _ok("Accepted.", "OrderOut", LOCATION),
                 "200": _ok("A retry with a known Idempotency-Key: the first order.", "OrderOut",
                            LOCATION),
-                **_problems(400, 401, 403, 413, 415, 422, 503),
+                **_problems(400, 401, 403, 413, 415, 422, 429, 503),
             },
         },
         "get": {
@@ -211,7 +211,7 @@ def _render_problem_types() -> str:
     return (
         "<h2>Problem types</h2><p>Every error is <code>application/problem+json</code> with "
         "<code>type</code>, <code>title</code>, <code>status</code> and <code>detail</code>; "
-        "503 carries <code>Retry-After</code>.</p>"
+        "429 and 503 carry <code>Retry-After</code>.</p>"
         f"<table><tr><th>status</th><th>type</th><th>title</th></tr>{rows}</table>"
     )
 

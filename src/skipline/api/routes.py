@@ -68,6 +68,7 @@ async def submit_order(request: web.Request) -> web.Response:
     """Checks run cheapest first; the body is read only once everything else has passed."""
     service = request.app[SERVICE]
     caller = request[CALLER]
+    service.check_rate(caller, request.remote or "unknown")
     if not service.admits_at_once(caller.tier):
         await service.check_admission(caller.tier)
     require_json(request)

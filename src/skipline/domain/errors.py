@@ -39,6 +39,14 @@ class QueueFull(SkiplineError):
         self.retry_after = retry_after
 
 
+class RateLimited(SkiplineError):
+    """Too many orders from this caller; slow down."""
+
+    def __init__(self, detail: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class StoreUnavailable(SkiplineError):
     """The order store is unavailable; retry later."""
 

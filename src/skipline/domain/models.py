@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from skipline.domain.ratelimit import RateLimit
+
 JSON = Any
 """A JSON-serialisable value (what `json.dumps` accepts)."""
 
@@ -34,6 +36,8 @@ class Tier:
     priority: int
     max_wait: float | None = None
     max_queued: int | None = None
+    rate_limit: RateLimit | None = None
+    """Orders per second one caller of this tier may submit (per API process); None: no limit."""
 
 
 DEFAULT_TIERS: dict[str, Tier] = {
