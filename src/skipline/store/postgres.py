@@ -388,6 +388,13 @@ class PostgresStore:
     async def rescue_expired(self, max_rescues: int) -> int:
         return len(await self._fetch("rescue_expired", max_rescues))
 
+    async def prune_finished(self, older_than: float, limit: int) -> int:
+        """Measured on the database clock, like leases; see prune_finished in queries.sql."""
+        if limit <= 0:
+            return 0
+        deleted: int = await self._fetchval("prune_finished", older_than, limit)
+        return deleted
+
     async def wait_for_work(self, max_seconds: float) -> None:
         """Returns on a notification; never raises, even during an outage (it then returns
         after a short poll, and the caller's next claim reports the outage)."""
