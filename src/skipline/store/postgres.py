@@ -267,7 +267,10 @@ class PostgresStore:
         whatever happens here, so a failed look-up fails only the replays."""
         replays = [new for new in orders if new.id not in created]
         found: list[Any] = []
-        missing: Exception = RuntimeError("an order was neither inserted nor found")
+        # Neither inserted nor found: the order holding its key was pruned between the two
+        # statements (retention). Retrying creates the order anew.
+        missing: Exception = StoreUnavailable(
+            "the order that held this Idempotency-Key was just deleted by retention; retry")
         if replays:
             try:
                 found = await self._fetch("find_submitted", [], *key_columns(replays))
