@@ -16,6 +16,8 @@ from skipline.domain.ratelimit import RateLimit
 DEFAULT_DB = "sqlite:///./skipline.db"
 CONFIG_FILE = "skipline.toml"
 TIER_KEYS = {"priority", "max_wait", "max_queued", "rate_limit", "burst"}
+DEFAULT_RETENTION = 7 * 24 * 3600.0
+"""A week: long enough to look a finished order up, short enough for the table to stay small."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,9 @@ class Settings:
     max_rescues: int = 3
     backoff_base: float = 1.0
     backoff_max: float = 300.0
+    retention: float = DEFAULT_RETENTION
+    """Seconds a finished order (succeeded, failed, cancelled) is kept after it finished, then
+    deleted by the Pruner; 0 keeps finished orders forever."""
     max_body: int = 64 * 1024
     max_queued: int | None = None
     """Global cap on queued orders (all tiers): 503 + Retry-After beyond it."""
@@ -56,6 +61,8 @@ class Settings:
             (self.max_attempts >= 1, "max_attempts must be >= 1"),
             (self.max_rescues >= 0, "max_rescues must be >= 0"),
             (self.backoff_base >= 0, "backoff_base must be >= 0"),
+            (math.isfinite(self.retention) and self.retention >= 0,
+             "retention must be a number of seconds >= 0 (0 keeps finished orders forever)"),
             (self.max_body >= 1024, "max_body must be >= 1024 bytes"),
             (self.max_queued is None or self.max_queued >= 1, "max_queued must be >= 1"),
             (self.durability in ("full", "normal"), "durability must be 'full' or 'normal'"),

@@ -59,6 +59,8 @@ class Metrics:
         """Orders accepted (first submissions only), by tier."""
         self.routes: dict[tuple[str, str], RouteFigures] = {}
         """Requests by (route template, method)."""
+        self.pruned = 0
+        """Finished orders deleted by this process's retention (maintenance.Pruner)."""
         self.registry.register(RequestCollector(self))
         self._add_store_gauges()
 
@@ -83,6 +85,9 @@ class Metrics:
     def order_accepted(self, tier: str) -> None:
         accepted = self.accepted
         accepted[tier] = accepted.get(tier, 0) + 1
+
+    def orders_pruned(self, count: int) -> None:
+        self.pruned += count
 
     def route(self, route: str, method: str) -> RouteFigures:
         """The figures of one (route, method), created on first use."""
@@ -122,6 +127,10 @@ class RequestCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield self._accepted()
+        yield CounterMetricFamily(
+            "skipline_orders_pruned",
+            "Finished orders deleted by retention in this process.", value=self.metrics.pruned,
+        )
         yield self._requests()
         yield self._latency()
 

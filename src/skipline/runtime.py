@@ -13,11 +13,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from skipline.api import SERVICE, create_app
+from skipline.api import METRICS, SERVICE, create_app
 from skipline.api.protocol import ProblemAppRunner
 from skipline.config import Settings
 from skipline.domain.errors import ConfigError, StoreUnavailable
 from skipline.handlers import Handler, load_handler
+from skipline.metrics import Metrics
 from skipline.service import OrderService
 from skipline.store import open_store
 from skipline.store.base import Store
@@ -161,10 +162,12 @@ async def _run_parts(
 
 
 class _Parts:
-    """The HTTP site and the worker pool of one process, started and stopped together."""
+    """The HTTP site and the worker pool of one process, started and stopped together, and
+    the metrics they share."""
 
     def __init__(self, service: OrderService) -> None:
         self.service = service
+        self.metrics = Metrics()
         self.runner: web.AppRunner | None = None
         self.pool: WorkerPool | None = None
 
@@ -173,7 +176,7 @@ class _Parts:
         settings = self.service.settings
         debug = logger.isEnabledFor(logging.DEBUG)
         self.runner = ProblemAppRunner(
-            create_app(self.service),
+            create_app(self.service, self.metrics),
             shutdown_timeout=API_SHUTDOWN_TIMEOUT,
             access_log=logging.getLogger("aiohttp.access") if debug else None,
         )
@@ -187,7 +190,8 @@ class _Parts:
         return True
 
     async def start_pool(self, handler: Handler) -> None:
-        self.pool = WorkerPool(self.service.store, self.service.settings, handler)
+        self.pool = WorkerPool(
+            self.service.store, self.service.settings, handler, metrics=self.metrics)
         await self.pool.start()
 
     async def shut_down(self) -> None:
@@ -269,7 +273,8 @@ async def _service_running(
     pool: WorkerPool | None = None
     try:
         if workers and settings.workers > 0:
-            pool = WorkerPool(service.store, settings, load_handler(settings.handler))
+            pool = WorkerPool(service.store, settings, load_handler(settings.handler),
+                              metrics=app.get(METRICS))
             app[POOL] = pool
             await pool.start()
         yield

@@ -35,7 +35,8 @@ from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
 from skipline.faults import crash_point
 from skipline.handlers import Handler
-from skipline.maintenance import LeaseReaper
+from skipline.maintenance import LeaseReaper, Pruner
+from skipline.metrics import Metrics
 from skipline.retrying import (
     EXPECTED_STORE_ERRORS,
     describe_error,
@@ -108,11 +109,13 @@ class Signals:
 
 
 class WorkerPool:
-    """`settings.workers` slots sharing one claim loop, one heartbeat and one lease reaper."""
+    """`settings.workers` slots sharing one claim loop, one heartbeat, one lease reaper and
+    one pruner (retention). `metrics`, when given, counts what the pruner deletes."""
 
     def __init__(
         self, store: Store, settings: Settings, handler: Handler,
         clock: Clock | None = None, worker_id: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -126,6 +129,7 @@ class WorkerPool:
         """Runs whose handler is running: each occupies one of the slots."""
         self._slot_waiter: asyncio.Future[None] | None = None
         self._reaper = LeaseReaper(store, settings)
+        self._pruner = Pruner(store, settings, metrics=metrics)
         self._signals: Signals | None = None
         self._claim_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -160,7 +164,7 @@ class WorkerPool:
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the reaper, the heartbeat and the claim loop. Idempotent."""
+        """Start the reaper, the pruner, the heartbeat and the claim loop. Idempotent."""
         if self._drain_task is not None:
             raise RuntimeError("a drained WorkerPool cannot be started again")
         if self._signals is not None:
@@ -168,6 +172,7 @@ class WorkerPool:
         self._signals = Signals(asyncio.Event(), asyncio.Event())
         self._deadlines = Deadlines(self.settings.order_timeout, self._time_out)
         await self._reaper.start()
+        await self._pruner.start()
         if self.settings.heartbeats:
             self._heartbeat_task = asyncio.create_task(
                 self._heartbeat_loop(), name=f"skipline-heartbeat-{self.worker_id}"
@@ -244,6 +249,7 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._reaper.stop()
+        await self._pruner.stop()
         if self._deadlines is not None:
             self._deadlines.close()
 

@@ -90,6 +90,26 @@ def test_worker_concurrency_from_environment(workdir: Path) -> None:
     assert settings["workers"] == 4
 
 
+def test_retention_flag_and_environment_on_serve_and_worker(workdir: Path) -> None:
+    assert checked_settings("serve")["retention"] == 604800.0
+    assert checked_settings("serve", "--retention", "3600")["retention"] == 3600.0
+    assert checked_settings("worker", "--retention", "0")["retention"] == 0.0
+    env = {"SKIPLINE_RETENTION": "86400"}
+    assert checked_settings("worker", env=env)["retention"] == 86400.0
+    assert checked_settings("serve", "--retention", "60", env=env)["retention"] == 60.0
+    assert "SKIPLINE_RETENTION" in invoke("worker", "--help").output
+
+
+def test_a_negative_retention_exits_2(workdir: Path) -> None:
+    assert_config_error(invoke("serve", "--check", "--retention", "-5"),
+                        "retention must be a number of seconds >= 0")
+    assert_config_error(invoke("worker", "--check", env={"SKIPLINE_RETENTION": "inf"}),
+                        "retention must be a number of seconds >= 0")
+    result = invoke("serve", "--check", "--retention", "7d")
+    assert result.exit_code == 2
+    assert "7d" in result.stderr
+
+
 def test_tiers_come_from_skipline_toml_in_the_working_directory(workdir: Path) -> None:
     (workdir / "skipline.toml").write_text(
         "[tiers.gold]\npriority = 0\n[tiers.bronze]\npriority = 5\nmax_wait = 60\n"

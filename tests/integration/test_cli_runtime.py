@@ -85,6 +85,33 @@ async def test_run_serves_and_works_until_shutdown_then_returns_0(tmp_path: Path
     assert await stored_status(settings, order_id) is Status.SUCCEEDED, "drained, not dropped"
 
 
+async def test_run_prunes_finished_orders_and_counts_them_in_metrics(tmp_path: Path) -> None:
+    """The pool that `run` starts prunes what outlived its retention, and the API's /metrics
+    counts it: one registry for both."""
+    settings = Settings(db=f"sqlite:///{tmp_path / 'run.db'}", port=free_port(), workers=1,
+                        retention=0.2)
+    url = f"http://127.0.0.1:{settings.port}"
+    shutdown = asyncio.Event()
+    task = asyncio.create_task(run(settings, api=True, workers=True, shutdown=shutdown))
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, url, task)
+            async with session.post(url + "/orders", json={}) as response:
+                order_id = (await response.json())["id"]
+            deadline = time.monotonic() + 10
+            while True:
+                async with session.get(f"{url}/orders/{order_id}") as response:
+                    if response.status == 404:
+                        break
+                assert time.monotonic() < deadline, "the order was never pruned"
+                await asyncio.sleep(0.05)
+            async with session.get(url + "/metrics") as response:
+                assert "skipline_orders_pruned_total 1.0" in await response.text()
+    finally:
+        shutdown.set()
+        assert await asyncio.wait_for(task, 10) == 0
+
+
 async def stored_status(settings: Settings, order_id: str) -> Status | None:
     store = await open_ready_store(settings)
     try:

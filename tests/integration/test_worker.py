@@ -1,6 +1,7 @@
-"""WorkerPool and LeaseReaper against real stores (memory and SQLite): priority order with no
-prefetch, slot limits, retries with backoff, timeouts, fenced completion after a lost lease,
-graceful drain, heartbeats, rescue of expired leases, and life through a store outage."""
+"""WorkerPool, LeaseReaper and Pruner against real stores (memory, SQLite, PostgreSQL):
+priority order with no prefetch, slot limits, retries with backoff, timeouts, fenced completion
+after a lost lease, graceful drain, heartbeats, rescue of expired leases, retention, and life
+through a store outage."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from skipline.config import Settings
 from skipline.domain.errors import StoreUnavailable
 from skipline.domain.models import DEFAULT_TIERS, JSON, NewOrder, Order, Status
 from skipline.handlers import Handler
-from skipline.maintenance import LeaseReaper
+from skipline.maintenance import LeaseReaper, Pruner
+from skipline.metrics import Metrics
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
 from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
@@ -448,6 +450,95 @@ async def test_the_reaper_lives_through_a_store_outage(store: Store) -> None:
     finally:
         await reaper.stop()
     assert rescued.rescues == 1
+
+
+# --- the pruner (retention) ---------------------------------------------------------------------
+async def finished_order(store: Store, name: str) -> Order:
+    """An order that has succeeded (the only one ready when this is called)."""
+    order = await submit(store, name)
+    (lease,) = await store.claim("w", 1, LONG)
+    assert lease.order.id == order.id
+    assert await store.complete(order.id, lease.token, "done")
+    return order
+
+
+async def gone(store: Store, order_id: str, within: float = 5.0) -> None:
+    async def check() -> bool:
+        return await store.get(order_id) is None
+
+    await eventually(check, f"order {order_id} to be pruned", within)
+
+
+async def test_the_pruner_deletes_finished_orders_in_batches_and_counts_them(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="skipline.maintenance")
+    done = [await finished_order(store, f"done-{n}") for n in range(5)]
+    queued = await submit(store, "waiting")
+    metrics = Metrics()
+    pruner = Pruner(store, fast(retention=0.2), interval=0.05, batch=2, pause=0.0,
+                    metrics=metrics)
+    await pruner.start()
+    try:
+        for order in done:
+            await gone(store, order.id)
+    finally:
+        await pruner.stop()
+        await pruner.stop()
+    assert not pruner.started
+    assert metrics.pruned == 5
+    assert (await store.get(queued.id)) is not None
+    assert any("pruned" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+async def test_one_pass_goes_on_while_batches_come_back_full(store: Store) -> None:
+    done = [await finished_order(store, f"done-{n}") for n in range(5)]
+    await asyncio.sleep(0.3)
+    pruner = Pruner(store, fast(retention=0.2), batch=2, pause=0.0)
+
+    assert await pruner.prune_once() == 5
+
+    for order in done:
+        assert await store.get(order.id) is None
+    assert await pruner.prune_once() == 0
+
+
+async def test_a_retention_of_zero_keeps_finished_orders_forever(store: Store) -> None:
+    order = await finished_order(store, "kept")
+    pruner = Pruner(store, fast(retention=0), interval=0.01)
+    await pruner.start()
+    try:
+        assert not pruner.started
+        await asyncio.sleep(0.1)
+    finally:
+        await pruner.stop()
+    assert (await reach(store, order.id, Status.SUCCEEDED)).result == "done"
+
+
+async def test_the_pruner_lives_through_a_store_outage(store: Store) -> None:
+    flaky = FlakyStore(store)
+    flaky.down.add("prune_finished")
+    order = await finished_order(store, "old")
+    pruner = Pruner(flaky, fast(retention=0.05), interval=0.05)
+    await pruner.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert pruner.started
+        assert await store.get(order.id) is not None
+        flaky.down.clear()
+        await gone(store, order.id)
+    finally:
+        await pruner.stop()
+
+
+async def test_a_pool_prunes_what_it_finished(store: Store, make_pool: PoolMaker) -> None:
+    async def nothing(order: Order) -> JSON:
+        return None
+
+    order = await submit(store, "short-lived")
+    await make_pool(store, fast(retention=0.1), nothing)
+    await reach(store, order.id, Status.SUCCEEDED)
+    await gone(store, order.id)
 
 
 # --- draining -----------------------------------------------------------------------------------

@@ -200,6 +200,22 @@ def test_each_invalid_setting_is_refused_by_name(field: str, value: Any, fragmen
         Settings(**{field: value})
 
 
+def test_retention_defaults_to_a_week_and_0_keeps_forever() -> None:
+    assert Settings().retention == 7 * 24 * 3600
+    assert Settings(retention=0).retention == 0
+    assert Settings(retention=0.5).retention == 0.5
+
+
+@pytest.mark.parametrize("value", [-1, -0.001, float("inf"), float("nan")])
+def test_a_retention_that_is_not_seconds_is_refused(value: float) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings(retention=value)
+
+    message = str(caught.value)
+    assert "retention must be a number of seconds >= 0" in message
+    assert "0 keeps finished orders forever" in message
+
+
 def test_boundary_settings_are_accepted() -> None:
     settings = Settings(workers=0, port=65535, drain_timeout=0, max_rescues=0, max_body=1024,
                         max_queued=1, durability="normal")

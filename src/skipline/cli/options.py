@@ -75,6 +75,9 @@ worker_options: Decorator = combine(
            help="Runs per order before it is failed for good (dead letter)."),
     option("--max-rescues", type=int, default=DEFAULTS.max_rescues,
            help="Expired leases per order before it is failed as poison."),
+    option("--retention", type=float, default=DEFAULTS.retention, metavar="SECONDS",
+           help="Finished orders (succeeded, failed, cancelled) are deleted this long after "
+                "they finish (604800: a week); 0 keeps them forever."),
 )
 
 api_options: Decorator = combine(

@@ -84,6 +84,15 @@ class Store(Protocol):
         they have been rescued `max_rescues` times already. Returns how many were touched."""
         ...
 
+    async def prune_finished(self, older_than: float, limit: int) -> int:
+        """Retention: delete at most `limit` orders that are final (succeeded, failed,
+        cancelled) and finished more than `older_than` seconds ago on the store's clock, the
+        longest finished first; returns how many. Queued and running orders are never
+        deleted. A deleted order is gone for good, and so is its Idempotency-Key: a retry
+        with that key afterwards creates a new order. Bounded work per call, and nothing
+        added to submit, claim or complete (each backend says how)."""
+        ...
+
     async def wait_for_work(self, max_seconds: float) -> None:
         """Return when new work may be ready (an order was committed or released), or after
         `max_seconds`, whichever is first."""

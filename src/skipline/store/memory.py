@@ -3,6 +3,7 @@ tutorial's behaviour. Nothing survives the process (invariant 1 exempts it)."""
 
 from __future__ import annotations
 
+import heapq
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,6 +27,7 @@ from skipline.domain.scheduling import claim_order
 from skipline.store.wakeup import WakeUp, wait_on
 
 RECENT_WAITS = 1000
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 class MemoryStore:
@@ -187,6 +189,19 @@ class MemoryStore:
                 )
         if expired:
             self._notify()
+        return len(expired)
+
+    async def prune_finished(self, older_than: float, limit: int) -> int:
+        """Looks at every order (like claim does here): this store holds what a test makes."""
+        cutoff = self._clock.now() - older_than
+        expired = heapq.nsmallest(limit, (
+            o for o in self._orders.values()
+            if o.status in FINAL and o.finished_at is not None and o.finished_at < cutoff
+        ), key=lambda o: o.finished_at or 0.0)
+        for order in expired:
+            del self._orders[order.id]
+            if order.idempotency_key is not None:
+                self._idempotency.pop((order.owner, order.idempotency_key), None)
         return len(expired)
 
     async def wait_for_work(self, max_seconds: float) -> None:

@@ -267,7 +267,10 @@ class PostgresStore:
         whatever happens here, so a failed look-up fails only the replays."""
         replays = [new for new in orders if new.id not in created]
         found: list[Any] = []
-        missing: Exception = RuntimeError("an order was neither inserted nor found")
+        # Neither inserted nor found: the order holding its key was pruned between the two
+        # statements (retention). Retrying creates the order anew.
+        missing: Exception = StoreUnavailable(
+            "the order that held this Idempotency-Key was just deleted by retention; retry")
         if replays:
             try:
                 found = await self._fetch("find_submitted", [], *key_columns(replays))
@@ -387,6 +390,13 @@ class PostgresStore:
 
     async def rescue_expired(self, max_rescues: int) -> int:
         return len(await self._fetch("rescue_expired", max_rescues))
+
+    async def prune_finished(self, older_than: float, limit: int) -> int:
+        """Measured on the database clock, like leases; see prune_finished in queries.sql."""
+        if limit <= 0:
+            return 0
+        deleted: int = await self._fetchval("prune_finished", older_than, limit)
+        return deleted
 
     async def wait_for_work(self, max_seconds: float) -> None:
         """Returns on a notification; never raises, even during an outage (it then returns

@@ -247,6 +247,20 @@ def rescue_expired(
             + _count_moves(connection, queries, requeued, Status.RUNNING, Status.QUEUED))
 
 
+def prune_finished(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock, older_than: float,
+    limit: int,
+) -> int:
+    """Delete at most `limit` finished orders older than `older_than` seconds (the trigger
+    orders_uncounted_on_delete keeps order_counts right); how many were deleted."""
+    if limit <= 0:
+        return 0
+    cursor = connection.execute(queries["prune_finished"], {
+        "cutoff": clock.now() - older_than, "limit": limit,
+    })
+    return cursor.rowcount
+
+
 def add_key(connection: sqlite3.Connection, queries: Queries, key: ApiKey) -> None:
     try:
         connection.execute(queries["insert_key"], key_to_params(key))

@@ -265,6 +265,28 @@ wake AS MATERIALIZED (
 )
 SELECT rescued.id FROM rescued LEFT JOIN wake ON true;
 
+-- name: prune_finished
+-- Retention: delete at most $2 finished orders that finished more than $1 seconds ago by the
+-- database clock, the longest finished first; returns how many. They are found through
+-- orders_finished, which every finish already maintains for finished_since, so retention adds
+-- no index to the hot path and reads only the entries it deletes. The status test is the
+-- guarantee that no queued or running order is deleted. SKIP LOCKED lets the pruners of
+-- several processes share the work without waiting for each other. now() is written literally
+-- so the planner compares finished_at with a known moment (see claim).
+WITH doomed AS (
+    SELECT id FROM orders
+    WHERE finished_at < now() - make_interval(secs => $1::float8)
+      AND status IN ('succeeded', 'failed', 'cancelled')
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+deleted AS (
+    DELETE FROM orders o USING doomed WHERE o.id = doomed.id
+    RETURNING 1
+)
+SELECT count(*)::int FROM deleted;
+
 -- name: status_counts
 SELECT tier, status, count(*)::int AS orders FROM orders GROUP BY tier, status;
 

@@ -161,6 +161,22 @@ SET status = 'queued', rescues = rescues + 1, available_at = :now,
 WHERE status = 'running' AND lease_expires_at <= :now
 RETURNING tier
 
+-- name: prune_finished
+-- Retention: delete at most :limit finished orders whose finished_at is before :cutoff, the
+-- longest finished first. They are found through orders_finished, which every finish already
+-- maintains for finished_since, so retention adds no index to the hot path, and each pass reads
+-- only the entries it deletes (plus one). The status test is the guarantee, not the index: an
+-- order that is queued or running is never deleted, whatever its finished_at says.
+-- order_counts follows through the orders_uncounted_on_delete trigger.
+DELETE FROM orders
+WHERE seq IN (
+    SELECT seq FROM orders INDEXED BY orders_finished
+    WHERE finished_at < :cutoff
+      AND (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
+    ORDER BY finished_at
+    LIMIT :limit
+)
+
 -- name: count_orders
 -- :n more orders of :tier are in :status (n may be negative).
 INSERT INTO order_counts (tier, status, n) VALUES (:tier, :status, :n)
