@@ -1,7 +1,7 @@
-"""A hypothesis state machine that drives a real store with random sequences of submit, claim,
-complete, fail (retry or dead letter), heartbeat, release, a worker hanging past its lease,
-lease rescue, clock advance and cancel, and checks the store against `QueueModel` after every
-step.
+"""A hypothesis state machine that drives a real store with random sequences of submit (with
+and without an idempotency key), claim, complete, fail (retry or dead letter), heartbeat,
+release, a worker hanging past its lease, lease rescue, clock advance, cancel and retention
+(prune_finished), and checks the store against `QueueModel` after every step.
 
 A subclass says how to open its store (`open_store`) and, if the store keeps time elsewhere,
 how to move it (`clock_moved`); everything else is shared, so every backend faces the same
@@ -11,9 +11,15 @@ duration used is a multiple of 0.5 s so float arithmetic is exact and the `<= no
 
 Between a lease running out and `rescue_expired`, the store may still honour the old token or
 refuse it (the contract leaves that window open); the model then follows what the store did,
-and any other behaviour is an error. Failed checks name the broken rule and print the whole
-queue as the model sees it; run with --hypothesis-show-statistics to see how often the
-interesting situations (overdue next to on-time orders, backoffs, expired leases...) occur.
+and any other behaviour is an error. Retention is the same: when orders finished at the same
+moment and only some of them fit under the limit, the store may delete any of them; the model
+checks that the choice was a valid one and then forgets what the store deleted. Pruned orders
+stay in the machine's bundles, so later steps also use ids and leases of deleted orders (which
+must then be unknown, or refused as stale).
+
+Failed checks name the broken rule and print the whole queue as the model sees it; run with
+--hypothesis-show-statistics to see how often the interesting situations (overdue next to
+on-time orders, backoffs, expired leases, ties in finish time at a prune's limit...) occur.
 """
 
 from __future__ import annotations
@@ -43,7 +49,14 @@ from skipline.config import parse_tiers
 from skipline.domain.errors import OrderNotCancellable, OrderNotFound
 from skipline.domain.models import NewOrder, Order, OrderQuery, Status
 from skipline.store.base import Store
-from tests.property.queue_model import ModelOrder, QueueModel, claim_problems, expected_claim
+from tests.property.queue_model import (
+    ModelOrder,
+    QueueModel,
+    claim_problems,
+    expected_claim,
+    prunable,
+    prune_problems,
+)
 
 T = TypeVar("T")
 
@@ -62,6 +75,13 @@ WORKERS = ("w1", "w2", "w3")
 LEASES = (4.0, 20.0)
 MAX_RESCUES = 1
 """Low, so a second lost lease dead-letters the order (the poison path) within a short run."""
+KEY_OWNER = "alice"
+IDEMPOTENCY_KEYS = ("k1", "k2", "k3")
+"""Few, so keys are often replayed, and reused once retention deleted their order."""
+PRUNE_AGES = (0.0, 0.5, 5.0, 30.0)
+"""Fixed retentions; the prune rule also draws ones around the ages of finished orders."""
+PRUNE_AGE_OFFSETS = (-0.5, 0.0, 0.5)
+"""An age exactly (kept: the cutoff is strict), just under (deleted) and just over (kept)."""
 
 PROPERTY_SETTINGS = settings(
     max_examples=200,
@@ -137,9 +157,10 @@ class QueueMachine(RuleBasedStateMachine):
 
     def lease_state(self, lease: LeaseRef) -> str:
         """'held' (live lease), 'expired' (ran out, not yet rescued: either outcome is
-        allowed) or 'lost' (the order moved on: the store must refuse the token)."""
-        order = self.record(lease.order_id)
-        if order.token != lease.token:
+        allowed) or 'lost' (the order moved on, or was pruned: the store must refuse the
+        token)."""
+        order = self.model.orders.get(lease.order_id)
+        if order is None or order.token != lease.token:
             return "lost"
         return "held" if order.lease_until > self.now else "expired"
 
@@ -149,25 +170,57 @@ class QueueMachine(RuleBasedStateMachine):
         """Accept orders one after another, in the order given."""
         return multiple(*(self.submit_one(tier) for tier in tiers))
 
-    def submit_one(self, tier: str) -> str:
+    @rule(target=orders, tier=st.sampled_from(sorted(TIERS)),
+          key=st.sampled_from(IDEMPOTENCY_KEYS))
+    def submit_with_key(self, tier: str, key: str) -> str:
+        """A submission with an Idempotency-Key: a replay while the key's order exists, a new
+        order once retention deleted it."""
+        return self.submit_one(tier, key)
+
+    def submit_one(self, tier: str, key: str | None = None) -> str:
         spec = TIERS[tier]
         new = NewOrder(
             id=str(uuid.uuid4()), tier=tier, priority=spec.priority, payload={"n": 1},
-            max_wait=spec.max_wait,
+            max_wait=spec.max_wait, owner=KEY_OWNER if key else "", idempotency_key=key,
         )
         stored, created = self.run(self.store.submit(new))
-        assert created, "a submission without an idempotency key was not created"
-        previous = max((o.seq for o in self.model.orders.values()), default=None)
-        assert previous is None or stored.seq > previous, (
-            f"acceptance sequence went backwards: {stored.seq} after {previous}"
+        holder = None if key is None else self.model.keys.get(key)
+        if holder is not None:
+            record = self.record(holder)
+            assert not created and stored.id == holder, (
+                f"a replay of key {key} gave {stored.id} (created={created}); "
+                f"the key belongs to {record.label}"
+            )
+            self.check_order(stored, record)
+            note(f"replayed key {key}: {record.label}")
+            return holder
+        reused = key is not None and any(
+            o.idempotency_key == key for o in self.model.pruned.values()
         )
-        record = self.model.accept(new.id, tier, stored.seq, self.now)
+        assert created, (
+            "a submission without an idempotency key was not created" if key is None
+            else f"a submission with key {key}, free "
+            f"{'since its order was pruned' if reused else 'as never used'}, was not created"
+        )
+        assert stored.id == new.id, f"submission of {new.id} returned order {stored.id}"
+        previous = self.model.last_seq
+        assert previous is None or stored.seq > previous, (
+            f"acceptance sequence went backwards (or reused a pruned order's seq): "
+            f"{stored.seq} after {previous}"
+        )
+        record = self.model.accept(new.id, tier, stored.seq, self.now, key)
         self.check_order(stored, record)
-        note(f"submitted {record.label} at t=+{self.now:g}s")
+        if reused:
+            event("submit: an idempotency key reused after its order was pruned")
+        note(f"submitted {record.label}{f' key={key}' if key else ''} at t=+{self.now:g}s")
         return new.id
 
     @rule(order=orders)
     def cancel(self, order: str) -> None:
+        if order in self.model.pruned:
+            with pytest.raises(OrderNotFound):
+                self.run(self.store.cancel(order))
+            return
         record = self.record(order)
         if record.status is not Status.QUEUED:
             with pytest.raises(OrderNotCancellable):
@@ -175,7 +228,7 @@ class QueueMachine(RuleBasedStateMachine):
             return
         cancelled = self.run(self.store.cancel(order))
         assert cancelled.status is Status.CANCELLED, f"cancel({record.label}) left it {cancelled}"
-        self.model.finish(record, Status.CANCELLED)
+        self.model.finish(record, Status.CANCELLED, self.now)
 
     @rule()
     def cancel_unknown(self) -> None:
@@ -247,6 +300,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     def claimed_record(self, order: Order, token: str) -> ModelOrder:
         """The model's record of a claimed order, after checking nobody else holds it."""
+        assert order.id not in self.model.pruned, (
+            f"claim returned {self.model.label(order.id)}, which was pruned"
+        )
         record = self.model.orders.get(order.id)
         assert record is not None, f"claim returned order {order.id} that was never submitted"
         assert record.token is None, (
@@ -260,13 +316,13 @@ class QueueMachine(RuleBasedStateMachine):
     def complete(self, lease: LeaseRef) -> None:
         state = self.lease_state(lease)
         done = self.run(self.store.complete(lease.order_id, lease.token, {"ok": True}))
-        label = self.record(lease.order_id).label
+        label = self.model.label(lease.order_id)
         if state == "lost":
             assert not done, f"complete({label}) with a stale token succeeded: no fencing"
         if state == "held":
             assert done, f"complete({label}) refused although {lease.worker} holds its lease"
         if done:
-            self.model.finish(self.record(lease.order_id), Status.SUCCEEDED)
+            self.model.finish(self.record(lease.order_id), Status.SUCCEEDED, self.now)
 
     @rule(lease=consumes(leases), retry_delay=st.sampled_from([0.0, 1.5, 30.0]))
     def fail_and_retry(self, lease: LeaseRef, retry_delay: float) -> None:
@@ -281,17 +337,18 @@ class QueueMachine(RuleBasedStateMachine):
     def fail(self, lease: LeaseRef, retry_delay: float | None) -> None:
         state = self.lease_state(lease)
         status = self.run(self.store.fail(lease.order_id, lease.token, "boom", retry_delay))
-        record = self.record(lease.order_id)
+        label = self.model.label(lease.order_id)
         wanted = Status.FAILED if retry_delay is None else Status.QUEUED
         if state == "lost":
-            assert status is None, f"fail({record.label}) with a stale token was accepted"
+            assert status is None, f"fail({label}) with a stale token was accepted"
         if state == "held":
-            assert status is wanted, f"fail({record.label}, {retry_delay}) gave {status}"
+            assert status is wanted, f"fail({label}, {retry_delay}) gave {status}"
         if status is None:
             return
-        assert status is wanted, f"fail({record.label}, {retry_delay}) gave {status}"
+        assert status is wanted, f"fail({label}, {retry_delay}) gave {status}"
+        record = self.record(lease.order_id)
         if retry_delay is None:
-            self.model.finish(record, Status.FAILED)
+            self.model.finish(record, Status.FAILED, self.now)
         else:
             self.model.requeue(record, self.now + retry_delay)
 
@@ -299,7 +356,7 @@ class QueueMachine(RuleBasedStateMachine):
     def heartbeat(self, lease: LeaseRef, lease_seconds: float) -> None:
         state = self.lease_state(lease)
         held = self.run(self.store.heartbeat([(lease.order_id, lease.token)], lease_seconds))
-        label = self.record(lease.order_id).label
+        label = self.model.label(lease.order_id)
         assert held <= {lease.order_id}, f"heartbeat reported ids it was not given: {held}"
         if state == "lost":
             assert not held, f"heartbeat renewed a stale lease of {label}"
@@ -312,7 +369,7 @@ class QueueMachine(RuleBasedStateMachine):
     def release(self, lease: LeaseRef) -> None:
         state = self.lease_state(lease)
         released = self.run(self.store.release([(lease.order_id, lease.token)]))
-        label = self.record(lease.order_id).label
+        label = self.model.label(lease.order_id)
         if state == "lost":
             assert released == 0, f"release of a stale lease of {label} was accepted"
         if state == "held":
@@ -350,7 +407,7 @@ class QueueMachine(RuleBasedStateMachine):
         for order in expired:
             order.rescues += 1
             if order.rescues > MAX_RESCUES:
-                self.model.finish(order, Status.FAILED)
+                self.model.finish(order, Status.FAILED, now)
             else:
                 self.model.requeue(order, now)
 
@@ -363,6 +420,62 @@ class QueueMachine(RuleBasedStateMachine):
         note(f"all leases expired; clock now t=+{self.now:g}s")
         self.rescue_expired()
 
+    # --- retention ---------------------------------------------------------------------------
+    @precondition(
+        lambda self: any(o.finished_at is not None for o in self.model.orders.values())
+    )
+    @rule(data=st.data(), limit=st.integers(1, 4))
+    def prune(self, data: st.DataObject, limit: int) -> None:
+        """Retention deletes at most `limit` orders finished more than `older_than` ago, the
+        longest finished first. `older_than` is a fixed age, or the age of a finished order
+        exactly (kept), or half a second either side of it. Only once something has finished:
+        earlier, a prune would spend a step on what every other step already checks."""
+        now = self.now
+        ages = sorted({
+            now - o.finished_at for o in self.model.orders.values() if o.finished_at is not None
+        })
+        ages_drawn = st.sampled_from(PRUNE_AGES)
+        if ages:
+            ages_drawn |= st.builds(
+                lambda age, offset: max(0.0, age + offset),
+                st.sampled_from(ages), st.sampled_from(PRUNE_AGE_OFFSETS),
+            )
+        older_than = data.draw(ages_drawn, label="older_than")
+        orders = list(self.model.orders.values())
+        eligible = prunable(orders, now, older_than)
+        self.count_prune_situation(orders, eligible, now, older_than, limit)
+        count = self.run(self.store.prune_finished(older_than, limit))
+        listed = {o.id for o in self.run(self.store.list_orders(OrderQuery(limit=100_000)))}
+        deleted = [o for o in orders if o.id not in listed]
+        note(
+            f"prune(older_than={older_than:g}, limit={limit}) at t=+{now:g}s: prunable "
+            f"{[o.label for o in eligible]} -> {count}, deleted {[o.label for o in deleted]}"
+        )
+        problems = prune_problems(deleted, eligible, count, limit, now, older_than)
+        assert not problems, "\n".join(problems) + "\n" + self.model.picture(now)
+        for order in deleted:
+            assert self.run(self.store.get(order.id)) is None, (
+                f"get({order.label}) still finds it after prune_finished deleted it"
+            )
+        self.model.forget(deleted)
+
+    @staticmethod
+    def count_prune_situation(
+        orders: list[ModelOrder], eligible: list[ModelOrder], now: float, older_than: float,
+        limit: int,
+    ) -> None:
+        """Label the prunes that could go wrong (see --hypothesis-show-statistics)."""
+        if eligible:
+            event("prune: something to delete")
+        if len(eligible) > limit:
+            event("prune: more prunable than the limit")
+            if eligible[limit - 1].finished_at == eligible[limit].finished_at:
+                event("prune: orders finished together straddle the limit")
+        if any(o.finished_at == now - older_than for o in orders):
+            event("prune: an order finished exactly older_than ago")
+        if any(o.token is not None or o.status is Status.QUEUED for o in orders):
+            event("prune: queued or running orders present")
+
     # --- invariants --------------------------------------------------------------------------
     def check_order(self, stored: Order, record: ModelOrder) -> None:
         """The stored order matches the model in everything the rule depends on."""
@@ -371,6 +484,8 @@ class QueueMachine(RuleBasedStateMachine):
             "status": record.status, "tier": record.tier.name,
             "priority": record.tier.priority, "seq": record.seq, "attempts": record.attempts,
             "rescues": record.rescues, "overdue_at": expected_overdue,
+            "finished_at": None if record.finished_at is None else START + record.finished_at,
+            "idempotency_key": record.idempotency_key,
         }
         if record.status is Status.QUEUED:
             wanted["available_at"] = START + record.available_at

@@ -3,6 +3,7 @@
 The model keeps its own record of every order and computes what a claim must return from the
 rule as DESIGN.md states it, in its own words (two queues: overdue oldest-first, then the rest
 by priority and acceptance), never by calling `domain.scheduling` on the store's data.
+Likewise it says which finished orders retention may delete (`prunable`, `prune_problems`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from skipline.domain.models import Status, Tier
 
 Time = float
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 @dataclass
@@ -31,6 +33,9 @@ class ModelOrder:
     token: str | None = None
     """The token of the lease currently holding the order (None unless running)."""
     lease_until: Time = 0.0
+    finished_at: Time | None = None
+    """When it became final (succeeded, failed, cancelled); None while it is not."""
+    idempotency_key: str | None = None
 
     @property
     def label(self) -> str:
@@ -57,6 +62,8 @@ class ModelOrder:
             parts.append("OVERDUE")
         if self.token is not None:
             parts.append(f"lease-left={self.lease_until - now:g}s")
+        if self.finished_at is not None:
+            parts.append(f"finished={now - self.finished_at:g}s-ago")
         return " ".join(parts)
 
 
@@ -116,21 +123,101 @@ def claim_problems(
     return problems
 
 
+def prunable(orders: list[ModelOrder], now: Time, older_than: float) -> list[ModelOrder]:
+    """The orders retention may delete, longest finished first: final, and finished strictly
+    more than `older_than` seconds before `now`. Orders that finished at the same moment keep
+    acceptance order here, but a store may take them in any order."""
+    cutoff = now - older_than
+    doomed = [
+        o for o in orders
+        if o.status in FINAL and o.finished_at is not None and o.finished_at < cutoff
+    ]
+    return sorted(doomed, key=lambda o: o.finished_at or 0.0)
+
+
+def prune_problems(
+    deleted: list[ModelOrder], eligible: list[ModelOrder], count: int, limit: int,
+    now: Time, older_than: float,
+) -> list[str]:
+    """Every way a prune broke the rule. `deleted` is what the store actually removed: any
+    `min(limit, len(eligible))` of the eligible orders is right as long as none of them
+    finished later than one left behind (ties at the limit may go either way)."""
+    problems = []
+    allowed = {o.id for o in eligible}
+    for order in deleted:
+        if order.id not in allowed:
+            why = (
+                f"which is {order.status.value}" if order.finished_at is None
+                else f"which finished only {now - order.finished_at:g}s ago"
+            )
+            problems.append(
+                f"prune(older_than={older_than:g}) deleted {order.describe(now)}, {why}"
+            )
+    wanted = min(limit, len(eligible))
+    if len(deleted) != wanted:
+        problems.append(
+            f"asked to prune at most {limit} with {len(eligible)} prunable "
+            f"{[o.label for o in eligible]}; {len(deleted)} deleted {[o.label for o in deleted]}"
+        )
+    if count != len(deleted):
+        problems.append(f"prune_finished returned {count} but deleted {len(deleted)}")
+    gone = {o.id for o in deleted}
+    kept = [o for o in eligible if o.id not in gone]
+    for order in deleted:
+        for older in kept:
+            if (
+                order.finished_at is not None and older.finished_at is not None
+                and older.finished_at < order.finished_at
+            ):
+                problems.append(
+                    f"prune deleted {order.label} but kept {older.label}, which finished "
+                    "earlier: the longest finished go first "
+                    f"[{order.describe(now)}] vs [{older.describe(now)}]"
+                )
+    return problems
+
+
 @dataclass
 class QueueModel:
-    """Every submitted order, keyed by id, and the tokens ever handed out."""
+    """Every order the store holds, keyed by id; those retention deleted; the tokens ever
+    handed out; and which order each idempotency key belongs to."""
 
     tiers: dict[str, Tier]
     orders: dict[str, ModelOrder] = field(default_factory=dict)
+    pruned: dict[str, ModelOrder] = field(default_factory=dict)
     tokens_seen: set[str] = field(default_factory=set)
+    keys: dict[str, str] = field(default_factory=dict)
+    """Idempotency key -> id of the live order that holds it."""
+    accepted: int = 0
+    last_seq: int | None = None
+    """The highest seq ever handed out, pruned orders' included (seqs are never reused)."""
 
-    def accept(self, order_id: str, tier: str, seq: int, now: Time) -> ModelOrder:
+    def accept(
+        self, order_id: str, tier: str, seq: int, now: Time, key: str | None = None,
+    ) -> ModelOrder:
+        self.accepted += 1
         record = ModelOrder(
-            number=len(self.orders) + 1, id=order_id, tier=self.tiers[tier], seq=seq,
-            created_at=now, available_at=now,
+            number=self.accepted, id=order_id, tier=self.tiers[tier], seq=seq,
+            created_at=now, available_at=now, idempotency_key=key,
         )
         self.orders[order_id] = record
+        self.last_seq = seq
+        if key is not None:
+            self.keys[key] = order_id
         return record
+
+    def label(self, order_id: str) -> str:
+        """An order's label, also once pruned."""
+        record = self.orders.get(order_id) or self.pruned.get(order_id)
+        return "an unknown order" if record is None else record.label
+
+    def forget(self, deleted: list[ModelOrder]) -> None:
+        """Retention deleted these: gone from the store, and their keys free again."""
+        for order in deleted:
+            del self.orders[order.id]
+            self.pruned[order.id] = order
+            if order.idempotency_key is not None:
+                del self.keys[order.idempotency_key]
 
     def ready(self, now: Time) -> list[ModelOrder]:
         return [o for o in self.orders.values() if o.ready(now)]
@@ -142,9 +229,10 @@ class QueueModel:
         order.lease_until = now + lease_seconds
         self.tokens_seen.add(token)
 
-    def finish(self, order: ModelOrder, status: Status) -> None:
+    def finish(self, order: ModelOrder, status: Status, now: Time) -> None:
         order.status = status
         order.token = None
+        order.finished_at = now
 
     def requeue(self, order: ModelOrder, available_at: Time) -> None:
         order.status = Status.QUEUED

@@ -1,17 +1,20 @@
 """The property suite must be able to fail: each test here breaks the memory store in one way
-(a wrong claim order, a missing fence, prefetch...) and checks that the state machine finds it,
-with a message that names the broken rule. Shrinking is skipped to keep this fast."""
+(a wrong claim order, a missing fence, prefetch, retention deleting the wrong orders...) and
+checks that the state machine finds it, with a message that names the broken rule. Shrinking
+is skipped to keep this fast."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+from weakref import WeakKeyDictionary
 
 import pytest
 from hypothesis import Phase
 from hypothesis.stateful import run_state_machine_as_test
 
 from skipline.domain import scheduling
-from skipline.domain.models import Order, Status
+from skipline.domain.models import Lease, NewOrder, Order, Status
 from skipline.store import memory
 from skipline.store.base import Store
 from skipline.store.memory import MemoryStore
@@ -104,9 +107,91 @@ def test_claiming_a_leased_order_twice_is_caught(monkeypatch: pytest.MonkeyPatch
 
     async def claims_expired_leases(
         store: MemoryStore, worker_id: str, limit: int, lease_seconds: float
-    ) -> list[memory.Lease]:
+    ) -> list[Lease]:
         await store.rescue_expired(max_rescues=1_000_000)
         return await real_claim(store, worker_id, limit, lease_seconds)
 
     monkeypatch.setattr(MemoryStore, "claim", claims_expired_leases)
     expect_caught("two workers hold one order|the model expects")
+
+
+PruneChoice = Callable[[Order, float], bool]
+"""Whether a broken retention deletes an order, given the cutoff (now - older_than)."""
+
+
+def finished_before(order: Order, cutoff: float) -> bool:
+    return order.finished_at is not None and order.finished_at < cutoff
+
+
+def pruning(
+    doomed: PruneChoice, newest_first: bool = False, limit_ignored: bool = False,
+) -> Callable[[MemoryStore, float, int], Coroutine[Any, Any, int]]:
+    """A prune_finished that deletes the orders `doomed` picks, in the given order."""
+
+    async def broken(store: MemoryStore, older_than: float, limit: int) -> int:
+        cutoff = store._clock.now() - older_than
+        chosen = sorted(
+            (o for o in store._orders.values() if doomed(o, cutoff)),
+            key=lambda o: o.finished_at or o.created_at, reverse=newest_first,
+        )
+        if not limit_ignored:
+            chosen = chosen[:limit]
+        for order in chosen:
+            del store._orders[order.id]
+            if order.idempotency_key is not None:
+                store._idempotency.pop((order.owner, order.idempotency_key), None)
+        return len(chosen)
+
+    return broken
+
+
+BROKEN_PRUNES: dict[str, tuple[Callable[..., Any], str]] = {
+    "deletes queued and running orders": (
+        pruning(lambda o, cutoff: (o.finished_at or o.created_at) < cutoff),
+        "which is (queued|running)",
+    ),
+    "ignores the limit": (
+        pruning(finished_before, limit_ignored=True), "asked to prune at most",
+    ),
+    "deletes at the cutoff (<= for <)": (
+        pruning(lambda o, cutoff: o.finished_at is not None and o.finished_at <= cutoff),
+        "which finished only",
+    ),
+    "newest finished first": (
+        pruning(finished_before, newest_first=True), "the longest finished go first",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(BROKEN_PRUNES))
+def test_a_wrong_prune_is_caught(mutant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken, fragment = BROKEN_PRUNES[mutant]
+    monkeypatch.setattr(MemoryStore, "prune_finished", broken)
+    expect_caught(fragment)
+
+
+def test_keeping_a_pruned_orders_idempotency_key_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store forgets the order but its key still answers replays (with the dead order)."""
+    real_prune, real_submit = MemoryStore.prune_finished, MemoryStore.submit
+    ghosts: WeakKeyDictionary[MemoryStore, dict[tuple[str, str], Order]] = WeakKeyDictionary()
+
+    async def prune_keeping_keys(store: MemoryStore, older_than: float, limit: int) -> int:
+        before = dict(store._orders)
+        deleted = await real_prune(store, older_than, limit)
+        for order in before.values():
+            if order.id not in store._orders and order.idempotency_key is not None:
+                key = (order.owner, order.idempotency_key)
+                ghosts.setdefault(store, {})[key] = order
+        return deleted
+
+    async def submit_replaying_ghosts(store: MemoryStore, new: NewOrder) -> tuple[Order, bool]:
+        ghost = ghosts.get(store, {}).get((new.owner, new.idempotency_key or ""))
+        if ghost is not None:
+            return ghost, False
+        return await real_submit(store, new)
+
+    monkeypatch.setattr(MemoryStore, "prune_finished", prune_keeping_keys)
+    monkeypatch.setattr(MemoryStore, "submit", submit_replaying_ghosts)
+    expect_caught("a replay of key|was not created")
