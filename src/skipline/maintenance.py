@@ -32,6 +32,15 @@ store (SQLite's one writer; PostgreSQL's I/O) in between. It still allows 10,000
 second, far above the rate orders can finish, so a pass always catches up."""
 
 
+async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Stop a background loop: cancel it and wait until it has unwound (None: not running)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class LeaseReaper:
     """Calls `store.rescue_expired` once at start and then every `interval` seconds
     (default: half a lease, at most 5 s). Store errors are logged and retried, never fatal."""
@@ -59,11 +68,7 @@ class LeaseReaper:
     async def stop(self) -> None:
         """Idempotent."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def reap_once(self) -> int:
         """One pass: how many expired leases were rescued (or failed as poison)."""
@@ -131,11 +136,7 @@ class Pruner:
     async def stop(self) -> None:
         """Idempotent. A pass cut short leaves the rest for the next start."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def prune_once(self) -> int:
         """One pass: how many orders were deleted. What a pass deleted before a store error
