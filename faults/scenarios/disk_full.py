@@ -17,7 +17,7 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +42,15 @@ class DiskFull:
     one round's recovery is measured apart from the next round's fault."""
     workers: int = 4
     clients: int = 4
+    longest_full_seconds: float = 30.0
+    """The disk stays full past `full_seconds` until a submission is refused, at most this
+    long (see keep_full)."""
 
 
 SHORT = DiskFull(settle_seconds=0.0)
-LONG = DiskFull(rounds=3, full_seconds=6.0)
+LONG = DiskFull(rounds=3, full_seconds=6.0, size_mb=64)
+"""64 MiB: three rounds of load write more than 16 MiB of orders, and a disk the database
+filled by itself stays full once the filler is gone (nothing to recover to)."""
 SHAPE = OrderShape(min_duration=0.0, max_duration=0.1, payload={"pad": "x" * 400})
 """Padded payloads, so the database grows and the full disk is felt quickly."""
 
@@ -85,11 +90,19 @@ def fill(path: Path) -> int:
     return written
 
 
-async def keep_full(filler: Path, seconds: float) -> None:
-    """Fill the disk and keep it full for `seconds`: SQLite frees space now and then (a WAL
-    reset or truncation), and a disk that is full only until then is not full."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+async def keep_full(
+    filler: Path, seconds: float, bitten: Callable[[], bool], longest: float,
+) -> None:
+    """Fill the disk and keep it full for `seconds`, and longer (up to `longest`) until
+    `bitten()` says the fault was felt. SQLite frees space now and then (a WAL reset or
+    truncation), and a disk that is full only until then is not full. And a full disk is not
+    felt at once: after a checkpoint the WAL is rewritten from its start, in space it already
+    has, so commits go on, durably, until the WAL must grow (or the database file must)."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        if elapsed >= longest or (elapsed >= seconds and bitten()):
+            return
         await asyncio.to_thread(fill, filler)
         await asyncio.sleep(0.02)
 
@@ -112,7 +125,13 @@ async def run(params: DiskFull = SHORT) -> Report:
                     await wait_for_acks(context.history, 30, timeout=15)
                     filler = disk / "filler"
                     full_at = context.history.fault("disk_full").at
-                    await keep_full(filler, params.full_seconds)
+
+                    def refused_since_full(since: float = full_at) -> bool:
+                        window = statuses_between(context.history, since, time.time())
+                        return bool(window.get("refused_503"))
+
+                    await keep_full(filler, params.full_seconds, refused_since_full,
+                                    params.longest_full_seconds)
                     filler.unlink()
                     windows.append(statuses_between(context.history, full_at, time.time()))
                     resumed.append(await wait_for_acks(context.history, 20, timeout=20))
