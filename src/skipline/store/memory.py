@@ -27,7 +27,6 @@ from skipline.domain.scheduling import claim_order
 from skipline.store.wakeup import WakeUp, wait_on
 
 RECENT_WAITS = 1000
-FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 class MemoryStore:
@@ -196,7 +195,7 @@ class MemoryStore:
         cutoff = self._clock.now() - older_than
         expired = heapq.nsmallest(limit, (
             o for o in self._orders.values()
-            if o.status in FINAL and o.finished_at is not None and o.finished_at < cutoff
+            if o.status.is_final and o.finished_at is not None and o.finished_at < cutoff
         ), key=lambda o: o.finished_at or 0.0)
         for order in expired:
             del self._orders[order.id]
