@@ -7,10 +7,10 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from skipline.domain.errors import ConfigError
-from skipline.domain.models import DEFAULT_TIERS, Tier
+from skipline.domain.models import DEFAULT_TIERS, Durability, Tier
 from skipline.domain.ratelimit import RateLimit
 
 DEFAULT_DB = "sqlite:///./skipline.db"
@@ -30,7 +30,7 @@ class Settings:
     workers: int = 3
     handler: str = "simulate"
     drain_timeout: float = 20.0
-    durability: Literal["full", "normal"] = "full"
+    durability: Durability = "full"
     lease_seconds: float = 10.0
     """A claimed order's lease; the worker renews it every third of this."""
     heartbeats: bool = True

@@ -30,10 +30,10 @@ from typing import TypeVar
 
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
+from skipline.crashpoints import crash_point
 from skipline.deadlines import Deadlines
 from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
-from skipline.faults import crash_point
 from skipline.handlers import Handler
 from skipline.maintenance import LeaseReaper, Pruner
 from skipline.metrics import Metrics

@@ -18,7 +18,7 @@ import pytest
 from skipline.clock import FakeClock, SystemClock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, StoreUnavailable
 from skipline.domain.models import ApiKey, NewOrder, Order, OrderQuery, Status
-from skipline.domain.scheduling import claim_order
+from skipline.domain.scheduling import pick_claims
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
 from skipline.store.sqlite import SqliteStore
@@ -441,7 +441,7 @@ async def test_claim_query_follows_the_domain_rule(db_path: Path, seed: int) -> 
                 picked = await store.writer.run(lambda c, at=at, limit=limit: [
                     row["seq"] for row in c.execute(query, {"now": at, "limit": limit})
                 ])
-                expected = [o.seq for o in claim_order(everything, at, limit)]
+                expected = [o.seq for o in pick_claims(everything, at, limit)]
                 assert picked == expected, (limit, at)
     finally:
         await store.close()

@@ -74,7 +74,7 @@ def expect_caught(fragment: str) -> None:
 @pytest.mark.parametrize("mutant", sorted(BROKEN_CLAIM_RULES))
 def test_a_wrong_claim_order_is_caught(mutant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     key, fragment = BROKEN_CLAIM_RULES[mutant]
-    monkeypatch.setattr(memory, "claim_order", claim_sorted_by(key))
+    monkeypatch.setattr(memory, "pick_claims", claim_sorted_by(key))
     expect_caught(fragment)
 
 
@@ -83,13 +83,13 @@ def test_claiming_orders_still_in_backoff_is_caught(monkeypatch: pytest.MonkeyPa
         queued = [o for o in orders if o.status is Status.QUEUED]
         return sorted(queued, key=lambda o: scheduling.claim_key(o, now))[:limit]
 
-    monkeypatch.setattr(memory, "claim_order", ignores_backoff)
+    monkeypatch.setattr(memory, "pick_claims", ignores_backoff)
     expect_caught("which was not ready")
 
 
 def test_prefetching_an_extra_order_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = scheduling.claim_order
-    monkeypatch.setattr(memory, "claim_order", lambda o, now, limit: real(o, now, limit + 1))
+    real = scheduling.pick_claims
+    monkeypatch.setattr(memory, "pick_claims", lambda o, now, limit: real(o, now, limit + 1))
     expect_caught("asked for")
 
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from skipline.domain.models import Order, Status
 from skipline.domain.scheduling import (
     claim_key,
-    claim_order,
     is_overdue,
     is_ready,
     percentile,
+    pick_claims,
     retry_delay,
 )
 
@@ -69,29 +69,29 @@ def test_claim_order_skips_what_is_not_ready() -> None:
         order(3, status=Status.CANCELLED), order(4), order(5, status=Status.SUCCEEDED),
     ]
 
-    assert seqs(claim_order(orders, NOW, 10)) == [4]
+    assert seqs(pick_claims(orders, NOW, 10)) == [4]
 
 
 def test_claim_order_takes_at_most_limit() -> None:
     orders = [order(n) for n in range(1, 8)]
 
-    assert seqs(claim_order(orders, NOW, 3)) == [1, 2, 3]
-    assert claim_order(orders, NOW, 0) == []
-    assert claim_order(orders, NOW, -1) == []
+    assert seqs(pick_claims(orders, NOW, 3)) == [1, 2, 3]
+    assert pick_claims(orders, NOW, 0) == []
+    assert pick_claims(orders, NOW, -1) == []
 
 
 def test_priority_beats_seq_until_an_order_is_overdue() -> None:
     orders = [order(1, priority=1, overdue_at=NOW + 1), order(2, priority=0)]
 
-    assert seqs(claim_order(orders, NOW, 2)) == [2, 1]
-    assert seqs(claim_order(orders, NOW + 1, 2)) == [1, 2]
+    assert seqs(pick_claims(orders, NOW, 2)) == [2, 1]
+    assert seqs(pick_claims(orders, NOW + 1, 2)) == [1, 2]
 
 
 def test_a_retry_waiting_order_keeps_its_place_once_ready() -> None:
     orders = [order(3), order(1, available_at=NOW + 2), order(2)]
 
-    assert seqs(claim_order(orders, NOW, 3)) == [2, 3]
-    assert seqs(claim_order(orders, NOW + 2, 3)) == [1, 2, 3]
+    assert seqs(pick_claims(orders, NOW, 3)) == [2, 3]
+    assert seqs(pick_claims(orders, NOW + 2, 3)) == [1, 2, 3]
 
 
 orders_strategy = st.lists(
@@ -110,7 +110,7 @@ orders_strategy = st.lists(
 
 @given(orders=orders_strategy, limit=st.integers(0, 40))
 def test_claim_order_obeys_the_rule_for_any_queue(orders: list[Order], limit: int) -> None:
-    claimed = claim_order(orders, NOW, limit)
+    claimed = pick_claims(orders, NOW, limit)
 
     ready = [o for o in orders if o.status is Status.QUEUED and o.available_at <= NOW]
     assert len(claimed) == min(limit, len(ready))

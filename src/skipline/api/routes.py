@@ -27,8 +27,8 @@ from skipline.api.schemas import (
     order_out,
     stats_out,
 )
+from skipline.crashpoints import crash_point
 from skipline.domain.errors import OutcomeUnknown, ShuttingDown, StoreUnavailable
-from skipline.faults import crash_point
 from skipline.service import Submission
 
 READY_TIMEOUT = 2.0

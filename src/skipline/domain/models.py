@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -12,6 +12,11 @@ from skipline.domain.ratelimit import RateLimit
 
 JSON = Any
 """A JSON-serialisable value (what `json.dumps` accepts)."""
+
+
+Durability = Literal["full", "normal"]
+"""How a commit is synced before its 202 (invariant 1): `full` survives power loss, `normal`
+(opt-in, never the default) only a process crash."""
 
 
 class Status(StrEnum):

@@ -27,7 +27,7 @@ def claim_key(order: Order, now: float) -> tuple[int, int, int]:
     return (1, order.priority, order.seq)
 
 
-def claim_order(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
+def pick_claims(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
     """The ready orders a claim of `limit` slots must return, in claim order."""
     if limit <= 0:
         return []

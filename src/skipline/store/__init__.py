@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from skipline.clock import Clock, SystemClock
 from skipline.domain.errors import ConfigError
+from skipline.domain.models import Durability
 from skipline.store.base import Store
-
-Durability = Literal["full", "normal"]
 
 
 def open_store(url: str, clock: Clock | None = None, durability: Durability = "full") -> Store:

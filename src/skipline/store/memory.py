@@ -23,7 +23,7 @@ from skipline.domain.models import (
     StoreStats,
     TierCounts,
 )
-from skipline.domain.scheduling import claim_order
+from skipline.domain.scheduling import pick_claims
 from skipline.store.wakeup import WakeUp, wait_on
 
 RECENT_WAITS = 1000
@@ -99,7 +99,7 @@ class MemoryStore:
         now = self._clock.now()
         queued = [o for o in self._orders.values() if o.status is Status.QUEUED]
         leases = []
-        for order in claim_order(queued, now, limit):
+        for order in pick_claims(queued, now, limit):
             token = secrets.token_hex(16)
             running = replace_order(
                 order, status=Status.RUNNING, attempts=order.attempts + 1, started_at=now,

@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +38,7 @@ from skipline.domain.errors import (
 from skipline.domain.models import (
     JSON,
     ApiKey,
+    Durability,
     Lease,
     NewOrder,
     Order,
@@ -99,7 +100,7 @@ class PostgresStore:
 
     def __init__(
         self, url: str, clock: Clock | None = None,
-        durability: Literal["full", "normal"] = "full", *,
+        durability: Durability = "full", *,
         pool_size: int = POOL_SIZE, timeout: float = OPERATION_TIMEOUT,
         in_doubt_seconds: float = IN_DOUBT_SECONDS,
     ) -> None:

@@ -13,13 +13,14 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from skipline.clock import Clock
 from skipline.domain.errors import StoreUnavailable
 from skipline.domain.models import (
     JSON,
     ApiKey,
+    Durability,
     Lease,
     NewOrder,
     Order,
@@ -47,11 +48,11 @@ class SqliteStore:
     """The Store protocol on one SQLite file."""
 
     def __init__(
-        self, path: str, clock: Clock, durability: Literal["full", "normal"] = "full"
+        self, path: str, clock: Clock, durability: Durability = "full"
     ) -> None:
         self.path = path
         self._clock = clock
-        self._durability: Literal["full", "normal"] = durability
+        self._durability: Durability = durability
         self._queries: dict[str, str] = {}
         self._writer: SqliteWriter | None = None
         self._reader: sqlite3.Connection | None = None

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from typing import Literal
 
+from skipline.domain.models import Durability
 from skipline.store.migrate import Migration, pending
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -33,7 +33,7 @@ SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
 def connect_writer(
-    path: str, durability: Literal["full", "normal"], migrations: list[Migration],
+    path: str, durability: Durability, migrations: list[Migration],
     queries: dict[str, str], now: float,
 ) -> sqlite3.Connection:
     """The writer's connection: WAL, synchronous as asked, schema migrated."""

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from skipline.clock import Clock
+from skipline.crashpoints import crash_point
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
 from skipline.domain.models import ApiKey, NewOrder, Order, Status
-from skipline.faults import crash_point
 from skipline.store.sqlite_rows import Rows, encode_json, key_to_params, order_from_row
 
 Queries = dict[str, str]

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-SCRIPT = "from skipline.faults import crash_point; crash_point('after_claim'); print('alive')"
+SCRIPT = "from skipline.crashpoints import crash_point; crash_point('after_claim'); print('alive')"
 
 
 def run_with_fault(value: str | None) -> subprocess.CompletedProcess[str]:
