@@ -1,0 +1,10 @@
+"""The windows that statistics are computed over, defined once for every store and reader."""
+
+from __future__ import annotations
+
+THROUGHPUT_WINDOW = 60.0
+"""Seconds over which `finished_last_minute` counts finished orders; throughput per second is
+that count divided by this window."""
+
+RECENT_WAITS = 1000
+"""How many of a tier's most recent starts its wait percentiles are computed from."""
