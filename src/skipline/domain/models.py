@@ -67,6 +67,21 @@ class NewOrder(msgspec.Struct, frozen=True):
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
 
+    def overdue_from(self, accepted_at: float) -> float | None:
+        """When the order is overdue if a store accepts it at `accepted_at`; None: never."""
+        return None if self.max_wait is None else accepted_at + self.max_wait
+
+    def queued(self, seq: int, created_at: float, overdue_at: float | None) -> Order:
+        """The order a store made of this submission: queued as `seq` at `created_at`, never
+        run, available at once. `overdue_at` is passed in because PostgreSQL computes it on
+        its own clock; the other stores use `overdue_from(created_at)`."""
+        return Order(
+            id=self.id, seq=seq, tier=self.tier, priority=self.priority, status=Status.QUEUED,
+            attempts=0, rescues=0, payload=self.payload, duration=self.duration,
+            owner=self.owner, created_at=created_at, overdue_at=overdue_at,
+            available_at=created_at, idempotency_key=self.idempotency_key,
+        )
+
 
 class Order(msgspec.Struct, frozen=True):
     """An order as a store records it. Times are seconds since the epoch (UTC).

@@ -1,6 +1,6 @@
 """The embedded SQLite store: one file, WAL, one writer thread with group commit.
 
-Writes go to the writer (sqlite_writer.py), which batches whatever is waiting into one
+Writes go to the writer (writer.py), which batches whatever is waiting into one
 transaction; a write returns only after the COMMIT that holds it, so a 202 is never sent for an
 order that is not on disk. Reads use a second, read-only connection directly on the event loop:
 under WAL they neither wait for the writer nor block it, and each is a short indexed lookup
@@ -28,14 +28,14 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
-from skipline.store import sqlite_reads as reads
-from skipline.store import sqlite_writes as writes
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
-from skipline.store.sqlite_batch import Many, Work, unavailable
-from skipline.store.sqlite_rows import encode_json, leases_from_tuples
-from skipline.store.sqlite_schema import connect_reader, connect_writer
-from skipline.store.sqlite_writer import SqliteWriter
+from skipline.store.sqlite import reads
+from skipline.store.sqlite import write_ops as writes
+from skipline.store.sqlite.batch import Many, Work, unavailable
+from skipline.store.sqlite.rows import encode_json, leases_from_tuples
+from skipline.store.sqlite.schema import connect_reader, connect_writer
+from skipline.store.sqlite.writer import SqliteWriter
 from skipline.store.wakeup import WakeUp, wait_on
 
 T = TypeVar("T")
@@ -153,7 +153,7 @@ class SqliteStore:
         return await self._write(work)
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
-        """Completions of one loop iteration share one UPDATE (sqlite_writes.complete_many)."""
+        """Completions of one loop iteration share one UPDATE (write_ops.complete_many)."""
         item = (order_id, token, encode_json(result, "result"))
         held: bool = await self.writer.enqueue(None, self._complete_many, item, False, False)
         return held
