@@ -57,7 +57,7 @@ async def skipline_run(
     Seconds from the first submission until all of them have succeeded."""
     from skipline.config import Settings
     from skipline.domain.models import ANONYMOUS
-    from skipline.service import OrderService, Submission
+    from skipline.service import OrderService, OrderSpec
     from skipline.store import open_store
 
     store = open_store(url)
@@ -67,7 +67,7 @@ async def skipline_run(
 
     async def submitter() -> None:
         for _ in remaining:
-            await service.submit(ANONYMOUS, Submission())
+            await service.submit(ANONYMOUS, OrderSpec())
 
     workers = (
         in_process_workers(store, slots, orders) if worker_processes == 0
@@ -121,13 +121,13 @@ async def worker_process_group(
     ready once a warm-up order has succeeded; the event is set at once (the caller then
     watches the store)."""
     from skipline.domain.models import ANONYMOUS
-    from skipline.service import Submission
+    from skipline.service import OrderSpec
 
     argv = [sys.executable, "-m", "skipline", "worker", "--db", url, "--concurrency",
             str(max(1, slots // count)), "--log-level", "warning"]
     processes = [await asyncio.create_subprocess_exec(*argv) for _ in range(count)]
     try:
-        warm_up, _ = await service.submit(ANONYMOUS, Submission())
+        warm_up, _ = await service.submit(ANONYMOUS, OrderSpec())
         await poll_until(lambda: finished(service.store, warm_up.id), STARTUP_SECONDS)
         ready = asyncio.Event()
         ready.set()

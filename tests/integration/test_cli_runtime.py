@@ -16,7 +16,7 @@ from aiohttp import web
 
 from skipline.api import SERVICE
 from skipline.config import Settings
-from skipline.domain.models import ANONYMOUS, Status
+from skipline.domain.models import Status
 from skipline.runtime import (
     POOL,
     display_url,
@@ -25,7 +25,6 @@ from skipline.runtime import (
     skipline_app,
     skipline_context,
 )
-from skipline.service import Submission
 
 
 def free_port() -> int:
@@ -136,7 +135,7 @@ async def test_skipline_context_in_a_users_own_app(tmp_path: Path) -> None:
     settings = Settings(db=f"sqlite:///{tmp_path / 'lib.db'}", workers=1)
 
     async def buy(request: web.Request) -> web.Response:
-        order, _ = await request.app[SERVICE].submit(ANONYMOUS, Submission(payload={"sku": 1}))
+        order = await request.app[SERVICE].submit_order(payload={"sku": 1})
         return web.json_response({"id": order.id})
 
     app = web.Application()
