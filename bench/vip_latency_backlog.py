@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from skipline.domain.models import NewOrder
 from skipline.domain.scheduling import percentile
 from skipline.service import OrderService
 from skipline.store import open_store
+from skipline.testing import free_port
 
 CONFIG = """
 [tiers.vip]
@@ -110,13 +110,6 @@ async def preload(db: str, config: Path, backlog: int, durations: Iterator[float
         return await OrderService(store, settings).add_key("bench-vip", "vip")
     finally:
         await store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def start_server(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,7 @@ from skipline.runtime import (
     skipline_app,
     skipline_context,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from skipline.testing import free_port
 
 
 async def wait_healthy(session: aiohttp.ClientSession, url: str, task: asyncio.Task[int]) -> None:
