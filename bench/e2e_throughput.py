@@ -1,7 +1,8 @@
 """End-to-end no-op throughput: orders per second from the first submission until every order
 has succeeded, for skipline on SQLite and on PostgreSQL, against PgQueuer's no-op drain on the
 same PostgreSQL server, in the same run (rounds interleaved, medians compared). Prints the
-ratios and the targets of issue 3 (PostgreSQL >= 2x PgQueuer, SQLite >= 10x PgQueuer).
+ratios and the targets in docs/architecture.md (PostgreSQL >= 2x PgQueuer, SQLite >= 10x
+PgQueuer).
 
     .venv/bin/python bench/e2e_throughput.py                     # 3 rounds of 20,000 orders
     .venv/bin/python bench/e2e_throughput.py --orders 5000 --rounds 1

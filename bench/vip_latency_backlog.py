@@ -14,7 +14,8 @@ VIP waits for the next slot to free (about job_seconds / workers on average) plu
 itself; only the second part could grow with the backlog, which is what the ratio shows.
 
 Regular orders get a `max_wait` far longer than the run, so none turns overdue: every claim
-during the run is decided by priority alone. The target of issue 4 is p99(100k) / p99(1k) <= 1.2.
+during the run is decided by priority alone. The target (docs/architecture.md) is
+p99(100k) / p99(1k) <= 1.2.
 """
 
 from __future__ import annotations

@@ -161,8 +161,8 @@ def test_display_url_hides_only_the_password() -> None:
 
 
 async def test_skipline_app_mounted_in_a_users_own_app(tmp_path: Path) -> None:
-    """DESIGN's library promise: the routes mounted into the user's application under a
-    prefix, the store and the pool started and stopped with it."""
+    """The library's promise (README, "Using it as a library"): the routes mounted into the
+    user's application under a prefix, the store and the pool started and stopped with it."""
     settings = Settings(db=f"sqlite:///{tmp_path / 'mounted.db'}", workers=1)
 
     async def home(request: web.Request) -> web.Response:
