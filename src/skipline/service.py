@@ -27,6 +27,7 @@ from skipline.domain.models import (
     ANONYMOUS_TIER,
     JSON,
     MAX_DURATION,
+    MAX_WAIT,
     ApiKey,
     Caller,
     NewOrder,
@@ -239,6 +240,20 @@ class OrderService:
         if order is None or not self._may_see(caller, order):
             raise OrderNotFound(f"no order {order_id!r}")
         return order
+
+    async def wait(self, caller: Caller, order_id: str, seconds: float) -> Order:
+        """The order once it is final, or as it is after `seconds` (0 < seconds <= MAX_WAIT):
+        the store wakes this request when the order finishes, nothing polls."""
+        if not 0 < seconds <= MAX_WAIT:
+            raise InvalidOrder(f"wait must be more than 0 and at most {MAX_WAIT:g} seconds")
+        order = await self.get(caller, order_id)
+        if order.status.is_final:
+            return order
+        del order  # not held while waiting (bench/wait_many.py: memory per waiter)
+        found = await self.store.wait_final(order_id, seconds)
+        if found is None:
+            raise OrderNotFound(f"no order {order_id!r}")
+        return found
 
     async def cancel(self, caller: Caller, order_id: str) -> Order:
         await self.get(caller, order_id)

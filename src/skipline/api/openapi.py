@@ -123,7 +123,11 @@ def _order_path() -> dict[str, Any]:
         "parameters": [ID_PARAMETER],
         "get": {
             "summary": "One order", "security": SECURED,
-            "responses": {"200": _ok("The order.", "OrderOut"), **_problems(401, 404)},
+            "parameters": [_query(
+                "wait", "Hold the request until the order is final, at most this many seconds "
+                "(then answer with its current state).",
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 60})],
+            "responses": {"200": _ok("The order.", "OrderOut"), **_problems(401, 404, 422)},
         },
         "delete": {
             "summary": "Cancel a queued order", "security": SECURED,

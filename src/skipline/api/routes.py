@@ -29,6 +29,7 @@ from skipline.api.schemas import (
 )
 from skipline.crashpoints import crash_point
 from skipline.domain.errors import OutcomeUnknown, ShuttingDown, StoreUnavailable
+from skipline.domain.models import MAX_WAIT
 from skipline.service import OrderSpec
 
 READY_TIMEOUT = 2.0
@@ -109,8 +110,28 @@ def idempotency_key_of(request: web.Request) -> str | None:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    order = await request.app[SERVICE].get(request[CALLER], request.match_info["id"])
+    """`?wait=S` holds the request until the order is final or S seconds have passed."""
+    service, caller, order_id = request.app[SERVICE], request[CALLER], request.match_info["id"]
+    seconds = wait_seconds(request)
+    if seconds is None:
+        order = await service.get(caller, order_id)
+    else:
+        order = await service.wait(caller, order_id, seconds)
     return json_response(order_out(order))
+
+
+def wait_seconds(request: web.Request) -> float | None:
+    """The `wait` query parameter: None when absent; 0 < S <= MAX_WAIT, else 422."""
+    text = request.query.get("wait")
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_WAIT:
+        raise InvalidRequest(f"wait must be a number of seconds above 0 and at most {MAX_WAIT:g}")
+    return seconds
 
 
 async def cancel_order(request: web.Request) -> web.Response:

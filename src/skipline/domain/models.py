@@ -56,6 +56,10 @@ MAX_DURATION = 3600.0
 sleeps): checked by the API schema, the service, the handler and `skipline bench`."""
 
 
+MAX_WAIT = 60.0
+"""The longest a `GET /orders/{id}?wait=S` may hold its request for the order to finish."""
+
+
 class NewOrder(msgspec.Struct, frozen=True):
     """What a store needs to accept an order; the store assigns `seq` and timestamps. (A
     frozen Struct, like Order: one is built for every submission.)"""

@@ -43,6 +43,12 @@ class Store(Protocol):
     async def get(self, order_id: str) -> Order | None:
         ...
 
+    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
+        """The order as soon as it is final (succeeded, failed, cancelled), or as it is after
+        `max_seconds`; None if there is no such order. Woken by the finish itself (in-process
+        signal; PostgreSQL LISTEN/NOTIFY across processes), never by polling."""
+        ...
+
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         """Newest first (by seq descending), at most `query.limit`."""
         ...

@@ -7,6 +7,7 @@ import heapq
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 from msgspec.structs import replace as replace_order
 
@@ -25,6 +26,7 @@ from skipline.domain.models import (
 )
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.domain.scheduling import pick_claims
+from skipline.store.finishes import FinishWatch
 from skipline.store.wakeup import WakeUp, wait_on
 
 
@@ -39,6 +41,7 @@ class MemoryStore:
         self._keys: dict[str, ApiKey] = {}
         self._seq = 0
         self._wake: WakeUp | None = None
+        self._finishes = FinishWatch()
 
     async def open(self) -> None:
         self._wake = WakeUp()
@@ -67,6 +70,9 @@ class MemoryStore:
     async def get(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
+    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
+        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
+
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         found = [
             o for o in self._orders.values()
@@ -86,6 +92,7 @@ class MemoryStore:
             raise OrderNotCancellable()
         cancelled = replace_order(order, status=Status.CANCELLED, finished_at=self._clock.now())
         self._orders[order_id] = cancelled
+        self._finishes.finished((order_id,))
         return cancelled
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
@@ -128,6 +135,7 @@ class MemoryStore:
             finished_at=self._clock.now(),
         )
         del self._leases[order_id]
+        self._finishes.finished((order_id,))
         return True
 
     async def fail(
@@ -146,6 +154,8 @@ class MemoryStore:
         self._orders[order_id] = updated
         del self._leases[order_id]
         self._notify()
+        if updated.status is Status.FAILED:
+            self._finishes.finished((order_id,))
         return updated.status
 
     async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
@@ -181,6 +191,7 @@ class MemoryStore:
                 )
         if expired:
             self._notify()
+            self._finishes.finished(expired)
         return len(expired)
 
     async def prune_finished(self, older_than: float, limit: int) -> int:

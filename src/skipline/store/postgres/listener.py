@@ -1,6 +1,8 @@
 """Wake-ups over LISTEN/NOTIFY: one dedicated connection per store listens on the channel that
 every statement making orders queued notifies (submit, release, retry, rescue), so an idle
-worker starts new work at once instead of polling.
+worker starts new work at once instead of polling; and on the channel that every statement
+finishing orders notifies with their ids, so `wait` requests wake up whichever process
+finished the order.
 
 When the listening connection is lost the listener reconnects in the background; until it is
 back, waiters fall back to short polls, and a reconnect wakes them (notifications sent while we
@@ -15,11 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from skipline.store.finishes import FinishWatch
 from skipline.store.postgres.errors import is_outage
 from skipline.store.wakeup import WakeUp, wait_on
 
 WAKE_CHANNEL = "skipline_ready"
 """Must match the channel of the `wake` CTEs in sql/queries.sql."""
+FINISH_CHANNEL = "skipline_finished"
+"""Must match the channel of the `finished` CTEs in sql/queries.sql (payload: order ids)."""
 
 FALLBACK_POLL_SECONDS = 0.25
 """How long a waiter sleeps between looks while the listening connection is down."""
@@ -40,9 +45,12 @@ log = logging.getLogger(__name__)
 class WakeListener:
     """Keeps one LISTEN connection alive and turns its notifications into a wake-up event."""
 
-    def __init__(self, connect: Connect, probe_sql: str) -> None:
+    def __init__(
+        self, connect: Connect, probe_sql: str, finishes: FinishWatch | None = None
+    ) -> None:
         self._connect = connect
         self._probe_sql = probe_sql
+        self._finishes = finishes
         self._wake: WakeUp | None = None
         self._lost: asyncio.Event | None = None
         self._first_attempt: asyncio.Event | None = None
@@ -86,6 +94,10 @@ class WakeListener:
         if self._wake is not None:
             self._wake.notify()
 
+    def _finished(self, _connection: object, _pid: object, _channel: object, payload: str) -> None:
+        if self._finishes is not None:
+            self._finishes.finished_text(payload)
+
     def _attempted(self) -> None:
         if self._first_attempt is not None:
             self._first_attempt.set()
@@ -119,9 +131,13 @@ class WakeListener:
         self._connection = connection
         connection.add_termination_listener(self._connection_lost)
         await connection.add_listener(WAKE_CHANNEL, self._notified)
+        if self._finishes is not None:
+            await connection.add_listener(FINISH_CHANNEL, self._finished)
         self._attempted()
         if self._missed_notifications:
             self._notified()
+            if self._finishes is not None:
+                self._finishes.wake_all()
         while not connection.is_closed():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), CHECK_EVERY_SECONDS)

@@ -48,6 +48,7 @@ from skipline.domain.models import (
     TierCounts,
 )
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
+from skipline.store.finishes import FinishWatch
 from skipline.store.postgres.batch import Batcher, WriteInDoubt
 from skipline.store.postgres.doubt import (
     ANSWER_SECONDS,
@@ -118,6 +119,7 @@ class PostgresStore:
         self._queries = load_queries("postgres")
         self._pool: Any = None
         self._listener: WakeListener | None = None
+        self._finishes = FinishWatch()
         self._submits: Batcher[Submission, tuple[Order, bool]] | None = None
         self._completions: Batcher[Completion, bool] | None = None
 
@@ -141,7 +143,8 @@ class PostgresStore:
         self._pool = pool
         self._submits = Batcher(self._write_submissions)
         self._completions = Batcher(self._write_completions)
-        self._listener = WakeListener(self._connect_listener, self._queries["ping"])
+        self._listener = WakeListener(
+            self._connect_listener, self._queries["ping"], self._finishes)
         await self._listener.start(first_connect_seconds=CONNECT_TIMEOUT)
 
     async def close(self) -> None:
@@ -304,6 +307,11 @@ class PostgresStore:
     async def get(self, order_id: str) -> Order | None:
         row = await self._fetchrow("get_order", order_id)
         return None if row is None else order_from_row(row)
+
+    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
+        """Woken by the `skipline_finished` notifications of every process (this one's too:
+        its own statements notify the channel it listens on)."""
+        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         status = None if query.status is None else query.status.value

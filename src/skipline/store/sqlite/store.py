@@ -28,6 +28,7 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
+from skipline.store.finishes import FinishWatch
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
 from skipline.store.sqlite import reads, write_ops
@@ -58,6 +59,7 @@ class SqliteStore:
         self._wake: WakeUp | None = None
         self._submit_many: Many | None = None
         self._complete_many: Many | None = None
+        self._finishes = FinishWatch()
 
     @property
     def committed_batches(self) -> int:
@@ -133,13 +135,19 @@ class SqliteStore:
     async def get(self, order_id: str) -> Order | None:
         return await self._read(partial(reads.get, queries=self._queries, order_id=order_id))
 
+    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
+        """One process owns the file, so its own writes are every finish there is."""
+        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
+
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         return await self._read(partial(reads.list_orders, queries=self._queries, query=query))
 
     async def cancel(self, order_id: str) -> Order:
         work = partial(
             write_ops.cancel, queries=self._queries, clock=self._clock, order_id=order_id)
-        return await self._write(work)
+        cancelled: Order = await self._write(work)
+        self._finishes.finished((order_id,))
+        return cancelled
 
     # --- the worker side --------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
@@ -156,6 +164,8 @@ class SqliteStore:
         """Completions of one loop iteration share one UPDATE (write_ops.complete_many)."""
         item = (order_id, token, encode_json(result, "result"))
         held: bool = await self.writer.enqueue(None, self._complete_many, item, False, False)
+        if held:
+            self._finishes.finished((order_id,))
         return held
 
     async def fail(
@@ -163,7 +173,10 @@ class SqliteStore:
     ) -> Status | None:
         work = partial(write_ops.fail, queries=self._queries, clock=self._clock,
                        order_id=order_id, token=token, error=error, retry_delay=retry_delay)
-        return await self._write(work, wakes_workers=retry_delay is not None)
+        status = await self._write(work, wakes_workers=retry_delay is not None)
+        if status is Status.FAILED:
+            self._finishes.finished((order_id,))
+        return status
 
     async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
         work = partial(write_ops.release, queries=self._queries, clock=self._clock,
@@ -173,7 +186,10 @@ class SqliteStore:
     async def rescue_expired(self, max_rescues: int) -> int:
         work = partial(write_ops.rescue_expired, queries=self._queries, clock=self._clock,
                        max_rescues=max_rescues)
-        return await self._write(work, wakes_workers=True)
+        touched = await self._write(work, wakes_workers=True)
+        if touched:
+            self._finishes.wake_all()  # some may have failed as poison
+        return touched
 
     async def prune_finished(self, older_than: float, limit: int) -> int:
         """One DELETE through the writer, in whatever batch it joins: the rows are found

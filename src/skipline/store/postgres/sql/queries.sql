@@ -6,6 +6,12 @@
 -- Wake-ups: each statement that makes orders queued (submit, release, retry, rescue) sends
 -- one NOTIFY on channel 'skipline_ready' (postgres/listener.py, WAKE_CHANNEL) through its `wake`
 -- CTE, only when it queued something. NOTIFY is transactional: listeners hear it on commit.
+--
+-- Finishes: each statement that makes orders final (complete, fail for good, cancel, poison)
+-- sends their ids, comma-separated, on channel 'skipline_finished' through its `finished` CTE
+-- (postgres/listener.py, FINISH_CHANNEL), 150 ids per notification (a payload holds at most
+-- 8000 bytes; an id is 45 characters), so `wait` requests in every process wake up. The CTE is
+-- forced by an always-true test in the final WHERE (`>= 0`), evaluated once.
 
 -- name: migrations_lock
 SELECT pg_advisory_xact_lock($1::bigint);
@@ -100,9 +106,15 @@ ORDER BY owner DESC, seq DESC
 LIMIT $5;
 
 -- name: cancel_order
-UPDATE orders SET status = 'cancelled', finished_at = now()
-WHERE id = $1 AND status = 'queued'
-RETURNING *;
+WITH cancelled AS (
+    UPDATE orders SET status = 'cancelled', finished_at = now()
+    WHERE id = $1 AND status = 'queued'
+    RETURNING *
+),
+finished AS MATERIALIZED (
+    SELECT pg_notify('skipline_finished', $1) FROM (SELECT FROM cancelled LIMIT 1) AS any_row
+)
+SELECT cancelled.* FROM cancelled LEFT JOIN finished ON true;
 
 -- name: claim
 -- The claim rule (domain/scheduling.py), in SQL: ready orders only (queued, available_at
@@ -178,12 +190,20 @@ WITH done AS (
     WHERE o.status = 'running'
     ORDER BY o.id
     FOR UPDATE OF o
+),
+completed AS (
+    UPDATE orders o
+    SET status = 'succeeded', result = done.result::json, error = NULL, finished_at = now(),
+        lease_token = NULL, lease_expires_at = NULL
+    FROM done WHERE o.id = done.id
+    RETURNING o.id
+),
+finished AS MATERIALIZED (
+    SELECT pg_notify('skipline_finished', string_agg(id, ','))
+    FROM (SELECT id, (row_number() OVER ()) / 150 AS chunk FROM completed) AS ids
+    GROUP BY chunk
 )
-UPDATE orders o
-SET status = 'succeeded', result = done.result::json, error = NULL, finished_at = now(),
-    lease_token = NULL, lease_expires_at = NULL
-FROM done WHERE o.id = done.id
-RETURNING o.id;
+SELECT id FROM completed WHERE (SELECT count(*) FROM finished) >= 0;
 
 -- name: completion_states
 -- Settling completions in doubt: for each order $1 completed with lease token $2, whether it
@@ -211,8 +231,12 @@ WITH failed AS (
 wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '')
     FROM (SELECT FROM failed WHERE status = 'queued' LIMIT 1) AS any_row
+),
+finished AS MATERIALIZED (
+    SELECT pg_notify('skipline_finished', $1)
+    FROM (SELECT FROM failed WHERE status = 'failed' LIMIT 1) AS any_row
 )
-SELECT failed.status FROM failed LEFT JOIN wake ON true;
+SELECT failed.status FROM failed LEFT JOIN wake ON true LEFT JOIN finished ON true;
 
 -- name: release
 -- Give leases back ($1 ids, $2 tokens): queued again at once, keeping priority and seq.
@@ -262,8 +286,15 @@ rescued AS (
 wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '')
     FROM (SELECT FROM rescued WHERE status = 'queued' LIMIT 1) AS any_row
+),
+finished AS MATERIALIZED (
+    SELECT pg_notify('skipline_finished', string_agg(id, ','))
+    FROM (SELECT id, (row_number() OVER ()) / 150 AS chunk FROM rescued
+          WHERE status = 'failed') AS ids
+    GROUP BY chunk
 )
-SELECT rescued.id FROM rescued LEFT JOIN wake ON true;
+SELECT rescued.id FROM rescued LEFT JOIN wake ON true
+WHERE (SELECT count(*) FROM finished) >= 0;
 
 -- name: prune_finished
 -- Retention: delete at most $2 finished orders that finished more than $1 seconds ago by the

@@ -1,0 +1,83 @@
+"""Waiting for an order to become final (`GET /orders/{id}?wait=S`) without polling.
+
+A waiter parks one future under its order's id; whatever finishes orders (a completion, a
+failure for good, a cancel, a poisoned rescue; on PostgreSQL a notification from any process)
+resolves the futures of those ids. A finish with nobody waiting costs one test of an empty
+dict. A wake-up only says "look again": the waiter re-reads the order, so a spurious or
+blanket wake-up (after a lost listening connection) is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+
+from skipline.domain.models import Order
+
+Read = Callable[[], Awaitable[Order | None]]
+
+ID_SEPARATOR = ","
+"""Between the order ids of one notification's payload (ids never contain a comma)."""
+
+
+class FinishWatch:
+    """The waiters of one store, by order id. One asyncio loop only."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    @property
+    def waiting(self) -> int:
+        """How many waiters are parked (for tests and benchmarks)."""
+        return sum(len(futures) for futures in self._waiters.values())
+
+    def finished(self, order_ids: Iterable[str]) -> None:
+        """Wake the waiters of `order_ids`; cheap when nobody waits."""
+        if not self._waiters:
+            return
+        for order_id in order_ids:
+            for future in self._waiters.pop(order_id, ()):
+                if not future.done():
+                    future.set_result(None)
+
+    def finished_text(self, payload: str) -> None:
+        """`finished` for a notification payload: ids separated by ID_SEPARATOR."""
+        if self._waiters and payload:
+            self.finished(payload.split(ID_SEPARATOR))
+
+    def wake_all(self) -> None:
+        """Every waiter looks again (finishes may have been missed)."""
+        self.finished(list(self._waiters))
+
+    async def wait(self, order_id: str, read: Read, max_seconds: float) -> Order | None:
+        """The order as soon as `read` shows it final, or as it is after `max_seconds`; None
+        once it does not exist. The future is parked before each read, so a finish between
+        the read and the wait is never missed. No order is held while waiting: ten thousand
+        waiters would keep ten thousand payloads alive."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(order_id, []).append(future)
+            try:
+                order = await read()
+                if order is None or order.status.is_final or loop.time() >= deadline:
+                    return order
+                del order
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(deadline):
+                        await future
+                if loop.time() >= deadline:
+                    return await read()
+            finally:
+                self._forget(order_id, future)
+
+    def _forget(self, order_id: str, future: asyncio.Future[None]) -> None:
+        futures = self._waiters.get(order_id)
+        if futures is None:
+            return
+        with contextlib.suppress(ValueError):
+            futures.remove(future)
+        if not futures:
+            del self._waiters[order_id]
