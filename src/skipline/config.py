@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from skipline.domain.errors import ConfigError
 from skipline.domain.models import DEFAULT_TIERS, Durability, Tier
@@ -18,6 +19,49 @@ CONFIG_FILE = "skipline.toml"
 TIER_KEYS = {"priority", "max_wait", "max_queued", "rate_limit", "burst"}
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """A week: long enough to look a finished order up, short enough for the table to stay small."""
+
+
+CALLBACK_KEYS = {"allow", "secret", "timeout", "backoff_base", "backoff_max", "give_up_after"}
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    """Webhooks (`[callbacks]` in skipline.toml): where orders may ask their outcome to be
+    POSTed (URL prefixes), and the secret that signs each delivery."""
+
+    allow: tuple[str, ...]
+    secret: str = field(repr=False)
+    timeout: float = 10.0
+    """Seconds a receiver has to answer one delivery."""
+    backoff_base: float = 1.0
+    """Seconds before the second attempt; each later one waits twice as long..."""
+    backoff_max: float = 3600.0
+    """...but never longer than this."""
+    give_up_after: float = 24 * 3600.0
+    """Seconds after the order finished past which no attempt is made: given up."""
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ConfigError("[callbacks] needs a secret (or SKIPLINE_CALLBACK_SECRET)")
+        for prefix in self.allow:
+            scheme, _, rest = prefix.partition("://")
+            if scheme not in ("http", "https") or "/" not in rest:
+                raise ConfigError(f"[callbacks] allow: {prefix!r} must be an http(s) URL prefix "
+                                  "ending in a path, e.g. 'https://hooks.example.com/'")
+        if min(self.timeout, self.backoff_base, self.backoff_max, self.give_up_after) <= 0:
+            raise ConfigError("[callbacks] timeout, backoff_base, backoff_max and "
+                              "give_up_after must be > 0")
+
+    def allows(self, url: str) -> bool:
+        """True when `url` is http(s) without user info and starts with an allowed prefix
+        (each prefix has a path, so 'https://a.example/' never matches a.example.evil)."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            return False
+        return any(url.startswith(prefix) for prefix in self.allow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +94,8 @@ class Settings:
     """Global cap on queued orders (all tiers): 503 + Retry-After beyond it."""
     allow_anonymous: bool = True
     tiers: dict[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    callbacks: CallbackSettings | None = None
+    """None: callbacks are off, and a `callback_url` is refused (422)."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -104,7 +150,7 @@ def tiers_from_text(text: str, source: str = "SKIPLINE_TIERS") -> dict[str, Tier
 
 def parse_tiers(data: dict[str, Any], source: str = CONFIG_FILE) -> dict[str, Tier]:
     """Validate the `[tiers.NAME]` tables; every message names the key and the problem."""
-    unknown = set(data) - {"tiers"}
+    unknown = set(data) - {"tiers", "callbacks"}
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     raw = data.get("tiers")
@@ -113,6 +159,53 @@ def parse_tiers(data: dict[str, Any], source: str = CONFIG_FILE) -> dict[str, Ti
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{source}: 'tiers' must be a table with at least one tier")
     return {name: _parse_tier(name, table, source) for name, table in raw.items()}
+
+
+def load_callbacks(path: Path | None, secret: str | None = None) -> CallbackSettings | None:
+    """`[callbacks]` from `path` (or ./skipline.toml when it exists); `secret` (from
+    SKIPLINE_CALLBACK_SECRET or --callback-secret) overrides the file's. None: no such table."""
+    if path is None:
+        path = Path(CONFIG_FILE)
+        if not path.exists():
+            return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # load_tiers reports an unreadable file
+    return parse_callbacks(data.get("callbacks"), str(path), secret)
+
+
+def parse_callbacks(
+    table: Any, source: str = CONFIG_FILE, secret: str | None = None
+) -> CallbackSettings | None:
+    """Validate a `[callbacks]` table; every message names the key and the problem."""
+    if table is None:
+        return None
+    where = f"{source}: callbacks"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - CALLBACK_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    numbers = {key: _optional_number(table, key, where, minimum=0.0)
+               for key in CALLBACK_KEYS - {"allow", "secret"}}
+    return CallbackSettings(
+        _callback_allow(table, where), _callback_secret(table, where, secret),
+        **{key: value for key, value in numbers.items() if value is not None})
+
+
+def _callback_allow(table: dict[str, Any], where: str) -> tuple[str, ...]:
+    allow = table.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(url, str) for url in allow):
+        raise ConfigError(f"{where}.allow must be a list of URL prefixes")
+    return tuple(allow)
+
+
+def _callback_secret(table: dict[str, Any], where: str, secret: str | None) -> str:
+    given = secret or table.get("secret", "")
+    if not isinstance(given, str):
+        raise ConfigError(f"{where}.secret must be a string")
+    return given
 
 
 def _parse_tier(name: str, table: Any, source: str) -> Tier:

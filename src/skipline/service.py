@@ -12,6 +12,7 @@ from skipline.auth import hash_secret, new_secret, same_hash
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.domain.errors import (
+    CallbackNotAllowed,
     InvalidApiKey,
     InvalidKeyName,
     InvalidOrder,
@@ -30,6 +31,7 @@ from skipline.domain.models import (
     MAX_WAIT,
     ApiKey,
     Caller,
+    Delivery,
     NewOrder,
     Order,
     OrderQuery,
@@ -69,6 +71,11 @@ class OrderSpec(msgspec.Struct, frozen=True):
     tier: str | None = None
     """The tier the caller asks for (the tutorial's `user_type`); None means its own."""
     idempotency_key: str | None = None
+    callback_url: str | None = None
+    """Where to POST the outcome; must match the `[callbacks]` allow list."""
+
+
+MAX_CALLBACK_URL = 2048
 
 
 class OrderService:
@@ -191,14 +198,15 @@ class OrderService:
 
     async def submit_order(
         self, *, payload: JSON = None, tier: str | None = None, duration: float = 0.0,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, callback_url: str | None = None,
     ) -> Order:
         """Submit an order from your own code, as the process itself: any configured tier
         (default: the anonymous callers' tier), no owner (whoever holds its id may read it),
         no rate limit; queue caps and draining apply. Returns the order once it is durably
         committed; with an `idempotency_key` already used, the order first submitted with it."""
         trusted = Caller(name="", tier=self.tier_named(tier or ANONYMOUS_TIER).name)
-        spec = OrderSpec(payload, duration, idempotency_key=idempotency_key)
+        spec = OrderSpec(payload, duration, idempotency_key=idempotency_key,
+                         callback_url=callback_url)
         order, _ = await self.submit(trusted, spec)
         return order
 
@@ -206,6 +214,8 @@ class OrderService:
         """Durably accept an order; (order, created). Returns only after its commit."""
         if not 0 <= spec.duration <= MAX_DURATION:
             raise InvalidOrder(f"duration must be between 0 and {MAX_DURATION:g} seconds")
+        if spec.callback_url is not None:
+            self.check_callback(spec.callback_url)
         tier_name = self.choose_tier(caller, spec.tier)
         capped = not self.admits_at_once(tier_name)
         if capped:
@@ -220,6 +230,7 @@ class OrderService:
             owner=caller.name,
             idempotency_key=spec.idempotency_key,
             max_wait=tier.max_wait,
+            callback_url=spec.callback_url,
         )
         if not capped:
             return await self.store.submit(new)
@@ -234,6 +245,17 @@ class OrderService:
         if created:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
         return order, created
+
+    def check_callback(self, url: str) -> None:
+        """CallbackNotAllowed unless callbacks are on and `url` matches the allow list."""
+        callbacks = self.settings.callbacks
+        if callbacks is None:
+            raise CallbackNotAllowed(
+                "callbacks are off: skipline.toml has no [callbacks] table with a secret")
+        if len(url) > MAX_CALLBACK_URL or not callbacks.allows(url):
+            raise CallbackNotAllowed(
+                f"callback_url {url[:200]!r} matches none of the allowed prefixes: "
+                + ", ".join(callbacks.allow or ("(none)",)))
 
     async def get(self, caller: Caller, order_id: str) -> Order:
         order = await self.store.get(order_id)
@@ -258,6 +280,17 @@ class OrderService:
     async def cancel(self, caller: Caller, order_id: str) -> Order:
         await self.get(caller, order_id)
         return await self.store.cancel(order_id)
+
+    async def requeue(self, caller: Caller, order_id: str) -> Order:
+        """Queue a failed or cancelled order again with a fresh attempts budget (whoever may
+        see it: its owner, or an admin; others get OrderNotFound)."""
+        await self.get(caller, order_id)
+        return await self.store.requeue(order_id)
+
+    async def deliveries(self, orders: list[Order]) -> dict[str, Delivery]:
+        """The callback deliveries of those `orders` that have a callback (no query if none)."""
+        with_callback = [order.id for order in orders if order.callback_url is not None]
+        return await self.store.deliveries(with_callback) if with_callback else {}
 
     async def list_orders(
         self, caller: Caller, status: Status | None = None, tier: str | None = None,

@@ -29,6 +29,7 @@ SHARED_QUERIES = frozenset({
     "insert_orders", "get_order", "list_orders", "list_owner_orders", "cancel_order",
     "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
     "insert_key", "find_key", "list_keys", "revoke_key",
+    "requeue_order", "claim_callbacks", "record_callback", "find_callbacks",
 })
 """Queries that mean the same in both backends, so they have the same name in both."""
 

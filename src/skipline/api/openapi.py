@@ -85,7 +85,8 @@ SECURED: list[dict[str, list[str]]] = [{"apiKey": []}, {}]
 
 
 def _paths(tiers: list[str]) -> dict[str, Any]:
-    return {"/orders": _orders_path(tiers), "/orders/{id}": _order_path(), **_service_paths()}
+    return {"/orders": _orders_path(tiers), "/orders/{id}": _order_path(),
+            "/orders/{id}/retry": _retry_path(), **_service_paths()}
 
 
 def _orders_path(tiers: list[str]) -> dict[str, Any]:
@@ -132,6 +133,19 @@ def _order_path() -> dict[str, Any]:
         "delete": {
             "summary": "Cancel a queued order", "security": SECURED,
             "responses": {"200": _ok("The cancelled order.", "OrderOut"),
+                          **_problems(401, 404, 409)},
+        },
+    }
+
+
+def _retry_path() -> dict[str, Any]:
+    return {
+        "parameters": [ID_PARAMETER],
+        "post": {
+            "summary": "Queue a failed or cancelled order again (a fresh attempts budget; the "
+                       "previous outcome stays in its history)",
+            "security": SECURED,
+            "responses": {"202": _ok("The queued order.", "OrderOut", LOCATION),
                           **_problems(401, 404, 409)},
         },
     }

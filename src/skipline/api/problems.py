@@ -19,12 +19,14 @@ from skipline.api.errors import (
 )
 from skipline.api.schemas import Problem
 from skipline.domain.errors import (
+    CallbackNotAllowed,
     InvalidApiKey,
     InvalidKeyName,
     InvalidOrder,
     NotAuthenticated,
     OrderNotCancellable,
     OrderNotFound,
+    OrderNotRequeueable,
     OutcomeUnknown,
     QueueFull,
     RateLimited,
@@ -56,10 +58,12 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     TierNotAllowed: ProblemType(403, "tier-not-allowed"),
     OrderNotFound: ProblemType(404, "order-not-found"),
     OrderNotCancellable: ProblemType(409, "order-not-cancellable"),
+    OrderNotRequeueable: ProblemType(409, "order-not-requeueable"),
     BodyTooLarge: ProblemType(413, "body-too-large"),
     UnsupportedMediaType: ProblemType(415, "unsupported-media-type"),
     UnsupportedExpectation: ProblemType(417, "unsupported-expectation"),
     InvalidOrder: ProblemType(422, "invalid-order"),
+    CallbackNotAllowed: ProblemType(422, "callback-not-allowed"),
     InvalidKeyName: ProblemType(422, "invalid-key-name"),
     InvalidRequest: ProblemType(422, "invalid-request"),
     RateLimited: ProblemType(429, "rate-limited"),

@@ -29,7 +29,7 @@ from skipline.api.schemas import (
 )
 from skipline.crashpoints import crash_point
 from skipline.domain.errors import OutcomeUnknown, ShuttingDown, StoreUnavailable
-from skipline.domain.models import MAX_WAIT
+from skipline.domain.models import MAX_WAIT, Order
 from skipline.service import OrderSpec
 
 READY_TIMEOUT = 2.0
@@ -44,6 +44,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/orders", list_orders, name="orders")
     router.add_get("/orders/{id}", get_order, name="order")
     router.add_delete("/orders/{id}", cancel_order, name="order")
+    router.add_post("/orders/{id}/retry", retry_order, name="order-retry")
     router.add_get("/stats", stats, name="stats")
     router.add_get("/healthz", healthz, name="healthz")
     router.add_get("/readyz", readyz, name="readyz")
@@ -80,7 +81,7 @@ async def submit_order(request: web.Request) -> web.Response:
     body = decode_order_request(raw)
     spec = OrderSpec(
         payload=body.payload, duration=body.duration, tier=body.user_type,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, callback_url=body.callback_url,
     )
     try:
         order, created = await service.submit(caller, spec)
@@ -117,7 +118,17 @@ async def get_order(request: web.Request) -> web.Response:
         order = await service.get(caller, order_id)
     else:
         order = await service.wait(caller, order_id, seconds)
-    return json_response(order_out(order))
+    return await order_response(request, order)
+
+
+async def order_response(
+    request: web.Request, order: Order, status: int = 200, headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The order with its callback's delivery (looked up only for an order with a callback)."""
+    delivery = None
+    if order.callback_url is not None:
+        delivery = (await request.app[SERVICE].deliveries([order])).get(order.id)
+    return json_response(order_out(order, delivery), status, headers)
 
 
 def wait_seconds(request: web.Request) -> float | None:
@@ -136,7 +147,14 @@ def wait_seconds(request: web.Request) -> float | None:
 
 async def cancel_order(request: web.Request) -> web.Response:
     order = await request.app[SERVICE].cancel(request[CALLER], request.match_info["id"])
-    return json_response(order_out(order))
+    return await order_response(request, order)
+
+
+async def retry_order(request: web.Request) -> web.Response:
+    """Queue a failed or cancelled order again: 202 and the queued order."""
+    order = await request.app[SERVICE].requeue(request[CALLER], request.match_info["id"])
+    location = {"Location": order_location(request, order.id)}
+    return await order_response(request, order, 202, location)
 
 
 async def list_orders(request: web.Request) -> web.Response:
@@ -148,7 +166,9 @@ async def list_orders(request: web.Request) -> web.Response:
     page = found[: query.limit]
     more = len(found) > query.limit
     cursor = encode_cursor(page[-1].seq) if more else None
-    return json_response(OrderPage([order_out(order) for order in page], cursor))
+    deliveries = await service.deliveries(page)
+    return json_response(OrderPage(
+        [order_out(order, deliveries.get(order.id)) for order in page], cursor))
 
 
 async def stats(request: web.Request) -> web.Response:

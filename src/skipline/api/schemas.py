@@ -11,7 +11,7 @@ import msgspec
 
 from skipline.api.errors import MalformedRequest
 from skipline.domain.errors import InvalidOrder
-from skipline.domain.models import MAX_DURATION, Order, Status, StoreStats, Tier
+from skipline.domain.models import MAX_DURATION, Delivery, Order, Status, StoreStats, Tier
 from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
 
@@ -33,6 +33,31 @@ class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
         str | None,
         msgspec.Meta(description="A tier name; no better than the API key's tier (else 403)."),
     ] = None
+    callback_url: Annotated[
+        str, msgspec.Meta(max_length=2048, description=(
+            "Where to POST the order's JSON once it is final, signed with the "
+            "Skipline-Signature header; must match the server's [callbacks] allow list.")),
+    ] | None = None
+
+
+class CallbackOut(msgspec.Struct):
+    """The delivery of an order's outcome to its callback_url: `waiting` (the order is not
+    final yet), `pending` (being delivered, retried with backoff), `delivered` or `failed`
+    (given up after 24 hours)."""
+
+    url: str
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+class PastRunOut(msgspec.Struct):
+    """How an earlier run ended before the order was queued again (`retry`)."""
+
+    status: Status
+    error: str | None
+    attempts: int
+    finished_at: datetime | None
 
 
 class OrderOut(msgspec.Struct):
@@ -49,6 +74,8 @@ class OrderOut(msgspec.Struct):
     payload: Any
     result: Any
     error: str | None
+    callback: CallbackOut | None = None
+    history: list[PastRunOut] = []
 
 
 class OrderPage(msgspec.Struct):
@@ -93,7 +120,8 @@ class Health(msgspec.Struct):
 
 
 SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
-    OrderRequest, OrderOut, OrderPage, TierStats, StatsOut, Problem, Health,
+    OrderRequest, CallbackOut, PastRunOut, OrderOut, OrderPage, TierStats, StatsOut, Problem,
+    Health,
 )
 _ORDER_REQUEST_DECODER = msgspec.json.Decoder(OrderRequest)
 
@@ -187,14 +215,25 @@ def timestamp(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def order_out(order: Order) -> OrderOut:
+def order_out(order: Order, delivery: Delivery | None = None) -> OrderOut:
+    """`delivery`: its callback's delivery, if the order has a callback and is final."""
     created = datetime.fromtimestamp(order.created_at, UTC)
     return OrderOut(
         id=order.id, tier=order.tier, priority=order.priority, status=order.status,
         attempts=order.attempts, created_at=created, started_at=timestamp(order.started_at),
         finished_at=timestamp(order.finished_at), payload=order.payload, result=order.result,
-        error=order.error,
+        error=order.error, callback=callback_out(order, delivery),
+        history=[PastRunOut(run.status, run.error, run.attempts, timestamp(run.finished_at))
+                 for run in order.history],
     )
+
+
+def callback_out(order: Order, delivery: Delivery | None) -> CallbackOut | None:
+    if order.callback_url is None:
+        return None
+    if delivery is None or not order.status.is_final:
+        return CallbackOut(order.callback_url, "waiting", 0, None)
+    return CallbackOut(delivery.url, delivery.status, delivery.attempts, delivery.last_error)
 
 
 def stats_out(stats: StoreStats, tiers: dict[str, Tier], accepting: bool) -> StatsOut:

@@ -9,6 +9,7 @@ from skipline.cli.bench import bench
 from skipline.cli.client import stats, status, submit
 from skipline.cli.errors import SkiplineGroup
 from skipline.cli.keys import keys
+from skipline.cli.outcomes import failed, retry
 from skipline.cli.serve import serve, worker
 
 
@@ -19,7 +20,7 @@ def cli() -> None:
     nothing is lost. Every flag also reads SKIPLINE_<FLAG> from the environment."""
 
 
-for command in (serve, worker, keys, submit, status, stats, bench):
+for command in (serve, worker, keys, submit, status, stats, retry, failed, bench):
     cli.add_command(command)
 
 

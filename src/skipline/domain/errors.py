@@ -19,6 +19,14 @@ class OrderNotCancellable(SkiplineError):
     """The order has already started or finished and can no longer be cancelled."""
 
 
+class OrderNotRequeueable(SkiplineError):
+    """Only a failed or cancelled order can be queued again."""
+
+
+class CallbackNotAllowed(SkiplineError):
+    """That callback URL is not allowed."""
+
+
 class TierNotAllowed(SkiplineError):
     """Your API key does not grant that tier."""
 

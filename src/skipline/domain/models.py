@@ -74,6 +74,8 @@ class NewOrder(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
+    callback_url: str | None = None
+    """Where its outcome is POSTed once it is final (checked against the allow list)."""
 
     def overdue_from(self, accepted_at: float) -> float | None:
         """When the order is overdue if a store accepts it at `accepted_at`; None: never."""
@@ -88,7 +90,7 @@ class NewOrder(msgspec.Struct, frozen=True):
         return Order(
             self.id, seq, self.tier, self.priority, Status.QUEUED, 0, 0, self.payload,
             self.duration, self.owner, created_at, overdue_at, created_at,
-            None, None, None, None, self.idempotency_key,
+            None, None, None, None, self.idempotency_key, self.callback_url,
         )
 
 
@@ -118,6 +120,44 @@ class Order(msgspec.Struct, frozen=True):
     result: JSON = None
     error: str | None = None
     idempotency_key: str | None = None
+    callback_url: str | None = None
+    history: tuple[PastRun, ...] = ()
+    """How its earlier runs ended, oldest first: one entry per requeue (`retry`)."""
+
+
+class PastRun(msgspec.Struct, frozen=True):
+    """How an order's run ended before it was queued again by a requeue: its error stays
+    visible here."""
+
+    status: Status
+    error: str | None
+    attempts: int
+    finished_at: float | None
+
+
+def past_runs(value: JSON) -> tuple[PastRun, ...]:
+    """A stored history (a JSON array of objects, or None) as PastRuns."""
+    if not value:
+        return ()
+    return msgspec.convert(value, tuple[PastRun, ...])
+
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+"""A callback delivery: still to be delivered (retried with backoff), delivered (a 2xx
+answer), or given up (failed)."""
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """The delivery of one order's outcome to its callback URL."""
+
+    order_id: str
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: float
+    """When the order became final (the delivery's 24 hours run from here)."""
+    next_at: float
 
 
 class Lease(msgspec.Struct, frozen=True):

@@ -13,6 +13,7 @@ from typing import Protocol
 from skipline.domain.models import (
     JSON,
     ApiKey,
+    Delivery,
     Lease,
     NewOrder,
     Order,
@@ -56,6 +57,15 @@ class Store(Protocol):
     async def cancel(self, order_id: str) -> Order:
         """Cancel a queued order. Raises OrderNotFound, or OrderNotCancellable if it is not
         queued any more."""
+        ...
+
+    async def requeue(self, order_id: str) -> Order:
+        """Queue a failed or cancelled order again (a `retry` by its owner): attempts and
+        rescues start from 0 (a fresh budget); tier, priority, seq and callback are kept; the
+        overdue clock restarts; how its last run ended (status, error, attempts) is appended
+        to its history, and its error stays until the next outcome. Wakes idle workers.
+        Raises OrderNotFound, or OrderNotRequeueable when it is queued, running or
+        succeeded."""
         ...
 
     # --- the worker side ------------------------------------------------------------------
@@ -102,6 +112,25 @@ class Store(Protocol):
     async def wait_for_work(self, max_seconds: float) -> None:
         """Return when new work may be ready (an order was committed or released), or after
         `max_seconds`, whichever is first."""
+        ...
+
+    # --- callback deliveries -------------------------------------------------------------------
+    # The finish that makes an order with a callback_url final makes its delivery pending, in
+    # the same transaction (each backend says how).
+    async def claim_deliveries(self, limit: int, lease_seconds: float) -> list[Delivery]:
+        """At most `limit` pending deliveries that are due, oldest due first, each put off by
+        `lease_seconds` so that no other delivery service takes it meanwhile."""
+        ...
+
+    async def record_delivery(
+        self, order_id: str, error: str | None, retry_delay: float | None
+    ) -> None:
+        """One attempt's outcome (attempts + 1): delivered when `error` is None; else due
+        again after `retry_delay` seconds, or with None given up (failed)."""
+        ...
+
+    async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
+        """The deliveries of those orders that have one, by order id."""
         ...
 
     # --- reporting --------------------------------------------------------------------------

@@ -12,14 +12,21 @@ from functools import partial
 from msgspec.structs import replace as replace_order
 
 from skipline.clock import Clock, SystemClock
-from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
+from skipline.domain.errors import (
+    KeyExists,
+    OrderNotCancellable,
+    OrderNotFound,
+    OrderNotRequeueable,
+)
 from skipline.domain.models import (
     JSON,
     ApiKey,
+    Delivery,
     Lease,
     NewOrder,
     Order,
     OrderQuery,
+    PastRun,
     Status,
     StoreStats,
     TierCounts,
@@ -27,6 +34,7 @@ from skipline.domain.models import (
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.domain.scheduling import pick_claims
 from skipline.store.finishes import FinishWatch
+from skipline.store.memory_callbacks import MemoryCallbacks
 from skipline.store.wakeup import WakeUp, wait_on
 
 
@@ -42,6 +50,7 @@ class MemoryStore:
         self._seq = 0
         self._wake: WakeUp | None = None
         self._finishes = FinishWatch()
+        self._callbacks = MemoryCallbacks()
 
     async def open(self) -> None:
         self._wake = WakeUp()
@@ -92,8 +101,31 @@ class MemoryStore:
             raise OrderNotCancellable()
         cancelled = replace_order(order, status=Status.CANCELLED, finished_at=self._clock.now())
         self._orders[order_id] = cancelled
-        self._finishes.finished((order_id,))
+        self._finished(cancelled)
         return cancelled
+
+    async def requeue(self, order_id: str) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFound()
+        if order.status not in (Status.FAILED, Status.CANCELLED):
+            raise OrderNotRequeueable()
+        now = self._clock.now()
+        overdue_at = None if order.overdue_at is None else now + order.overdue_at - order.created_at
+        past = PastRun(order.status, order.error, order.attempts, order.finished_at)
+        queued = replace_order(
+            order, status=Status.QUEUED, attempts=0, rescues=0, available_at=now,
+            overdue_at=overdue_at, started_at=None, finished_at=None, result=None,
+            history=(*order.history, past),
+        )
+        self._orders[order_id] = queued
+        self._notify()
+        return queued
+
+    def _finished(self, order: Order) -> None:
+        """An order became final: wake its waiters, and make its callback pending."""
+        self._finishes.finished((order.id,))
+        self._callbacks.order_finished(order, self._clock.now())
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         now = self._clock.now()
@@ -130,12 +162,13 @@ class MemoryStore:
         if not self._holds(order_id, token):
             return False
         order = self._orders[order_id]
-        self._orders[order_id] = replace_order(
+        done = replace_order(
             order, status=Status.SUCCEEDED, result=result, error=None,
             finished_at=self._clock.now(),
         )
+        self._orders[order_id] = done
         del self._leases[order_id]
-        self._finishes.finished((order_id,))
+        self._finished(done)
         return True
 
     async def fail(
@@ -155,7 +188,7 @@ class MemoryStore:
         del self._leases[order_id]
         self._notify()
         if updated.status is Status.FAILED:
-            self._finishes.finished((order_id,))
+            self._finished(updated)
         return updated.status
 
     async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
@@ -185,13 +218,13 @@ class MemoryStore:
                     order, status=Status.FAILED, rescues=order.rescues + 1, finished_at=now,
                     error=f"worker lost {order.rescues + 1} times (max_rescues={max_rescues})",
                 )
+                self._finished(self._orders[order_id])
             else:
                 self._orders[order_id] = replace_order(
                     order, status=Status.QUEUED, rescues=order.rescues + 1, available_at=now,
                 )
         if expired:
             self._notify()
-            self._finishes.finished(expired)
         return len(expired)
 
     async def prune_finished(self, older_than: float, limit: int) -> int:
@@ -203,12 +236,24 @@ class MemoryStore:
         ), key=lambda o: o.finished_at or 0.0)
         for order in expired:
             del self._orders[order.id]
+            self._callbacks.forget(order.id)
             if order.idempotency_key is not None:
                 self._idempotency.pop((order.owner, order.idempotency_key), None)
         return len(expired)
 
     async def wait_for_work(self, max_seconds: float) -> None:
         await wait_on(self._wake, max_seconds)
+
+    async def claim_deliveries(self, limit: int, lease_seconds: float) -> list[Delivery]:
+        return self._callbacks.claim(limit, lease_seconds, self._clock.now())
+
+    async def record_delivery(
+        self, order_id: str, error: str | None, retry_delay: float | None
+    ) -> None:
+        self._callbacks.record(order_id, error, retry_delay, self._clock.now())
+
+    async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
+        return self._callbacks.find(order_ids)
 
     async def stats(self) -> StoreStats:
         counts: dict[str, dict[str, int]] = {}

@@ -11,7 +11,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from skipline.domain.models import JSON, ApiKey, Lease, NewOrder, Order, Status
+from skipline.domain.models import (
+    JSON,
+    ApiKey,
+    Delivery,
+    Lease,
+    NewOrder,
+    Order,
+    Status,
+    past_runs,
+)
 from skipline.store.lease_rows import leases_from_rows
 
 UNIX_EPOCH_IN_POSTGRES_MICROSECONDS = -946_684_800_000_000
@@ -57,12 +66,13 @@ def submission_columns(
     orders: Sequence[NewOrder], batch: Sequence[tuple[NewOrder, str | None]]
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
-    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits."""
+    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
+    callback URLs."""
     return (
         [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
         [payload for _, payload in batch], [n.duration for n in orders],
         [n.owner for n in orders], [n.idempotency_key for n in orders],
-        [n.max_wait for n in orders],
+        [n.max_wait for n in orders], [n.callback_url for n in orders],
     )
 
 
@@ -87,7 +97,17 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
-        idempotency_key=row["idempotency_key"],
+        idempotency_key=row["idempotency_key"], callback_url=row["callback_url"],
+        history=past_runs(row["history"]),
+    )
+
+
+def delivery_from_row(row: Any) -> Delivery:
+    """A `callbacks` row -> Delivery."""
+    return Delivery(
+        order_id=row["order_id"], url=row["url"], status=row["status"],
+        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
+        next_at=row["next_at"],
     )
 
 

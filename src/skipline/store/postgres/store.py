@@ -32,12 +32,14 @@ from skipline.domain.errors import (
     KeyExists,
     OrderNotCancellable,
     OrderNotFound,
+    OrderNotRequeueable,
     OutcomeUnknown,
     StoreUnavailable,
 )
 from skipline.domain.models import (
     JSON,
     ApiKey,
+    Delivery,
     Durability,
     Lease,
     NewOrder,
@@ -66,6 +68,7 @@ from skipline.store.postgres.errors import is_outage, outage_as_unavailable
 from skipline.store.postgres.listener import WakeListener
 from skipline.store.postgres.migrate import migrate
 from skipline.store.postgres.rows import (
+    delivery_from_row,
     key_from_row,
     leases_from_claim,
     order_from_row,
@@ -329,6 +332,14 @@ class PostgresStore:
             raise OrderNotFound()
         raise OrderNotCancellable()
 
+    async def requeue(self, order_id: str) -> Order:
+        row = await self._fetchrow("requeue_order", order_id)
+        if row is not None:
+            return order_from_row(row)
+        if await self.get(order_id) is None:
+            raise OrderNotFound()
+        raise OrderNotRequeueable()
+
     # --- the worker side ------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         if limit <= 0:
@@ -410,6 +421,24 @@ class PostgresStore:
             await asyncio.sleep(max_seconds)
             return
         await self._listener.wait(max_seconds)
+
+    # --- callback deliveries (pending ones are made by the orders_finished_with_callback
+    # trigger, inside the statement that finishes the order) -------------------------------
+    async def claim_deliveries(self, limit: int, lease_seconds: float) -> list[Delivery]:
+        if limit <= 0:
+            return []
+        rows = await self._fetch("claim_callbacks", limit, lease_seconds)
+        return sorted((delivery_from_row(row) for row in rows), key=lambda d: d.created_at)
+
+    async def record_delivery(
+        self, order_id: str, error: str | None, retry_delay: float | None
+    ) -> None:
+        text = None if error is None else error.replace("\x00", "\ufffd")
+        await self._fetch("record_callback", order_id, text, retry_delay)
+
+    async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
+        rows = await self._fetch("find_callbacks", list(order_ids))
+        return {row["order_id"]: delivery_from_row(row) for row in rows}
 
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:

@@ -3,11 +3,12 @@ needs at once, so no read transaction stays open to hold back WAL checkpoints.""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
-from skipline.domain.models import ApiKey, Order, OrderQuery, StoreStats, TierCounts
+from skipline.domain.models import ApiKey, Delivery, Order, OrderQuery, StoreStats, TierCounts
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
-from skipline.store.sqlite.rows import key_from_row, order_from_row
+from skipline.store.sqlite.rows import delivery_from_row, key_from_row, order_from_row
 
 Queries = dict[str, str]
 
@@ -33,6 +34,13 @@ def list_orders(connection: sqlite3.Connection, queries: Queries, query: OrderQu
         "limit": query.limit,
     }).fetchall()
     return [order_from_row(row) for row in rows]
+
+
+def deliveries(
+    connection: sqlite3.Connection, queries: Queries, order_ids: list[str]
+) -> dict[str, Delivery]:
+    rows = connection.execute(queries["find_callbacks"], {"ids": json.dumps(order_ids)})
+    return {row["order_id"]: delivery_from_row(row) for row in rows.fetchall()}
 
 
 def queued_counts(connection: sqlite3.Connection, queries: Queries) -> dict[str, int]:

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from skipline.domain.errors import InvalidOrder
-from skipline.domain.models import JSON, ApiKey, Lease, Order, Status
+from skipline.domain.models import JSON, ApiKey, Delivery, Lease, Order, Status, past_runs
 from skipline.store.lease_rows import leases_from_rows
 
 _encoder = msgspec.json.Encoder()
@@ -50,6 +50,16 @@ def order_from_row(row: sqlite3.Row) -> Order:
         result=decode_json(row["result"]),
         error=row["error"],
         idempotency_key=row["idempotency_key"],
+        callback_url=row["callback_url"],
+        history=past_runs(decode_json(row["history"])),
+    )
+
+
+def delivery_from_row(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        order_id=row["order_id"], url=row["url"], status=row["status"],
+        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
+        next_at=row["next_at"],
     )
 
 

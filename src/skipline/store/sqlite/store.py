@@ -20,6 +20,7 @@ from skipline.domain.errors import StoreUnavailable
 from skipline.domain.models import (
     JSON,
     ApiKey,
+    Delivery,
     Durability,
     Lease,
     NewOrder,
@@ -149,6 +150,11 @@ class SqliteStore:
         self._finishes.finished((order_id,))
         return cancelled
 
+    async def requeue(self, order_id: str) -> Order:
+        work = partial(
+            write_ops.requeue, queries=self._queries, clock=self._clock, order_id=order_id)
+        return await self._write(work, wakes_workers=True)
+
     # --- the worker side --------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         work = partial(write_ops.claim, queries=self._queries, clock=self._clock,
@@ -202,6 +208,24 @@ class SqliteStore:
 
     async def wait_for_work(self, max_seconds: float) -> None:
         await wait_on(self._wake, max_seconds)
+
+    # --- callback deliveries (pending ones are made by the orders_finished_with_callback
+    # trigger, inside the write that finishes the order) -----------------------------------
+    async def claim_deliveries(self, limit: int, lease_seconds: float) -> list[Delivery]:
+        work = partial(write_ops.claim_deliveries, queries=self._queries, clock=self._clock,
+                       limit=limit, lease_seconds=lease_seconds)
+        return await self._write(work, urgent=False)
+
+    async def record_delivery(
+        self, order_id: str, error: str | None, retry_delay: float | None
+    ) -> None:
+        work = partial(write_ops.record_delivery, queries=self._queries, clock=self._clock,
+                       order_id=order_id, error=error, retry_delay=retry_delay)
+        await self._write(work)
+
+    async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
+        return await self._read(partial(
+            reads.deliveries, queries=self._queries, order_ids=list(order_ids)))
 
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:

@@ -12,9 +12,20 @@ from typing import Any
 
 from skipline.clock import Clock
 from skipline.crashpoints import crash_point
-from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
-from skipline.domain.models import ApiKey, NewOrder, Order, Status
-from skipline.store.sqlite.rows import Rows, encode_json, key_to_params, order_from_row
+from skipline.domain.errors import (
+    KeyExists,
+    OrderNotCancellable,
+    OrderNotFound,
+    OrderNotRequeueable,
+)
+from skipline.domain.models import ApiKey, Delivery, NewOrder, Order, Status
+from skipline.store.sqlite.rows import (
+    Rows,
+    delivery_from_row,
+    encode_json,
+    key_to_params,
+    order_from_row,
+)
 
 Queries = dict[str, str]
 
@@ -57,7 +68,7 @@ def submit(
     cursor = connection.execute(queries["insert_order"], {
         "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
         "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
-        "idempotency_key": new.idempotency_key,
+        "idempotency_key": new.idempotency_key, "callback_url": new.callback_url,
     })
     assert cursor.lastrowid is not None
     connection.execute(queries["count_orders"], {
@@ -76,7 +87,8 @@ def submit_many(
     now = clock.now()
     overdue = [new.overdue_from(now) for new, _ in items]
     connection.executemany(queries["insert_orders"], [
-        (new.id, new.tier, new.priority, payload, new.duration, new.owner, now, overdue_at)
+        (new.id, new.tier, new.priority, payload, new.duration, new.owner, now, overdue_at,
+         new.callback_url)
         for (new, payload), overdue_at in zip(items, overdue, strict=True)])
     last_seq = connection.execute(queries["last_inserted_seq"]).fetchone()[0]
     for tier, n in Counter(new.tier for new, _ in items).items():
@@ -100,6 +112,41 @@ def cancel(connection: sqlite3.Connection, queries: Queries, clock: Clock, order
     if not _rows(connection, queries["order_status"], {"id": order_id}):
         raise OrderNotFound()
     raise OrderNotCancellable()
+
+
+def requeue(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock, order_id: str
+) -> Order:
+    """Queue a failed or cancelled order again (Store.requeue)."""
+    found = _rows(connection, queries["order_status"], {"id": order_id})
+    if not found:
+        raise OrderNotFound()
+    before = Status(found[0]["status"])
+    if before not in (Status.FAILED, Status.CANCELLED):
+        raise OrderNotRequeueable()
+    rows = _rows(connection, queries["requeue_order"], {"id": order_id, "now": clock.now()})
+    order = order_from_row(rows[0])
+    _count_moves(connection, queries, [order.tier], before, Status.QUEUED)
+    return order
+
+
+def claim_deliveries(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock, limit: int,
+    lease_seconds: float,
+) -> list[Delivery]:
+    now = clock.now()
+    rows = _rows(connection, queries["claim_callbacks"], {
+        "now": now, "until": now + lease_seconds, "limit": limit})
+    return sorted((delivery_from_row(row) for row in rows), key=lambda d: d.created_at)
+
+
+def record_delivery(
+    connection: sqlite3.Connection, queries: Queries, clock: Clock, order_id: str,
+    error: str | None, retry_delay: float | None,
+) -> None:
+    next_at = None if retry_delay is None else clock.now() + retry_delay
+    connection.execute(queries["record_callback"], {
+        "order_id": order_id, "error": error, "next_at": next_at})
 
 
 def claim(

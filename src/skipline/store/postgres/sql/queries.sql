@@ -48,21 +48,23 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backen
 -- name: insert_orders
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
--- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue); ord keeps the
+-- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 callback
+-- URLs; ord keeps the
 -- callers' order so seq follows arrival. An order whose (owner, idempotency key) was used
 -- already is skipped: it returns no row. Only what the database decided comes back (id to
 -- match, seq, the times); the caller has the rest, and decoding it cost a few µs per order.
 WITH batch AS (
     SELECT *
     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                $7::text[], $8::float8[]) WITH ORDINALITY
-         AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait, ord)
+                $7::text[], $8::float8[], $9::text[]) WITH ORDINALITY
+         AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait,
+              callback_url, ord)
 ),
 inserted AS (
     INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
-                        created_at, overdue_at, available_at)
+                        created_at, overdue_at, available_at, callback_url)
     SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
-           now(), now() + make_interval(secs => b.max_wait), now()
+           now(), now() + make_interval(secs => b.max_wait), now(), b.callback_url
     FROM batch b
     ORDER BY b.ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -115,6 +117,54 @@ finished AS MATERIALIZED (
     SELECT pg_notify('skipline_finished', $1) FROM (SELECT FROM cancelled LIMIT 1) AS any_row
 )
 SELECT cancelled.* FROM cancelled LEFT JOIN finished ON true;
+
+-- name: requeue_order
+-- A failed or cancelled order queued again (Store.requeue): a fresh attempts budget, the
+-- overdue clock restarted, how the last run ended appended to its history (SET expressions
+-- read the row as it was). Returns the order, and wakes idle workers.
+WITH requeued AS (
+    UPDATE orders
+    SET status = 'queued', attempts = 0, rescues = 0, available_at = now(),
+        overdue_at = now() + (overdue_at - created_at),
+        started_at = NULL, finished_at = NULL, result = NULL,
+        history = (coalesce(history::jsonb, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'status', status, 'error', error, 'attempts', attempts,
+            'finished_at', extract(epoch FROM finished_at)::float8)))::json
+    WHERE id = $1 AND status IN ('failed', 'cancelled')
+    RETURNING *
+),
+wake AS MATERIALIZED (
+    SELECT pg_notify('skipline_ready', '') FROM (SELECT FROM requeued LIMIT 1) AS any_row
+)
+SELECT requeued.* FROM requeued LEFT JOIN wake ON true;
+
+-- name: claim_callbacks
+-- At most $1 pending deliveries that are due, oldest due first, put off by $2 seconds while
+-- one process tries them (SKIP LOCKED: the delivery services of several processes share).
+WITH due AS (
+    SELECT order_id FROM callbacks
+    WHERE status = 'pending' AND next_at <= now()
+    ORDER BY next_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE callbacks c SET next_at = now() + make_interval(secs => $2::float8)
+FROM due WHERE c.order_id = due.order_id
+RETURNING c.*;
+
+-- name: record_callback
+-- One attempt at $1's delivery: delivered ($2 error NULL), due again after $3 seconds, or
+-- given up ($3 NULL).
+UPDATE callbacks
+SET attempts = attempts + 1, last_error = $2,
+    status = CASE WHEN $2::text IS NULL THEN 'delivered'
+                  WHEN $3::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+    next_at = CASE WHEN $3::float8 IS NULL THEN next_at
+                   ELSE now() + make_interval(secs => $3::float8) END
+WHERE order_id = $1;
+
+-- name: find_callbacks
+SELECT * FROM callbacks WHERE order_id = ANY($1::text[]);
 
 -- name: claim
 -- The claim rule (domain/scheduling.py), in SQL: ready orders only (queued, available_at

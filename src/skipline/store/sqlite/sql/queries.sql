@@ -17,19 +17,20 @@ INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :nam
 -- name: insert_order
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
-    created_at, overdue_at, available_at, idempotency_key
+    created_at, overdue_at, available_at, idempotency_key, callback_url
 ) VALUES (
     :id, :tier, :priority, 'queued', 0, 0, :payload, :duration, :owner,
-    :now, :overdue_at, :now, :idempotency_key
+    :now, :overdue_at, :now, :idempotency_key, :callback_url
 )
 
 -- name: insert_orders
 -- insert_order for executemany over tuples (a dict per row cost about 1 µs more), positional:
--- ?1 id, ?2 tier, ?3 priority, ?4 payload, ?5 duration, ?6 owner, ?7 now, ?8 overdue_at.
+-- ?1 id, ?2 tier, ?3 priority, ?4 payload, ?5 duration, ?6 owner, ?7 now, ?8 overdue_at,
+-- ?9 callback_url.
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
-    created_at, overdue_at, available_at, idempotency_key
-) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL)
+    created_at, overdue_at, available_at, idempotency_key, callback_url
+) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL, ?9)
 
 -- name: last_inserted_seq
 -- After inserting n orders in one statement: their seqs are this one and the n - 1 before it
@@ -63,6 +64,19 @@ RETURNING *
 
 -- name: order_status
 SELECT status FROM orders WHERE id = :id
+
+-- name: requeue_order
+-- A failed or cancelled order queued again (Store.requeue): a fresh attempts budget, the
+-- overdue clock restarted, how the last run ended appended to its history. SET expressions
+-- read the row as it was, so the history entry holds the old status, error and attempts.
+UPDATE orders
+SET status = 'queued', attempts = 0, rescues = 0, available_at = :now,
+    overdue_at = CASE WHEN overdue_at IS NULL THEN NULL ELSE :now + overdue_at - created_at END,
+    started_at = NULL, finished_at = NULL, result = NULL,
+    history = json_insert(coalesce(history, '[]'), '$[#]', json_object(
+        'status', status, 'error', error, 'attempts', attempts, 'finished_at', finished_at))
+WHERE id = :id AND (status = 'failed' OR status = 'cancelled')
+RETURNING *
 
 -- name: claim_candidates
 -- The claim rule (domain/scheduling.py) for at most :limit ready orders (queued and
@@ -176,6 +190,29 @@ WHERE seq IN (
     ORDER BY finished_at
     LIMIT :limit
 )
+
+-- name: claim_callbacks
+-- At most :limit pending deliveries that are due, put off until :until while one is tried.
+UPDATE callbacks SET next_at = :until
+WHERE order_id IN (
+    SELECT order_id FROM callbacks INDEXED BY callbacks_due
+    WHERE status = 'pending' AND next_at <= :now
+    ORDER BY next_at
+    LIMIT :limit
+)
+RETURNING *
+
+-- name: record_callback
+-- One attempt: delivered (:error NULL), due again at :next_at, or given up (:next_at NULL).
+UPDATE callbacks
+SET attempts = attempts + 1, last_error = :error,
+    status = CASE WHEN :error IS NULL THEN 'delivered'
+                  WHEN :next_at IS NULL THEN 'failed' ELSE 'pending' END,
+    next_at = coalesce(:next_at, next_at)
+WHERE order_id = :order_id
+
+-- name: find_callbacks
+SELECT * FROM callbacks WHERE order_id IN (SELECT value FROM json_each(:ids))
 
 -- name: count_orders
 -- :n more orders of :tier are in :status (n may be negative).
