@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Gauge,
     generate_latest,
 )
@@ -82,6 +83,15 @@ class Metrics:
             "skipline_accepting", "1 while the service accepts new orders, else 0.",
             registry=self.registry,
         )
+        self.callbacks = Counter(
+            "skipline_callback_deliveries", "Callback delivery attempts of this process, by "
+            "outcome: delivered (2xx), failed (to be retried) or given_up.",
+            ["outcome"], registry=self.registry,
+        )
+
+    def callback_attempted(self, outcome: str) -> None:
+        """One delivery attempt: `delivered`, `failed` (retried later) or `given_up`."""
+        self.callbacks.labels(outcome).inc()
 
     def order_accepted(self, tier: str) -> None:
         accepted = self.accepted

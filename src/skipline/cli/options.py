@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from skipline.config import Settings, load_tiers, tiers_from_text
+from skipline.config import Settings, load_callbacks, load_tiers, tiers_from_text
 from skipline.runtime import display_url
 
 Command = Callable[..., Any]
@@ -91,6 +91,12 @@ api_options: Decorator = combine(
            help="Refuse requests without an API key (401)."),
 )
 
+callback_options: Decorator = combine(
+    option("--callback-secret", default=None, metavar="SECRET",
+           help="Signs callback deliveries (HMAC-SHA256); overrides [callbacks] secret in "
+                "skipline.toml, whose [callbacks] allow list turns callbacks on."),
+)
+
 run_options: Decorator = combine(
     option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
            help="Log lines on stderr from this level up."),
@@ -106,10 +112,18 @@ def build_settings(config: Path | None, tiers: str | None = None, **values: Any)
     return Settings(tiers=tier_table, **given)
 
 
+def with_callbacks(settings: Settings, config: Path | None, secret: str | None) -> Settings:
+    """`settings` with skipline.toml's [callbacks] (for the commands that serve or deliver);
+    `secret` (--callback-secret, SKIPLINE_CALLBACK_SECRET) overrides the file's."""
+    return dataclasses.replace(settings, callbacks=load_callbacks(config, secret))
+
+
 def settings_json(settings: Settings) -> str:
     """The effective settings for --check, with any database password hidden."""
     data = dataclasses.asdict(settings)
     data["db"] = display_url(settings.db)
+    if data.get("callbacks"):
+        data["callbacks"]["secret"] = "***"
     return json.dumps(data, indent=2, sort_keys=True)
 
 

@@ -12,11 +12,13 @@ from skipline.cli.options import (
     DEFAULTS,
     api_options,
     build_settings,
+    callback_options,
     configure_logging,
     option,
     run_options,
     settings_json,
     store_options,
+    with_callbacks,
     worker_options,
 )
 from skipline.config import Settings
@@ -32,16 +34,19 @@ from skipline.store import open_store
 @option("--no-workers", is_flag=True, default=False, help="Serve the API only.")
 @worker_options
 @store_options
+@callback_options
 @run_options
 def serve(
     no_workers: bool, no_anonymous: bool, config: Path | None, log_level: str, check: bool,
-    **values: Any,
+    callback_secret: str | None, **values: Any,
 ) -> None:
     """Serve the HTTP API and process orders.
 
     Runs until SIGTERM or Ctrl-C, then stops accepting (503), lets running orders finish for
     up to --drain-timeout and releases the rest to the queue."""
-    settings = build_settings(config, allow_anonymous=not no_anonymous, **values)
+    settings = with_callbacks(
+        build_settings(config, allow_anonymous=not no_anonymous, **values), config,
+        callback_secret)
     with_workers = not no_workers and settings.workers > 0
     _start(settings, log_level, check, api=True, workers=with_workers)
 
@@ -51,16 +56,19 @@ def serve(
         help="Orders this process works on at once.")
 @worker_options
 @store_options
+@callback_options
 @run_options
 def worker(
-    concurrency: int, config: Path | None, log_level: str, check: bool, **values: Any
+    concurrency: int, config: Path | None, log_level: str, check: bool,
+    callback_secret: str | None, **values: Any,
 ) -> None:
     """Process orders without serving HTTP.
 
     Several worker processes can share one PostgreSQL store to scale out."""
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    settings = build_settings(config, workers=concurrency, **values)
+    settings = with_callbacks(
+        build_settings(config, workers=concurrency, **values), config, callback_secret)
     _start(settings, log_level, check, api=False, workers=True)
 
 

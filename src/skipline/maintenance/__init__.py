@@ -1,16 +1,18 @@
 """Background start/stop services that keep the queue healthy: the LeaseReaper (expired
-leases back to the queue) and the Pruner (retention). Every process that runs workers runs both
-beside its pool (`Maintenance`); the process runtime starts and stops them, not the pool."""
+leases back to the queue), the Pruner (retention) and, when callbacks are configured, the
+CallbackSender (webhook deliveries). Every process that runs workers runs them beside its pool
+(`Maintenance`); the process runtime starts and stops them, not the pool."""
 
 from __future__ import annotations
 
 from skipline.config import Settings
+from skipline.maintenance.callbacks import CallbackSender
 from skipline.maintenance.pruner import Pruner
 from skipline.maintenance.reaper import LeaseReaper
 from skipline.metrics import Metrics
 from skipline.store.base import Store
 
-__all__ = ["LeaseReaper", "Maintenance", "Pruner"]
+__all__ = ["CallbackSender", "LeaseReaper", "Maintenance", "Pruner"]
 
 
 class Maintenance:
@@ -20,14 +22,20 @@ class Maintenance:
     def __init__(self, store: Store, settings: Settings, metrics: Metrics | None = None) -> None:
         self.reaper = LeaseReaper(store, settings)
         self.pruner = Pruner(store, settings, metrics=metrics)
+        self.callbacks = None if settings.callbacks is None else CallbackSender(
+            store, settings.callbacks, metrics)
 
     async def start(self) -> None:
         """The reaper's first pass runs before this returns (what expired while no worker
         was looking is queued again before the first claim). Idempotent."""
         await self.reaper.start()
         await self.pruner.start()
+        if self.callbacks is not None:
+            await self.callbacks.start()
 
     async def stop(self) -> None:
         """Idempotent."""
         await self.reaper.stop()
         await self.pruner.stop()
+        if self.callbacks is not None:
+            await self.callbacks.stop()
