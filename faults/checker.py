@@ -79,6 +79,8 @@ class Report:
     examples: dict[str, list[str]] = field(default_factory=dict)
     workdir: str = ""
     """Where the run's database, logs, history and journal are (kept when it did not pass)."""
+    undelivered_callbacks: int = 0
+    """Final orders that asked for a callback and whose receiver never accepted one."""
     checks: dict[str, Any] = field(default_factory=dict)
     """Scenario-specific expectations (name -> observed value or verdict)."""
     failures: list[str] = field(default_factory=list)
@@ -88,7 +90,8 @@ class Report:
 
     @property
     def valid(self) -> bool:
-        return self.lost == 0 and self.unexpected == 0 and self.mismatched_ids == 0
+        return (self.lost == 0 and self.unexpected == 0 and self.mismatched_ids == 0
+                and self.undelivered_callbacks == 0)
 
     @property
     def passed(self) -> bool:
@@ -116,9 +119,11 @@ def order_key(order: Order) -> str | None:
 
 
 def check(
-    scenario: str, history: History, orders: Sequence[Order], runs: Sequence[Run] = ()
+    scenario: str, history: History, orders: Sequence[Order], runs: Sequence[Run] = (),
+    undelivered: Iterable[str] = (),
 ) -> Report:
-    """The verdict on one run. `orders` is the store's final state; `runs` the handler journal."""
+    """The verdict on one run. `orders` is the store's final state; `runs` the handler journal;
+    `undelivered` the final orders with a callback that its receiver never accepted."""
     by_key = {key: o for o in orders if (key := order_key(o)) is not None}
     told: dict[Answer, dict[str, Post]] = {outcome: {} for outcome in Answer}
     for submission in history.submissions:
@@ -161,10 +166,17 @@ def check(
         recovery_to_completion=Spread.of(completion),
         examples={
             name: keys[:EXAMPLES]
-            for name, keys in (("lost", lost), ("unexpected", unexpected), ("mismatch", mismatched))
+            for name, keys in (("lost", lost), ("unexpected", unexpected), ("mismatch", mismatched),
+                               ("undelivered", sorted(undelivered)))
             if keys
         },
+        undelivered_callbacks=len(set(undelivered)),
     )
+
+
+def awaiting_callbacks(orders: Sequence[Order]) -> set[str]:
+    """The final orders that asked for a callback: each must be delivered at least once."""
+    return {o.id for o in orders if o.callback_url is not None and o.status.is_final}
 
 
 def _describe_unexpected(order: Order, refusal: Post | None) -> str:
@@ -224,6 +236,7 @@ def summarise(reports: Mapping[str, Report]) -> dict[str, Any]:
         "scenarios": {name: r.passed for name, r in reports.items()},
         "lost": sum(r.lost for r in judged),
         "unexpected": sum(r.unexpected for r in judged),
+        "undelivered_callbacks": sum(r.undelivered_callbacks for r in judged),
         "acknowledged": sum(r.acknowledged for r in reports.values()),
         "faults": sum(r.faults for r in reports.values()),
     }

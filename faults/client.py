@@ -35,6 +35,8 @@ class OrderShape:
     max_duration: float = 0.2
     payload: dict[str, Any] = field(default_factory=dict)
     expect: str = "succeeded"
+    callback_url: str | None = None
+    """Where every order asks its outcome to be POSTed."""
 
     def duration(self, rng: random.Random) -> float:
         return round(rng.uniform(self.min_duration, self.max_duration), 3)
@@ -62,7 +64,10 @@ class Recorder:
     async def submit(self, shape: OrderShape, rng: random.Random) -> Post:
         """POST one order with a fresh Idempotency-Key; record and return what we were told."""
         key = str(uuid.uuid4())
-        body = {"payload": {"key": key, **shape.payload}, "duration": shape.duration(rng)}
+        body: dict[str, Any] = {"payload": {"key": key, **shape.payload},
+                                "duration": shape.duration(rng)}
+        if shape.callback_url is not None:
+            body["callback_url"] = shape.callback_url
         sent_at = time.time()
         outcome, status, order_id, detail = await self._post(key, body)
         submission = Post(

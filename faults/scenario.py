@@ -16,12 +16,13 @@ from pathlib import Path
 
 import aiohttp
 
-from faults.checker import Report, check, order_key
+from faults.checker import Report, awaiting_callbacks, check, order_key
 from faults.client import OrderShape, Recorder, load
 from faults.history import Answer, History
 from faults.journal import Run, read_runs
 from faults.observe import all_orders, wait_drained
 from faults.process import ServerConfig, ServerProcess
+from faults.receiver import CallbackReceiver
 from skipline.domain.models import Order
 
 DRAIN_TIMEOUT = 60.0
@@ -40,6 +41,8 @@ class Context:
     """The store's final state, once `finish` has read it."""
     runs: list[Run] = field(default_factory=list)
     """The handler journal, once `finish` has read it."""
+    receiver: CallbackReceiver | None = None
+    """Set by scenarios that run with callbacks on (`with_callbacks`)."""
 
     @property
     def journal(self) -> Path:
@@ -56,6 +59,12 @@ class Context:
     def urls(self) -> list[str]:
         return [server.base_url for server in self.servers]
 
+    async def with_callbacks(self) -> tuple[str, ...]:
+        """Start a receiver; the flags that make a server deliver to it."""
+        self.receiver = CallbackReceiver()
+        await self.receiver.start()
+        return ("--config", str(self.receiver.config_file(self.workdir)))
+
     async def kill(self, server: ServerProcess, kind: str = "SIGKILL") -> None:
         """Kill a server at once, recording the fault just before the signal."""
         self.history.fault(kind, server.pid)
@@ -70,9 +79,13 @@ class Context:
         drained = await wait_drained(db_url, drain_timeout)
         self.orders = orders = await all_orders(db_url)
         inconsistent = await resolve_unknowns(self.history, orders, self.servers[0].base_url)
+        undelivered: set[str] = set()
+        if self.receiver is not None:
+            undelivered = await self.receiver.undelivered(awaiting_callbacks(orders),
+                                                          drain_timeout)
         stop_codes = [await server.stop() for server in self.servers]
         self.runs = read_runs(self.journal)
-        report = check(self.name, self.history, orders, self.runs)
+        report = check(self.name, self.history, orders, self.runs, undelivered)
         report.workdir = str(self.workdir)
         report.expect("drained", drained, drained)
         report.expect("inconsistent_reposts", inconsistent == 0, inconsistent)
@@ -92,6 +105,8 @@ async def scenario(name: str) -> AsyncIterator[Context]:
         for server in context.servers:
             if server.running:
                 await server.kill()
+        if context.receiver is not None:
+            await context.receiver.stop()
 
 
 def finished(report: Report) -> Report:

@@ -1,11 +1,13 @@
 """Random SIGKILL loop under load on SQLite: kill the only server at random gaps, restart it at
-once, keep the clients submitting throughout; nothing acknowledged may be lost."""
+once, keep the clients submitting throughout; nothing acknowledged may be lost. Callbacks are
+on: every order asks for one, the receiver refuses a fifth of the deliveries, and every final
+order's outcome must reach it at least once."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from faults.checker import Report
 from faults.client import OrderShape
@@ -33,12 +35,14 @@ SHAPE = OrderShape(min_duration=0.0, max_duration=0.4)
 async def run(params: KillLoop = SHORT) -> Report:
     async with scenario("sqlite_kill_loop") as context:
         db = context.sqlite_url()
-        server = context.server(
-            ServerConfig(db, workers=params.workers, lease_seconds=params.lease_seconds)
-        )
+        flags = await context.with_callbacks()
+        assert context.receiver is not None
+        server = context.server(ServerConfig(
+            db, workers=params.workers, lease_seconds=params.lease_seconds, flags=flags))
         await server.start()
         rng = random.Random(params.seed)
-        async with under_load(context, params.clients, SHAPE, pause=0.1, seed=params.seed):
+        shape = replace(SHAPE, callback_url=context.receiver.url + "/hook/")
+        async with under_load(context, params.clients, shape, pause=0.1, seed=params.seed):
             for _ in range(params.kills):
                 await asyncio.sleep(rng.uniform(params.min_gap, params.max_gap))
                 await context.kill(server)
@@ -47,4 +51,7 @@ async def run(params: KillLoop = SHORT) -> Report:
         report = await context.finish(db)
         report.expect("kills", report.faults == params.kills, report.faults)
         report.expect("accepting_after_last_restart", flowing, flowing)
+        report.expect("callbacks_signed", context.receiver.bad_signatures == 0,
+                      context.receiver.bad_signatures)
+        report.checks["callbacks_refused_by_receiver"] = context.receiver.refused
         return finished(report)

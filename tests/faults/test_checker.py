@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
+
 from faults import journal
-from faults.checker import Report, check
+from faults.checker import Report, awaiting_callbacks, check
 from faults.client import unknown_order
 from faults.history import Answer, History, Post
 from faults.journal import Run, overlapping_orders, read_runs
@@ -180,3 +182,19 @@ def test_the_journal_pairs_starts_and_ends(tmp_path: Path) -> None:
     journal.append("start", "b", str(path))
     runs = read_runs(path)
     assert {(r.order_id, r.ended is None) for r in runs} == {("a", False), ("b", True)}
+
+
+def test_a_final_order_whose_callback_never_arrived_makes_the_run_invalid() -> None:
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202), told("b", Answer.ACKNOWLEDGED, 202))
+    with_callbacks = [
+        msgspec.structs.replace(order(key), callback_url="http://127.0.0.1:1/hook/")
+        for key in ("a", "b")
+    ]
+    assert awaiting_callbacks(with_callbacks) == {"id-a", "id-b"}
+    assert awaiting_callbacks([order("c"), order("d", Status.QUEUED)]) == set()
+
+    report = check("s", history, with_callbacks, undelivered={"id-b"})
+
+    assert report.undelivered_callbacks == 1 and report.examples["undelivered"] == ["id-b"]
+    assert report.lost == 0 and not report.valid and not report.passed
+    assert check("s", history, with_callbacks, undelivered=set()).valid
