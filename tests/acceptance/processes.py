@@ -139,6 +139,18 @@ class Launcher:
             server.stop_now()
 
 
+class PostgresLauncher(Launcher):
+    """A Launcher whose processes all use one PostgreSQL database."""
+
+    def __init__(self, workdir: Path, database_url: str) -> None:
+        super().__init__(workdir)
+        self.database_url = database_url
+
+    @property
+    def db(self) -> str:
+        return self.database_url
+
+
 async def wait_healthy(server: Server, within: float = STARTUP_SECONDS) -> None:
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:

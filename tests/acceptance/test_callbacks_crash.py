@@ -1,5 +1,6 @@
 """Webhook deliveries are durable: `skipline serve` SIGKILLed while deliveries are pending (the
-receiver kept failing) delivers every one of them after a restart, signed; none is lost."""
+receiver kept failing) delivers every one of them after a restart, signed; none is lost. On
+SQLite and on PostgreSQL (the pending row is written by each database's trigger)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import signal
 
 import aiohttp
+import pytest
 
 from skipline.signing import verify
 from tests.acceptance.processes import Launcher, Server, accept, get_order, wait_for_status
@@ -26,9 +28,20 @@ backoff_max = 0.5
 """, encoding="utf-8")
 
 
+@pytest.fixture(params=[
+    pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres),
+])
+def any_launcher(request: pytest.FixtureRequest) -> Launcher:
+    """The SQLite launcher, or the PostgreSQL one."""
+    name = "launcher" if request.param == "sqlite" else "postgres_launcher"
+    found: Launcher = request.getfixturevalue(name)
+    return found
+
+
 async def test_pending_deliveries_survive_sigkill_and_are_sent_after_restart(
-    launcher: Launcher, http: aiohttp.ClientSession
+    any_launcher: Launcher, http: aiohttp.ClientSession
 ) -> None:
+    launcher = any_launcher
     async with receiving([500]) as receiver:
         write_config(launcher, receiver.url)
         server = await launcher.serve("--workers", "2")

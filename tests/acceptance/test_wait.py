@@ -5,34 +5,18 @@ the waiting request (LISTEN/NOTIFY)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.acceptance.processes import Launcher, Server, accept, wait_healthy, wait_logged
-
-
-class PostgresLauncher(Launcher):
-    """Every process on the test's own PostgreSQL database."""
-
-    def __init__(self, workdir: Path, database_url: str) -> None:
-        super().__init__(workdir)
-        self.database_url = database_url
-
-    @property
-    def db(self) -> str:
-        return self.database_url
-
-
-@pytest.fixture
-def pg_launcher(tmp_path: Path, postgres_url: str) -> Iterator[PostgresLauncher]:
-    starter = PostgresLauncher(tmp_path, postgres_url)
-    try:
-        yield starter
-    finally:
-        starter.stop_all()
+from tests.acceptance.processes import (
+    Launcher,
+    PostgresLauncher,
+    Server,
+    accept,
+    wait_healthy,
+    wait_logged,
+)
 
 
 async def waited(http: aiohttp.ClientSession, server: Server, order_id: str, seconds: float,
@@ -70,11 +54,11 @@ async def test_wait_runs_out_with_the_order_still_running(
 
 @pytest.mark.postgres
 async def test_wait_is_woken_by_a_worker_in_another_process(
-    pg_launcher: PostgresLauncher, http: aiohttp.ClientSession
+    postgres_launcher: PostgresLauncher, http: aiohttp.ClientSession
 ) -> None:
-    submitter = pg_launcher.start("--no-workers")
-    waiter = pg_launcher.start("--no-workers")
-    worker = pg_launcher.start("--concurrency", "1", command="worker")
+    submitter = postgres_launcher.start("--no-workers")
+    waiter = postgres_launcher.start("--no-workers")
+    worker = postgres_launcher.start("--concurrency", "1", command="worker")
     for api in (submitter, waiter):
         await wait_healthy(api)
     await wait_logged(worker, "skipline worker running")
