@@ -121,10 +121,12 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     schemas = document["components"]["schemas"]
     request_schema = schemas["OrderRequest"]
     assert request_schema["additionalProperties"] is False
-    assert set(request_schema["properties"]) == {"payload", "duration", "user_type"}
+    assert set(request_schema["properties"]) == {
+        "payload", "duration", "user_type", "callback_url"}
     assert set(schemas["OrderOut"]["properties"]) == {
         "id", "tier", "priority", "status", "attempts", "created_at", "started_at",
-        "finished_at", "payload", "result", "error"}
+        "finished_at", "payload", "result", "error", "callback", "history"}
+    assert set(document["paths"]["/orders/{id}/retry"]) >= {"post"}
     for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', reply.body.decode()):
         assert ref in schemas
 
