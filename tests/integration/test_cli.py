@@ -242,7 +242,9 @@ def test_keys_tiers_come_from_the_configuration(workdir: Path) -> None:
 
 
 def test_keys_revoke_unknown_name_exits_1(workdir: Path) -> None:
-    result = invoke("keys", "revoke", "nobody", "--db", f"sqlite:///{workdir / 'keys.db'}")
+    db = f"sqlite:///{workdir / 'keys.db'}"
+    assert invoke("keys", "add", "somebody", "--tier", "regular", "--db", db).exit_code == 0
+    result = invoke("keys", "revoke", "nobody", "--db", db)
     assert result.exit_code == 1
     assert "no API key named 'nobody'" in result.stderr
 
