@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from skipline.domain.models import Order
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
@@ -102,3 +104,15 @@ def configure_logging(level: str, log_format: LogFormat = "text", access_log: bo
     root.setLevel(level.upper())
     access = logging.getLogger(ACCESS_LOGGER)
     access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+
+
+def order_fields(event: str, order: Order, **values: Any) -> dict[str, Any]:
+    """The `extra=` of a line about one order: its id, tier and attempt, its wait from
+    acceptance to its (latest) start when it has started, the customer and kind when the
+    order has them, and `values`."""
+    wait_ms = None
+    if order.started_at is not None:
+        wait_ms = round(1000 * (order.started_at - order.created_at), 1)
+    known = {"customer": getattr(order, "customer", None), "kind": getattr(order, "kind", None)}
+    return fields(event, order_id=order.id, tier=order.tier, attempt=order.attempts,
+                  wait_ms=wait_ms, **known, **values)

@@ -35,6 +35,7 @@ from skipline.deadlines import Deadlines
 from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
 from skipline.handlers import Handler
+from skipline.logs import order_fields
 from skipline.maintenance import LeaseReaper, Pruner
 from skipline.metrics import Metrics
 from skipline.retrying import (
@@ -460,7 +461,8 @@ class WorkerPool:
                 await self._fail(run, outcome.error)
         except asyncio.CancelledError:
             why = "its lease was lost" if run.lease_lost else "the worker is draining"
-            log.info("order %s: handler cancelled because %s", order.id, why)
+            log.info("order %s: handler cancelled because %s", order.id, why,
+                     extra=order_fields("order.cancelled", order, error=why))
             raise
         except Exception as exc:
             log.error(
@@ -517,12 +519,14 @@ class WorkerPool:
 
     def _timed_out(self, order: Order) -> Outcome:
         limit = self.settings.order_timeout
-        log.warning("order %s: handler timed out after %g s", order.id, limit)
+        log.warning("order %s: handler timed out after %g s", order.id, limit,
+                    extra=order_fields("order.timeout", order, run_ms=1000 * limit))
         return Outcome(error=f"TimeoutError: the handler ran longer than {limit:g} s")
 
     def _handler_error(self, order: Order, exc: BaseException) -> Outcome:
         log.warning(
-            "order %s: handler failed on attempt %d", order.id, order.attempts, exc_info=exc
+            "order %s: handler failed on attempt %d", order.id, order.attempts, exc_info=exc,
+            extra=order_fields("order.handler_error", order, error=describe_error(exc)),
         )
         return Outcome(error=describe_error(exc))
 
@@ -558,9 +562,12 @@ class WorkerPool:
             return
         if done:
             if log.isEnabledFor(logging.INFO):
-                log.info("order %s succeeded in %.3f s", order_id, self.clock.now() - run.started)
+                ran = self.clock.now() - run.started
+                log.info("order %s succeeded in %.3f s", order_id, ran, extra=order_fields(
+                    "order.succeeded", run.order, run_ms=round(1000 * ran, 1)))
         else:
-            log.warning("order %s: lease lost before completion; result dropped", order_id)
+            log.warning("order %s: lease lost before completion; result dropped", order_id,
+                        extra=order_fields("order.lease_lost", run.order))
 
     async def _fail(self, run: Run, error: str) -> None:
         order_id, token = run.key
@@ -575,10 +582,12 @@ class WorkerPool:
             wake = asyncio.get_running_loop().time() + delay + RETRY_WAKE_SLACK
             heapq.heappush(self._retry_times, wake)
             log.info("order %s: attempt %d failed; retry in %.2f s", order_id,
-                     run.order.attempts, delay)
+                     run.order.attempts, delay,
+                     extra=order_fields("order.retry", run.order, error=error))
         else:
             log.warning("order %s failed for good after %d attempt(s): %s", order_id,
-                        run.order.attempts, error)
+                        run.order.attempts, error,
+                        extra=order_fields("order.failed", run.order, error=error))
 
     def _retry_delay(self, order: Order) -> float | None:
         """Backoff before the next attempt, or None when this was the last (dead letter)."""
