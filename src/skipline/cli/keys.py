@@ -48,7 +48,10 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
         await store.close()
 
 
-@keys.command("add")
+@keys.command("add", epilog=examples(
+    "KEY=$(skipline keys add acme --tier vip)      # keep the key in a variable",
+    "skipline keys add ops --tier regular --admin  # sees every order",
+))
 @click.argument("name")
 @option("--tier", required=True, help="The tier the key grants (one of the configured tiers).")
 @option("--admin", is_flag=True, default=False, help="The key sees every order.")
@@ -75,7 +78,10 @@ def add_key(
     click.echo(f"Created API key {name!r} ({role}). It is shown only once: keep it safe.", err=True)
 
 
-@keys.command("list")
+@keys.command("list", epilog=examples(
+    "skipline keys list",
+    "skipline keys list --json --db \"$SKIPLINE_DB\"",
+))
 @store_options
 @option("--json", "as_json", is_flag=True, default=False,
         help="Print a JSON array instead of a table.")
@@ -120,7 +126,7 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-@keys.command("revoke")
+@keys.command("revoke", epilog=examples("skipline keys revoke acme"))
 @click.argument("name")
 @store_options
 def revoke_key(
