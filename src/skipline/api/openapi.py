@@ -226,7 +226,7 @@ def _render_operation(method: str, path: str, operation: dict[str, Any],
 def _render_problem_types() -> str:
     rows = "".join(
         f"<tr><td>{kind.status}</td><td><code>{_e(TYPE_PREFIX + kind.slug)}</code></td>"
-        f"<td>{_e(title_of(error_class))}</td></tr>"
+        f"<td>{_text(title_of(error_class))}</td></tr>"
         for error_class, kind in sorted(PROBLEM_TYPES.items(), key=lambda e: e[1].status)
     )
     return (
