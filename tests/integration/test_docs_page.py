@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,13 +17,7 @@ from aiohttp import web
 from skipline.api.examples import EXAMPLES
 from skipline.config import Settings
 from skipline.runtime import skipline_app
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from skipline.testing import free_port
 
 
 @pytest.fixture

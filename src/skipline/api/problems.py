@@ -20,6 +20,7 @@ from skipline.api.errors import (
 from skipline.api.schemas import Problem
 from skipline.domain.errors import (
     InvalidApiKey,
+    InvalidKeyName,
     InvalidOrder,
     NotAuthenticated,
     OrderNotCancellable,
@@ -59,6 +60,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     UnsupportedMediaType: ProblemType(415, "unsupported-media-type"),
     UnsupportedExpectation: ProblemType(417, "unsupported-expectation"),
     InvalidOrder: ProblemType(422, "invalid-order"),
+    InvalidKeyName: ProblemType(422, "invalid-key-name"),
     InvalidRequest: ProblemType(422, "invalid-request"),
     RateLimited: ProblemType(429, "rate-limited"),
     QueueFull: ProblemType(503, "queue-full"),

@@ -51,6 +51,10 @@ DEFAULT_TIERS: dict[str, Tier] = {
 }
 ANONYMOUS_TIER = "regular"
 
+MAX_DURATION = 3600.0
+"""The longest `duration` an order may ask for, in seconds (what the `simulate` handler
+sleeps): checked by the API schema, the service, the handler and `skipline bench`."""
+
 
 class NewOrder(msgspec.Struct, frozen=True):
     """What a store needs to accept an order; the store assigns `seq` and timestamps. (A
