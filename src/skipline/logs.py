@@ -102,6 +102,7 @@ def configure_logging(level: str, log_format: LogFormat = "text", access_log: bo
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python's warnings as log lines too (JSON ones in json)
     access = logging.getLogger(ACCESS_LOGGER)
     access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
 

@@ -120,3 +120,16 @@ async def test_a_start_names_what_it_resumes_and_a_stop_what_remains(
     assert await again.wait_exit(within=25) == 0
     found = events(json_lines(again), "queue.found")[0]
     assert (found["queued"], found["running"]) == (3, 0)
+
+
+async def test_the_access_log_is_independent_of_the_log_level(
+    launcher: Launcher, http: aiohttp.ClientSession
+) -> None:
+    server = await launcher.serve("--workers", "1", "--log-level", "error", "--access-log",
+                                  "--log-format", "json")
+    await accept(http, server, {"duration": 0})
+    server.send(signal.SIGTERM)
+    assert await server.wait_exit(within=25) == 0
+    lines = json_lines(server)
+    assert {line["event"] for line in lines} == {"http.request"}, "only access lines at error"
+    assert [line["path"] for line in lines if line["method"] == "POST"] == ["/orders"]

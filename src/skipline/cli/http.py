@@ -107,17 +107,22 @@ def decoded(status: int, text: str) -> tuple[int, Any]:
 
 def problem_line(status: int, data: Any, text: str) -> str:
     """`403 Forbidden: Your API key does not grant that tier — anonymous callers are not
-    allowed tier 'vip'`: the status, the problem's title, then its detail when it adds one."""
+    allowed tier 'vip'`: the status, the problem's title, then its detail when it adds one.
+    An answer that is not a problem shows the start of its body instead."""
     head = f"{status} {_phrase(status)}"
-    if not isinstance(data, dict) or not ("title" in data or "detail" in data):
+    words = _problem_words(data) if isinstance(data, dict) else []
+    if not words:
         return f"{head}: {' '.join(text[:200].split()) or 'no details'}"
-    title = str(data.get("title") or "").strip()
-    detail = str(data.get("detail") or "").strip()
-    if not detail or detail == title:
-        return f"{head}: {title or detail}"
-    if not title:
-        return f"{head}: {detail}"
-    return f"{head}: {title.rstrip('.')} — {detail}"
+    if len(words) == 1:
+        return f"{head}: {words[0]}"
+    return f"{head}: {words[0].rstrip('.')} — {words[1]}"
+
+
+def _problem_words(problem: dict[str, Any]) -> list[str]:
+    """The title and the detail that are there, the detail only when it differs."""
+    title = str(problem.get("title") or "").strip()
+    detail = str(problem.get("detail") or "").strip()
+    return [part for part in dict.fromkeys((title, detail)) if part]
 
 
 def _phrase(status: int) -> str:

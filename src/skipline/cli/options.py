@@ -98,11 +98,15 @@ run_options: Decorator = combine(
            help="'text' for people; 'json' for a log pipeline: one object per line with ts, "
                 "level, event, message and, where they apply, order_id, tier, attempt, "
                 "wait_ms, run_ms, error."),
-    option("--access-log", is_flag=True, default=False,
-           help="One line per HTTP request (method, path without query, status, time), "
-                "whatever --log-level says. Never logs credentials."),
     option("--check", is_flag=True, default=False,
            help="Validate the configuration, print the effective settings as JSON and exit."),
+)
+
+
+access_log_option: Decorator = option(
+    "--access-log", is_flag=True, default=False,
+    help="One line per HTTP request (method, path without query, status, time), whatever "
+         "--log-level says. Never logs credentials.",
 )
 
 

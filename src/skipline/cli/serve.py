@@ -11,6 +11,7 @@ import click
 
 from skipline.cli.options import (
     DEFAULTS,
+    access_log_option,
     api_options,
     build_settings,
     examples,
@@ -57,6 +58,7 @@ class RunFlags:
 @worker_options
 @store_options
 @run_options
+@access_log_option
 def serve(
     no_workers: bool, no_anonymous: bool, config: Path | None, log_level: str,
     log_format: LogFormat, access_log: bool, check: bool, **values: Any,
@@ -80,8 +82,8 @@ def serve(
 @store_options
 @run_options
 def worker(
-    concurrency: int, config: Path | None, log_level: str, log_format: LogFormat,
-    access_log: bool, check: bool, **values: Any,
+    concurrency: int, config: Path | None, log_level: str, log_format: LogFormat, check: bool,
+    **values: Any,
 ) -> None:
     """Process orders without serving HTTP.
 
@@ -90,7 +92,7 @@ def worker(
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     settings = build_settings(config, workers=concurrency, **values)
-    _start(settings, RunFlags(log_level, log_format, access_log, check), api=False, workers=True)
+    _start(settings, RunFlags(log_level, log_format, False, check), api=False, workers=True)
 
 
 def _start(settings: Settings, flags: RunFlags, *, api: bool, workers: bool) -> None:

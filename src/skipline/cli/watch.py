@@ -53,10 +53,16 @@ async def _poll(
 
 
 def change_line(order: Order) -> str:
-    """`07:10:01  running  (attempt 1)`: local time, the status, the attempt when running."""
+    """`07:10:01  running  (attempt 1)`: local time, the status, and the attempt while it runs
+    or, back in the queue after a failed attempt, that attempt and its error."""
     status = order.get("status", "?")
-    attempt = f"  (attempt {order.get('attempts')})" if status == "running" else ""
-    return f"{time.strftime('%H:%M:%S')}  {status}{attempt}"
+    attempts = order.get("attempts") or 0
+    note = ""
+    if status == "running":
+        note = f"  (attempt {attempts})"
+    elif status == "queued" and attempts:
+        note = f"  (to retry after attempt {attempts}: {order.get('error') or 'no error kept'})"
+    return f"{time.strftime('%H:%M:%S')}  {status}{note}"
 
 
 def outcome_failure(order: Order) -> Failure | None:
