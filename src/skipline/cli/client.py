@@ -37,8 +37,9 @@ SUBMIT_EXAMPLES = examples(
 @option("--idempotency-key", default=None, help="Retrying with the same key returns the "
         "first order instead of creating another.")
 @click.option("--wait", is_flag=True, default=False,
-              help="Then follow the order until it is final (polls GET /orders/ID every "
-                   "--interval); exit 1 if it failed or was cancelled.")
+              help="Then follow the order until it is final: polls GET /orders/ID every "
+                   "--interval (the server has no long-poll yet); exit 1 if it failed or was "
+                   "cancelled.")
 @INTERVAL_OPTION
 @option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
         metavar="SECONDS", help="With --wait: give up (exit 1) after this long.")
