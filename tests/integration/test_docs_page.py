@@ -4,9 +4,12 @@ the prefix named in the examples and in the OpenAPI `servers` entry."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import os
 import re
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from skipline.api.examples import EXAMPLES
+from skipline.api import SERVICE
+from skipline.api.examples import EXAMPLES, ORDER_ID
 from skipline.config import Settings
 from skipline.runtime import skipline_app
 from skipline.testing import free_port
@@ -87,3 +91,40 @@ async def test_at_the_root_there_is_no_servers_entry(tmp_path: Path) -> None:
         await runner.cleanup()
     assert "servers" not in json.loads(text)
     assert f"curl -s http://127.0.0.1:{port}/stats" in html.unescape(page)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
+async def test_the_curl_examples_work_as_written(tmp_path: Path) -> None:
+    """Each example runs through bash and curl against a real server (the example order id
+    swapped for a real one) and answers with the status and the fields its example shows."""
+    settings = Settings(db=f"sqlite:///{tmp_path / 'docs.db'}", workers=0)
+    app = skipline_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        service = app[SERVICE]
+        key = await service.add_key("docs", "vip", admin=True)
+        order = await service.submit_order(payload={"item": "book"}, tier="vip")
+        for (method, _path), example in EXAMPLES.items():
+            command = example.curl(f"http://127.0.0.1:{port}").replace(ORDER_ID, order.id)
+            status, body = await run_curl(command, key)
+            assert status == example.status, (command, body)
+            if isinstance(example.answer, dict):
+                assert set(json.loads(body)) == set(example.answer), command
+            if method == "post":  # the Idempotency-Key made it a retry the second time
+                assert (await run_curl(command, key))[0] == 200
+    finally:
+        await runner.cleanup()
+
+
+async def run_curl(command: str, key: str) -> tuple[int, str]:
+    """Run a curl command line in bash, with -w appended to learn the status."""
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", command.replace("curl -si", "curl -s") + " -w '\\n%{http_code}'",
+        env={**os.environ, "KEY": key}, stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    body, _, status = out.decode().rpartition("\n")
+    return int(status), body

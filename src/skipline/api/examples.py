@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ORDER_ID = "01a222cb222d-e59e83373050c902e7d086a5e901f994"
-KEY_HEADER = '-H "Authorization: Bearer $KEY" '
+KEY_HEADER = ' -H "Authorization: Bearer $KEY"'
 
 
 def _order(status: str, **changes: Any) -> dict[str, Any]:
@@ -33,7 +33,7 @@ class Example:
     """A curl command line; `{base}` is replaced by the server's URL."""
     status: int
     answer: Any
-    """The decoded JSON answer, or the text of a non-JSON one."""
+    """The decoded JSON answer, or text: of a non-JSON answer, or of one too long to show."""
 
     def curl(self, base: str) -> str:
         """The command for `base`, one option a line when it is long."""
@@ -45,20 +45,20 @@ class Example:
 
 EXAMPLES: dict[tuple[str, str], Example] = {
     ("post", "/orders"): Example(
-        "curl -si -X POST {base}/orders " + KEY_HEADER + "-H 'Content-Type: application/json' "
+        "curl -si -X POST {base}/orders" + KEY_HEADER + " -H 'Content-Type: application/json' "
         "-H 'Idempotency-Key: 9d7c1f0e-1b1e-4c83-9b59-1f4a4b7f3c11' "
         "-d '{\"payload\": {\"item\": \"book\"}, \"duration\": 1.5, \"user_type\": \"vip\"}'",
         202, _order("queued"),
     ),
     ("get", "/orders"): Example(
-        "curl -s " + KEY_HEADER + "'{base}/orders?status=succeeded&limit=1'",
+        "curl -s '{base}/orders?status=succeeded&limit=1'" + KEY_HEADER,
         200, {"orders": [FINISHED], "next_cursor": "1041"},
     ),
     ("get", "/orders/{id}"): Example(
-        f"curl -s {KEY_HEADER}{{base}}/orders/{ORDER_ID}", 200, FINISHED,
+        f"curl -s {{base}}/orders/{ORDER_ID}{KEY_HEADER}", 200, FINISHED,
     ),
     ("delete", "/orders/{id}"): Example(
-        f"curl -s -X DELETE {KEY_HEADER}{{base}}/orders/{ORDER_ID}", 200,
+        f"curl -s -X DELETE {{base}}/orders/{ORDER_ID}{KEY_HEADER}", 200,
         _order("cancelled", finished_at="2026-12-02T07:05:41.500000Z"),
     ),
     ("get", "/stats"): Example(
@@ -78,7 +78,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
         "skipline_orders_accepted_total{tier=\"vip\"} 41.0\n…",
     ),
     ("get", "/openapi.json"): Example(
-        "curl -s {base}/openapi.json", 200, {"openapi": "3.1.0", "info": {"title": "skipline"}},
+        "curl -s {base}/openapi.json", 200,
+        '{"openapi": "3.1.0", "info": {"title": "skipline", …}, "paths": {…}, '
+        '"components": {…}}',
     ),
     ("get", "/docs"): Example("curl -s {base}/docs", 200, "<!doctype html>…"),
     ("get", "/"): Example("curl -s {base}/", 200, "<!doctype html>…"),
