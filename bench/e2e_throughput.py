@@ -95,7 +95,7 @@ async def skipline_run(
 async def in_process_workers(store: Any, slots: int, orders: int) -> AsyncIterator[asyncio.Event]:
     """A WorkerPool in this process whose no-op handler sets the event after `orders` runs."""
     from skipline.config import Settings
-    from skipline.worker import WorkerPool
+    from skipline.runtime import Workers
 
     handled = 0
     all_handled = asyncio.Event()
@@ -106,12 +106,12 @@ async def in_process_workers(store: Any, slots: int, orders: int) -> AsyncIterat
         if handled >= orders:
             all_handled.set()
 
-    pool = WorkerPool(store, Settings(workers=slots), noop)
-    await pool.start()
+    workers = Workers(store, Settings(workers=slots), noop)
+    await workers.start()
     try:
         yield all_handled
     finally:
-        await pool.stop()
+        await workers.stop()
 
 
 @asynccontextmanager

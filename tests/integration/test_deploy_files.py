@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from skipline.runtime import API_SHUTDOWN_TIMEOUT
-from skipline.worker import RELEASE_SECONDS
+from skipline.worker.recorder import RELEASE_SECONDS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ["skipline.service", "skipline-worker@.service"]
