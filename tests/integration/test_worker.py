@@ -23,7 +23,7 @@ from skipline.metrics import Metrics
 from skipline.runtime import Workers
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
-from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
+from tests.store_kinds import ALL_STORE_KINDS, opened_store
 
 LONG = 30.0
 """A handler sleep no test waits for: only a cancel ends it."""

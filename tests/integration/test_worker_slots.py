@@ -19,7 +19,7 @@ from skipline.domain.models import JSON, NewOrder, Order, Status
 from skipline.runtime import Workers
 from skipline.store.base import Store
 from skipline.store.sqlite import SqliteStore
-from tests.integration.store_kinds import opened_store
+from tests.store_kinds import MEMORY, SQLITE, kind_params, opened_store
 
 
 class SlowToRecord:
@@ -37,7 +37,7 @@ class SlowToRecord:
         return getattr(self.store, name)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=kind_params([MEMORY, SQLITE]))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     async for opened in opened_store(request):
         yield opened

@@ -19,7 +19,7 @@ from skipline.domain.models import JSON, NewOrder, Order, Status
 from skipline.runtime import Workers
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
-from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
+from tests.store_kinds import ALL_STORE_KINDS, opened_store
 
 
 @pytest.fixture(params=ALL_STORE_KINDS)
