@@ -15,12 +15,12 @@ from skipline.config import Settings
 from skipline.domain.models import DEFAULT_TIERS, JSON, NewOrder, Order, Status
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
-from tests.integration.store_kinds import opened_store
+from tests.store_kinds import MEMORY, SQLITE, kind_params, opened_store
 
 LONG = 30.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=kind_params((MEMORY, SQLITE)))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     async for opened in opened_store(request):
         yield opened
