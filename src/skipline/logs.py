@@ -110,10 +110,10 @@ def configure_logging(level: str, log_format: LogFormat = "text", access_log: bo
 def order_fields(event: str, order: Order, **values: Any) -> dict[str, Any]:
     """The `extra=` of a line about one order: its id, tier and attempt, its wait from
     acceptance to its (latest) start when it has started, the customer and kind when the
-    order has them, and `values`."""
+    order has them (an empty one is unknown, not written), and `values`."""
     wait_ms = None
     if order.started_at is not None:
         wait_ms = round(1000 * (order.started_at - order.created_at), 1)
-    known = {"customer": getattr(order, "customer", None), "kind": getattr(order, "kind", None)}
+    known = {name: getattr(order, name, None) or None for name in ("customer", "kind")}
     return fields(event, order_id=order.id, tier=order.tier, attempt=order.attempts,
                   wait_ms=wait_ms, **known, **values)
