@@ -395,3 +395,21 @@ def test_shell_completion_is_documented_and_works() -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert "plain,serve" in words.stdout
+
+
+def test_the_log_format_comes_from_the_environment_too(tmp_path: Path) -> None:
+    """SKIPLINE_LOG_FORMAT=json: even a start that fails (a taken port) logs JSON lines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "skipline", "serve", "--port", str(port), "--db", "memory://"],
+            cwd=tmp_path, env={**env, "SKIPLINE_LOG_FORMAT": "json"}, capture_output=True,
+            text=True, timeout=30,
+        )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines[-1]["level"] == "error"
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[-1]["message"]
