@@ -21,8 +21,8 @@ from skipline.domain.errors import (
     ShuttingDown,
     TierNotAllowed,
 )
+from skipline.domain.ids import is_order_id
 from skipline.domain.models import (
-    ANONYMOUS,
     JSON,
     ApiKey,
     Caller,
@@ -33,6 +33,7 @@ from skipline.domain.models import (
     StoreStats,
 )
 from skipline.domain.ratelimit import RateLimiter
+from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
 QUEUED_COUNTS_TTL = 0.25
@@ -73,14 +74,17 @@ class OrderService:
         """Per tier: submissions admitted under a cap whose commit has not returned yet."""
         self._uncapped = uncapped_tiers(settings)
         self._rate_limiter = RateLimiter()
+        self.anonymous = Caller(name="", tier=settings.anonymous_tier)
+        """Who a request without a key is (its tier is the configured anonymous tier)."""
+        self._stats = StatsCache(store.stats, settings.stats_ttl)
 
     # --- identity ---------------------------------------------------------------------------
     async def authenticate(self, secret: str | None) -> Caller:
-        """The caller behind a bearer key, or ANONYMOUS when no key is given."""
+        """The caller behind a bearer key, or the anonymous caller when no key is given."""
         if secret is None:
             if not self.settings.allow_anonymous:
                 raise NotAuthenticated()
-            return ANONYMOUS
+            return self.anonymous
         digest = hash_secret(secret)
         key = await self.store.find_key(digest)
         if key is None or key.revoked or not same_hash(key.key_hash, digest):
@@ -163,7 +167,7 @@ class OrderService:
 
     async def _retry_after(self) -> float:
         """Seconds until a slot is likely free, from the last minute's drain rate (1..60)."""
-        stats = await self.store.stats()
+        stats = await self.stats()
         per_second = stats.finished_last_minute / 60.0
         return 60.0 if per_second <= 0 else min(60.0, max(1.0, 1.0 / per_second))
 
@@ -187,7 +191,10 @@ class OrderService:
             max_wait=tier.max_wait,
         )
         if not capped:
-            return await self.store.submit(new)
+            order, created = await self.store.submit(new)
+            if created:
+                self._stats.invalidate()
+            return order, created
         # Admitted but not yet committed: counted against the cap (check_admission adds these
         # to the snapshot), so concurrent submissions cannot all pass the same check. No await
         # since the check, so none slipped in between.
@@ -198,31 +205,42 @@ class OrderService:
             self._in_flight[tier_name] -= 1
         if created:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
+            self._stats.invalidate()
         return order, created
 
     async def get(self, caller: Caller, order_id: str) -> Order:
-        order = await self.store.get(order_id)
+        order = await self.store.get(order_id) if is_order_id(order_id) else None
         if order is None or not self._may_see(caller, order):
-            raise OrderNotFound(f"no order {order_id!r}")
+            raise OrderNotFound(f"no order {order_id[:80]!r}")
         return order
 
     async def cancel(self, caller: Caller, order_id: str) -> Order:
         await self.get(caller, order_id)
-        return await self.store.cancel(order_id)
+        cancelled = await self.store.cancel(order_id)
+        self._stats.invalidate()
+        return cancelled
 
     async def list_orders(
         self, caller: Caller, status: Status | None = None, tier: str | None = None,
         limit: int = 50, before_seq: int | None = None,
     ) -> list[Order]:
         """The caller's own orders (every order for an admin), newest first."""
-        if caller.anonymous and not caller.admin:
-            raise NotAuthenticated("listing orders needs an API key")
+        self.check_may_list(caller)
         owner = None if caller.admin else caller.name
         query = OrderQuery(owner, status, tier, limit, before_seq)
         return await self.store.list_orders(query)
 
+    @staticmethod
+    def check_may_list(caller: Caller) -> None:
+        """Listing needs a key: NotAuthenticated for an anonymous caller (checked before the
+        query is, so a caller without a key learns nothing from a 422)."""
+        if caller.anonymous and not caller.admin:
+            raise NotAuthenticated("listing orders needs an API key")
+
     async def stats(self) -> StoreStats:
-        return await self.store.stats()
+        """The store's statistics, at most `settings.stats_ttl` seconds old (fresh after a
+        submission or a cancellation through this service)."""
+        return await self._stats.get()
 
     @staticmethod
     def _may_see(caller: Caller, order: Order) -> bool:

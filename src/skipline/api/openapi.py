@@ -17,7 +17,7 @@ from skipline.api.schemas import SCHEMA_TYPES
 from skipline.domain.models import Status, Tier
 
 REF = "#/components/schemas/"
-PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'"
+PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from rich.table import Table
 
 from skipline.cli.errors import Failure, SkiplineGroup
 from skipline.cli.options import build_settings, option, store_options
+
+# Key management serves no requests, so it needs no anonymous tier (allow_anonymous=False).
 from skipline.config import Settings
 from skipline.domain.models import ApiKey
 from skipline.runtime import open_ready_store
@@ -49,7 +51,7 @@ def add_key(
     tiers: str | None,
 ) -> None:
     """Create a key and print it, once: only its hash is stored."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     if tier not in settings.tiers:
         known = ", ".join(sorted(settings.tiers))
         message = f"{tier!r} is not a configured tier ({known})"
@@ -68,7 +70,7 @@ def add_key(
 @store_options
 def list_keys(db: str, durability: str, config: Path | None, tiers: str | None) -> None:
     """Show every key: name, tier, admin, created, revoked (never the secret or its hash)."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     found = asyncio.run(_with_store(settings, lambda store: store.list_keys()))
     Console(soft_wrap=True).print(_key_table(found))
 
@@ -97,7 +99,7 @@ def revoke_key(
     name: str, db: str, durability: str, config: Path | None, tiers: str | None
 ) -> None:
     """Revoke a key at once: requests using it get 401 from then on."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     if not asyncio.run(_with_store(settings, lambda store: store.revoke_key(name))):
         raise Failure(f"no API key named {name!r}")
     click.echo(f"Revoked API key {name!r}.", err=True)
