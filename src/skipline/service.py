@@ -12,6 +12,7 @@ from skipline.auth import hash_secret, new_secret, same_hash
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.domain.errors import (
+    IdempotencyKeyReused,
     InvalidApiKey,
     InvalidOrder,
     NotAuthenticated,
@@ -21,6 +22,7 @@ from skipline.domain.errors import (
     ShuttingDown,
     TierNotAllowed,
 )
+from skipline.domain.fingerprint import request_fingerprint
 from skipline.domain.ids import is_order_id
 from skipline.domain.models import (
     JSON,
@@ -189,12 +191,14 @@ class OrderService:
             owner=caller.name,
             idempotency_key=submission.idempotency_key,
             max_wait=tier.max_wait,
+            fingerprint=None if submission.idempotency_key is None else request_fingerprint(
+                tier.name, submission.payload, submission.duration),
         )
         if not capped:
             order, created = await self.store.submit(new)
             if created:
                 self._stats.invalidate()
-            return order, created
+            return check_replay(new, order, created)
         # Admitted but not yet committed: counted against the cap (check_admission adds these
         # to the snapshot), so concurrent submissions cannot all pass the same check. No await
         # since the check, so none slipped in between.
@@ -206,7 +210,7 @@ class OrderService:
         if created:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
             self._stats.invalidate()
-        return order, created
+        return check_replay(new, order, created)
 
     async def get(self, caller: Caller, order_id: str) -> Order:
         order = await self.store.get(order_id) if is_order_id(order_id) else None
@@ -246,6 +250,20 @@ class OrderService:
     def _may_see(caller: Caller, order: Order) -> bool:
         """Admins see all; a key its own; an anonymous order whoever holds its id."""
         return caller.admin or order.owner == "" or order.owner == caller.name
+
+
+def check_replay(new: NewOrder, order: Order, created: bool) -> tuple[Order, bool]:
+    """(order, created) as the store answered, unless the store returned an earlier order
+    whose request was a different one: then the key is being reused (an order stored
+    before fingerprints were kept, without one, is believed)."""
+    if not created and order.fingerprint not in (None, new.fingerprint):
+        # Not a word about the first order: anonymous callers share keys, and its id would
+        # let whoever guessed the key read it.
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {new.idempotency_key!r} was already used for a different "
+            "request; use a new key for a new order"
+        )
+    return order, created
 
 
 def uncapped_tiers(settings: Settings) -> frozenset[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -254,6 +255,22 @@ def test_a_malformed_authorization_line_is_neither_logged_nor_echoed(target: Tar
     assert reply.status == 400
     assert key not in reply.problem["detail"] and key[3:12] not in reply.body.decode()
     assert key[3:12] not in target.log()
+
+
+# --- 9. an idempotency key reused for another request ------------------------------------------
+@pytest.mark.parametrize("tier", ["anonymous", "vip"])
+def test_an_idempotency_key_reused_with_another_body_is_422(target: Target, tier: str) -> None:
+    lines = [f"Idempotency-Key: reuse-{uuid.uuid4()}"]
+    if tier != "anonymous":
+        lines.append(bearer(target, tier))
+    first = exchange(target, json_post(b'{"payload": {"n": 1, "m": 2}}', *lines))
+    again = exchange(target, json_post(b'{"payload": {"m": 2, "n": 1}}', *lines))
+    other = exchange(target, json_post(b'{"payload": {"n": 2, "m": 2}}', *lines))
+    assert first.status == 202 and again.status == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status == 422
+    assert other.problem["type"].endswith("idempotency-key-reused")
+    assert first.json()["id"] not in other.body.decode()  # a guesser learns no order id
 
 
 # --- 10. rules the OpenAPI document states -----------------------------------------------------

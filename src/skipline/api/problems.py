@@ -22,6 +22,7 @@ from skipline.api.errors import (
 )
 from skipline.api.schemas import Problem
 from skipline.domain.errors import (
+    IdempotencyKeyReused,
     InvalidApiKey,
     InvalidOrder,
     NotAuthenticated,
@@ -68,6 +69,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     UnsupportedExpectation: ProblemType(417, "unsupported-expectation"),
     InvalidOrder: ProblemType(422, "invalid-order"),
     InvalidRequest: ProblemType(422, "invalid-request"),
+    IdempotencyKeyReused: ProblemType(422, "idempotency-key-reused"),
     RateLimited: ProblemType(429, "rate-limited"),
     QueueFull: ProblemType(503, "queue-full"),
     OutcomeUnknown: ProblemType(503, "outcome-unknown"),

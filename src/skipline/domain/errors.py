@@ -84,3 +84,7 @@ class HandlerNotFound(SkiplineError):
 
 class InvalidOrder(SkiplineError):
     """The order is not valid."""
+
+
+class IdempotencyKeyReused(SkiplineError):
+    """This Idempotency-Key was already used for a different request."""

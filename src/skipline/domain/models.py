@@ -66,6 +66,9 @@ class NewOrder(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
+    fingerprint: str | None = None
+    """Of the request that submitted it under an idempotency key (domain/fingerprint.py):
+    a replay with another fingerprint is another request reusing the key."""
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -94,6 +97,9 @@ class Order(msgspec.Struct, frozen=True):
     result: JSON = None
     error: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
+    """The submitting request's fingerprint when it had an idempotency key (else None, as
+    for orders stored before fingerprints were kept)."""
 
 
 class Lease(msgspec.Struct, frozen=True):

@@ -63,7 +63,7 @@ class MemoryStore:
             status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
             duration=new.duration, owner=new.owner, created_at=now,
             overdue_at=None if new.max_wait is None else now + new.max_wait,
-            available_at=now, idempotency_key=new.idempotency_key,
+            available_at=now, idempotency_key=new.idempotency_key, fingerprint=new.fingerprint,
         )
         self._orders[order.id] = order
         if new.idempotency_key is not None:

@@ -249,7 +249,7 @@ class PostgresStore:
                 [n.priority for n in orders], [payload for _, payload in batch],
                 [n.duration for n in orders], [n.owner for n in orders],
                 [n.idempotency_key for n in orders], [n.max_wait for n in orders],
-                seconds=min(ANSWER_SECONDS, self._timeout),
+                [n.fingerprint for n in orders], seconds=min(ANSWER_SECONDS, self._timeout),
             )
         except CommitInDoubt as doubt:
             # A write that hangs (a silent network) is in doubt after ANSWER_SECONDS, not

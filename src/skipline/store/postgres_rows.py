@@ -61,7 +61,7 @@ def submitted_order(new: NewOrder, row: Any) -> Order:
         status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
         duration=new.duration, owner=new.owner, created_at=created_at,
         overdue_at=row["overdue_at"], available_at=created_at,
-        idempotency_key=new.idempotency_key,
+        idempotency_key=new.idempotency_key, fingerprint=new.fingerprint,
     )
 
 
@@ -80,7 +80,7 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
-        idempotency_key=row["idempotency_key"],
+        idempotency_key=row["idempotency_key"], fingerprint=row["fingerprint"],
     )
 
 

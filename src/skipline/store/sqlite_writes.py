@@ -57,7 +57,7 @@ def submit(
     cursor = connection.execute(queries["insert_order"], {
         "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
         "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
-        "idempotency_key": new.idempotency_key,
+        "idempotency_key": new.idempotency_key, "fingerprint": new.fingerprint,
     })
     assert cursor.lastrowid is not None
     connection.execute(queries["count_orders"], {
@@ -68,7 +68,7 @@ def submit(
         id=new.id, seq=cursor.lastrowid, tier=new.tier, priority=new.priority,
         status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
         duration=new.duration, owner=new.owner, created_at=now, overdue_at=overdue_at,
-        available_at=now, idempotency_key=new.idempotency_key,
+        available_at=now, idempotency_key=new.idempotency_key, fingerprint=new.fingerprint,
     )
     return order, True
 
