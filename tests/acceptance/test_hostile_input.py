@@ -280,6 +280,15 @@ def test_listing_without_a_key_is_401_before_the_query_is_judged(target: Target)
     assert reply.problem
 
 
+@pytest.mark.parametrize(("cursor", "status"), [("c2VxOjE", 422), ("0", 422), ("12", 200),
+                                              ("999999999999999999", 200)])
+def test_a_cursor_is_what_the_document_says(target: Target, cursor: str, status: int) -> None:
+    reply = exchange(target, head("GET", f"/orders?cursor={cursor}", bearer(target)))
+    assert reply.status == status
+    if status == 422:
+        assert "cursor" in reply.problem["detail"]
+
+
 @pytest.mark.parametrize("raw", [
     json_post(b'{"payload": {"a": "\\u0000"}}'),
     json_post(b'{"payload": {}}', b"Idempotency-Key: caf\xc3\xa9"),
