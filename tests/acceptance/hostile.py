@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.processes import Server, clean_environment, free_port
+from skipline.testing import free_port
+from tests.acceptance.processes import Server, clean_environment
 
 READ_SECONDS = 5.0
 """A refusal must arrive within this."""

@@ -9,11 +9,10 @@ import pytest
 from skipline.config import Settings
 from skipline.domain.errors import IdempotencyKeyReused
 from skipline.domain.models import ANONYMOUS, Caller, OrderQuery
-from skipline.service import OrderService, Submission
+from skipline.service import OrderService, OrderSpec
 from skipline.store.base import Store
 from skipline.testing import make_new_order
-
-from .helpers import LEASE, fetch
+from tests.contract.helpers import LEASE, fetch
 
 ALICE = Caller(name="alice", tier="vip")
 
@@ -41,9 +40,9 @@ async def test_an_order_without_a_key_has_no_fingerprint(store: Store) -> None:
 
 async def test_a_retry_of_the_same_request_is_the_first_order(store: Store) -> None:
     service = OrderService(store, Settings())
-    first, created = await service.submit(ALICE, Submission(
+    first, created = await service.submit(ALICE, OrderSpec(
         payload={"a": 1, "b": [1, 2]}, duration=0.5, idempotency_key="k"))
-    again, created_again = await service.submit(ALICE, Submission(
+    again, created_again = await service.submit(ALICE, OrderSpec(
         payload={"b": [1, 2], "a": 1}, duration=0.5, tier="vip", idempotency_key="k"))
 
     assert (created, created_again) == (True, False)
@@ -51,15 +50,15 @@ async def test_a_retry_of_the_same_request_is_the_first_order(store: Store) -> N
 
 
 @pytest.mark.parametrize("changed", [
-    Submission(payload={"a": 2}, duration=0.5, idempotency_key="k"),
-    Submission(payload={"a": 1}, duration=0.6, idempotency_key="k"),
-    Submission(payload={"a": 1}, duration=0.5, tier="regular", idempotency_key="k"),
+    OrderSpec(payload={"a": 2}, duration=0.5, idempotency_key="k"),
+    OrderSpec(payload={"a": 1}, duration=0.6, idempotency_key="k"),
+    OrderSpec(payload={"a": 1}, duration=0.5, tier="regular", idempotency_key="k"),
 ])
 async def test_the_same_key_with_another_request_is_refused(
-    store: Store, changed: Submission,
+    store: Store, changed: OrderSpec,
 ) -> None:
     service = OrderService(store, Settings())
-    first, _ = await service.submit(ALICE, Submission(
+    first, _ = await service.submit(ALICE, OrderSpec(
         payload={"a": 1}, duration=0.5, idempotency_key="k"))
 
     with pytest.raises(IdempotencyKeyReused) as refused:
@@ -70,10 +69,10 @@ async def test_the_same_key_with_another_request_is_refused(
 
 async def test_anonymous_callers_share_keys_but_not_requests(store: Store) -> None:
     service = OrderService(store, Settings())
-    mine, _ = await service.submit(ANONYMOUS, Submission(payload={"secret": 1},
+    mine, _ = await service.submit(ANONYMOUS, OrderSpec(payload={"secret": 1},
                                                          idempotency_key="guessable"))
     with pytest.raises(IdempotencyKeyReused):
-        await service.submit(ANONYMOUS, Submission(payload={}, idempotency_key="guessable"))
+        await service.submit(ANONYMOUS, OrderSpec(payload={}, idempotency_key="guessable"))
     same, created = await service.submit(
-        ANONYMOUS, Submission(payload={"secret": 1}, idempotency_key="guessable"))
+        ANONYMOUS, OrderSpec(payload={"secret": 1}, idempotency_key="guessable"))
     assert (same.id, created) == (mine.id, False)

@@ -1,8 +1,9 @@
 """What must be true of a store, tracked independently of it.
 
 The model keeps its own record of every order and computes what a claim must return from the
-rule as DESIGN.md states it, in its own words (two queues: overdue oldest-first, then the rest
-by priority and acceptance), never by calling `domain.scheduling` on the store's data.
+rule as invariants 2 and 3 (docs/architecture.md) state it, in their own words (two queues:
+overdue oldest-first, then the rest by priority and acceptance), never by calling
+`domain.scheduling` on the store's data.
 Likewise it says which finished orders retention may delete (`prunable`, `prune_problems`).
 """
 

@@ -19,7 +19,7 @@ from skipline.domain.ids import MAX_ORDER_ID
 from skipline.domain.models import Status, Tier
 
 REF = "#/components/schemas/"
-PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ ID_PARAMETER = {
     "description": "An order id: lowercase hex digits and dashes.",
     "schema": {"type": "string", "pattern": f"^[0-9a-f-]{{1,{MAX_ORDER_ID}}}$"},
 }
-IDEMPOTENCY_KEY = {
+IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "Retrying with the same key and the same body returns the first order "
                    "(200); the same key with another body is 422 (idempotency-key-reused). "
@@ -131,7 +131,7 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
         "post": {
             "summary": "Accept an order (acknowledged once durably stored)",
             "security": SECURED,
-            "parameters": [IDEMPOTENCY_KEY],
+            "parameters": [IDEMPOTENCY_KEY_PARAMETER],
             "requestBody": {"required": True, "content": _body("OrderRequest")},
             "responses": {
                 "202": _ok("Accepted.", "OrderOut", LOCATION),
@@ -278,7 +278,7 @@ def add_docs_routes(app: web.Application, tiers: Mapping[str, Tier]) -> None:
 
     async def docs(request: web.Request) -> web.Response:
         return web.Response(text=page, content_type="text/html",
-                            headers={"Content-Security-Policy": PAGE_SECURITY})
+                            headers={"Content-Security-Policy": DOCS_PAGE_SECURITY})
 
     app.router.add_get("/openapi.json", openapi_json, name="openapi")
     app.router.add_get("/docs", docs, name="docs")

@@ -24,6 +24,7 @@ from skipline.api.schemas import Problem
 from skipline.domain.errors import (
     IdempotencyKeyReused,
     InvalidApiKey,
+    InvalidKeyName,
     InvalidOrder,
     NotAuthenticated,
     OrderNotCancellable,
@@ -68,6 +69,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     UnsupportedContentEncoding: ProblemType(415, "unsupported-content-encoding"),
     UnsupportedExpectation: ProblemType(417, "unsupported-expectation"),
     InvalidOrder: ProblemType(422, "invalid-order"),
+    InvalidKeyName: ProblemType(422, "invalid-key-name"),
     InvalidRequest: ProblemType(422, "invalid-request"),
     IdempotencyKeyReused: ProblemType(422, "idempotency-key-reused"),
     RateLimited: ProblemType(429, "rate-limited"),

@@ -86,5 +86,9 @@ class InvalidOrder(SkiplineError):
     """The order is not valid."""
 
 
+class InvalidKeyName(SkiplineError):
+    """The API key name is not valid."""
+
+
 class IdempotencyKeyReused(SkiplineError):
     """This Idempotency-Key was already used for a different request."""
