@@ -204,6 +204,8 @@ class _Parts:
             shutdown_timeout=API_SHUTDOWN_TIMEOUT,
             access_log=access_logger() if access_log else None,
             access_log_class=AccessLogger,
+            keepalive_timeout=settings.keepalive_timeout,
+            head_timeout=settings.head_timeout,
         )
         await self.runner.setup()
         try:

@@ -15,6 +15,8 @@ from rich.table import Table
 
 from skipline.cli.errors import Failure, SkiplineGroup
 from skipline.cli.options import build_settings, examples, option, store_options
+
+# Key management serves no requests, so it needs no anonymous tier (allow_anonymous=False).
 from skipline.config import Settings
 from skipline.database import check_exists, describe
 from skipline.domain.models import ApiKey
@@ -63,7 +65,7 @@ def add_key(
     """Create a key and print it, once: only its hash is stored.
 
     The key alone goes to stdout, so KEY=$(skipline keys add NAME --tier vip) keeps it."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     if tier not in settings.tiers:
         known = ", ".join(sorted(settings.tiers))
         message = f"{tier!r} is not a configured tier ({known})"
@@ -89,7 +91,7 @@ def list_keys(
     db: str, durability: str, config: Path | None, tiers: str | None, as_json: bool
 ) -> None:
     """Show every key: name, tier, admin, created, revoked (never the secret or its hash)."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     check_exists(settings.db)
     found = asyncio.run(_with_store(settings, lambda store: store.list_keys()))
     if as_json:
@@ -135,7 +137,7 @@ def revoke_key(
     """Revoke a key at once: requests using it get 401 from then on.
 
     Revoking a key that is already revoked changes nothing and says so (exit 0)."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     check_exists(settings.db)
     outcome = asyncio.run(_with_store(settings, lambda store: _revoke(store, name)))
     if outcome == "missing":

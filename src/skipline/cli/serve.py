@@ -41,6 +41,8 @@ WORKER_EXAMPLES = examples(
     "skipline worker --db postgresql://skipline@db/skipline --concurrency 8",
     "skipline worker --handler shop.handlers:ship --log-format json",
 )
+
+
 @dataclass(frozen=True)
 class RunFlags:
     """The flags about this process rather than the queue: logging and --check."""
@@ -91,7 +93,8 @@ def worker(
     `skipline serve` (see its --help)."""
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    settings = build_settings(config, workers=concurrency, **values)
+    # A worker serves no requests, so it needs no anonymous tier.
+    settings = build_settings(config, workers=concurrency, allow_anonymous=False, **values)
     _start(settings, RunFlags(log_level, log_format, False, check), api=False, workers=True)
 
 

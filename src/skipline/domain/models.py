@@ -70,6 +70,9 @@ class NewOrder(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
+    fingerprint: str | None = None
+    """Of the request that submitted it under an idempotency key (domain/fingerprint.py):
+    a replay with another fingerprint is another request reusing the key."""
 
     def overdue_from(self, accepted_at: float) -> float | None:
         """When the order is overdue if a store accepts it at `accepted_at`; None: never."""
@@ -84,7 +87,7 @@ class NewOrder(msgspec.Struct, frozen=True):
         return Order(
             self.id, seq, self.tier, self.priority, Status.QUEUED, 0, 0, self.payload,
             self.duration, self.owner, created_at, overdue_at, created_at,
-            None, None, None, None, self.idempotency_key,
+            None, None, None, None, self.idempotency_key, self.fingerprint,
         )
 
 
@@ -114,6 +117,9 @@ class Order(msgspec.Struct, frozen=True):
     result: JSON = None
     error: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
+    """The submitting request's fingerprint when it had an idempotency key (else None, as
+    for orders stored before fingerprints were kept)."""
 
 
 class Lease(msgspec.Struct, frozen=True):

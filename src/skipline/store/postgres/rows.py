@@ -57,12 +57,13 @@ def submission_columns(
     orders: Sequence[NewOrder], batch: Sequence[tuple[NewOrder, str | None]]
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
-    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits."""
+    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
+    request fingerprints."""
     return (
         [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
         [payload for _, payload in batch], [n.duration for n in orders],
         [n.owner for n in orders], [n.idempotency_key for n in orders],
-        [n.max_wait for n in orders],
+        [n.max_wait for n in orders], [n.fingerprint for n in orders],
     )
 
 
@@ -87,7 +88,7 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
-        idempotency_key=row["idempotency_key"],
+        idempotency_key=row["idempotency_key"], fingerprint=row["fingerprint"],
     )
 
 
