@@ -71,6 +71,19 @@ def test_environment_variables_reach_settings(workdir: Path) -> None:
     assert settings["max_queued"] == 50
 
 
+def test_connection_limits_and_proxies_come_from_flags_and_environment(workdir: Path) -> None:
+    env = {"SKIPLINE_HEAD_TIMEOUT": "4", "SKIPLINE_KEEPALIVE_TIMEOUT": "30",
+           "SKIPLINE_FORWARDED_ALLOW_IPS": "10.0.0.0/8, ::1", "SKIPLINE_ANONYMOUS_TIER": "vip"}
+    settings = checked_settings("serve", "--body-timeout", "12", env=env)
+    assert (settings["head_timeout"], settings["body_timeout"]) == (4.0, 12.0)
+    assert settings["keepalive_timeout"] == 30.0
+    assert settings["forwarded_allow_ips"] == ["10.0.0.0/8", "::1"]
+    assert settings["anonymous_tier"] == "vip"
+    defaults = checked_settings("serve")
+    assert (defaults["head_timeout"], defaults["body_timeout"]) == (10.0, 30.0)
+    assert defaults["keepalive_timeout"] == 75.0 and defaults["forwarded_allow_ips"] == []
+
+
 def test_flags_beat_environment_variables(workdir: Path) -> None:
     settings = checked_settings("serve", "--workers", "2", env={"SKIPLINE_WORKERS": "7"})
     assert settings["workers"] == 2
@@ -113,23 +126,26 @@ def test_a_negative_retention_exits_2(workdir: Path) -> None:
 
 def test_tiers_come_from_skipline_toml_in_the_working_directory(workdir: Path) -> None:
     (workdir / "skipline.toml").write_text(
+        'anonymous_tier = "bronze"\n'
         "[tiers.gold]\npriority = 0\n[tiers.bronze]\npriority = 5\nmax_wait = 60\n"
     )
-    tiers = checked_settings("serve")["tiers"]
-    assert set(tiers) == {"gold", "bronze"}
-    assert tiers["bronze"]["max_wait"] == 60.0
+    settings = checked_settings("serve")
+    assert set(settings["tiers"]) == {"gold", "bronze"}
+    assert settings["tiers"]["bronze"]["max_wait"] == 60.0
+    assert settings["anonymous_tier"] == "bronze"
 
 
 def test_config_flag_and_its_environment_variable(workdir: Path) -> None:
     other = workdir / "elsewhere.toml"
-    other.write_text("[tiers.only]\npriority = 3\n")
+    other.write_text('anonymous_tier = "only"\n[tiers.only]\npriority = 3\n')
     assert set(checked_settings("serve", "--config", str(other))["tiers"]) == {"only"}
     from_env = checked_settings("serve", env={"SKIPLINE_CONFIG": str(other)})
     assert set(from_env["tiers"]) == {"only"}
 
 
 def test_tiers_from_the_environment_override_the_file(workdir: Path) -> None:
-    (workdir / "skipline.toml").write_text("[tiers.from_file]\npriority = 0\n")
+    (workdir / "skipline.toml").write_text(
+        'anonymous_tier = "from_file"\n[tiers.from_file]\npriority = 0\n')
     inline = "gold = {priority = 0}\nregular = {priority = 1, max_wait = 60, max_queued = 5}"
     tiers = checked_settings("serve", env={"SKIPLINE_TIERS": inline})["tiers"]
     assert set(tiers) == {"gold", "regular"}
@@ -249,7 +265,9 @@ def test_keys_tiers_come_from_the_configuration(workdir: Path) -> None:
 
 
 def test_keys_revoke_unknown_name_exits_1(workdir: Path) -> None:
-    result = invoke("keys", "revoke", "nobody", "--db", f"sqlite:///{workdir / 'keys.db'}")
+    db = f"sqlite:///{workdir / 'keys.db'}"
+    assert invoke("keys", "add", "somebody", "--tier", "regular", "--db", db).exit_code == 0
+    result = invoke("keys", "revoke", "nobody", "--db", db)
     assert result.exit_code == 1
     assert "no API key named 'nobody'" in result.stderr
 
@@ -322,3 +340,92 @@ def test_serve_on_a_taken_port_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- first steps: stumbles a newcomer hit -----------------------------------------------------
+def test_a_url_without_a_scheme_says_to_add_http() -> None:
+    for command in (["submit"], ["status", "some-id"], ["stats"], ["bench"]):
+        result = invoke(*command, "--url", "127.0.0.1:8080")
+        assert result.exit_code == 2
+        assert "'127.0.0.1:8080' has no scheme: write it as http://127.0.0.1:8080" in result.stderr
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_refused(workdir: Path) -> None:
+    db = f"sqlite:///{workdir / 'no' / 'such' / 'x.db'}"
+    for command in (["serve", "--port", str(free_port())], ["worker"],
+                    ["keys", "add", "acme", "--tier", "vip"], ["keys", "list"]):
+        result = invoke(*command, "--db", db)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"the directory {workdir / 'no' / 'such'} does not exist" in result.stderr
+    assert not (workdir / "no").exists()
+    checked = invoke("serve", "--db", db, "--check")
+    assert checked.exit_code == 2 and "does not exist" in checked.stderr
+
+
+def test_keys_list_elsewhere_does_not_create_an_empty_database(workdir: Path) -> None:
+    for command in (["keys", "list"], ["keys", "revoke", "acme"]):
+        result = invoke(*command)
+        assert result.exit_code == 2
+        assert f"no database at {workdir / 'skipline.db'}" in result.stderr
+        assert "--db" in result.stderr
+    assert not (workdir / "skipline.db").exists()
+
+
+def test_keys_commands_say_which_database_they_opened(workdir: Path) -> None:
+    added = invoke("keys", "add", "acme", "--tier", "vip", "--db", "sqlite:///./k.db")
+    assert added.exit_code == 0
+    assert f"database: {workdir / 'k.db'}" in added.stderr
+    assert added.stdout.strip().startswith("sk_") and "database" not in added.stdout
+
+
+def all_commands() -> list[list[str]]:
+    found: list[list[str]] = [[]]
+    for name, command in cli.commands.items():
+        found.append([name])
+        for sub in getattr(command, "commands", {}):
+            found.append([name, sub])
+    return found
+
+
+def test_every_help_ends_with_examples() -> None:
+    for path in all_commands():
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0
+        examples = result.stdout.split("Examples:", 1)
+        assert len(examples) == 2, f"skipline {' '.join(path)} --help has no examples"
+        assert "skipline " in examples[1]
+
+
+def test_shell_completion_is_documented_and_works() -> None:
+    assert '_SKIPLINE_COMPLETE=bash_source skipline' in invoke("--help").stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
+    script = subprocess.run(
+        [sys.executable, "-m", "skipline"], env={**env, "_SKIPLINE_COMPLETE": "bash_source"},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert "complete -o nosort -F _skipline_completion" in script.stdout
+    words = subprocess.run(
+        [sys.executable, "-m", "skipline"],
+        env={**env, "_SKIPLINE_COMPLETE": "bash_complete", "COMP_WORDS": "skipline ser",
+             "COMP_CWORD": "1"},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert "plain,serve" in words.stdout
+
+
+def test_the_log_format_comes_from_the_environment_too(tmp_path: Path) -> None:
+    """SKIPLINE_LOG_FORMAT=json: even a start that fails (a taken port) logs JSON lines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "skipline", "serve", "--port", str(port), "--db", "memory://"],
+            cwd=tmp_path, env={**env, "SKIPLINE_LOG_FORMAT": "json"}, capture_output=True,
+            text=True, timeout=30,
+        )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines[-1]["level"] == "error"
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[-1]["message"]

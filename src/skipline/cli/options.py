@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from skipline.config import Settings, load_callbacks, load_tiers, tiers_from_text
-from skipline.runtime import display_url
+from skipline.config import Settings, load_callbacks, load_config_file, tiers_from_text
+from skipline.database import display_url
+from skipline.logs import LOG_FORMATS
 
 Command = Callable[..., Any]
 Decorator = Callable[[Command], Command]
@@ -89,6 +89,20 @@ api_options: Decorator = combine(
            help="Largest accepted request body; bigger ones get 413."),
     option("--no-anonymous", is_flag=True, default=False,
            help="Refuse requests without an API key (401)."),
+    option("--anonymous-tier", default=None, metavar="TIER",
+           help="The tier of requests without a key [default: anonymous_tier in "
+                "skipline.toml, else 'regular']."),
+    option("--head-timeout", type=float, default=DEFAULTS.head_timeout, metavar="SECONDS",
+           help="A request head must arrive whole within this; then 408 and the connection "
+                "is closed."),
+    option("--body-timeout", type=float, default=DEFAULTS.body_timeout, metavar="SECONDS",
+           help="A request body must arrive whole within this once it is read; then 408."),
+    option("--keepalive-timeout", type=float, default=DEFAULTS.keepalive_timeout,
+           metavar="SECONDS", help="An idle keep-alive connection is closed after this."),
+    option("--forwarded-allow-ips", default=None, metavar="IPS", callback=lambda _c, _p, v:
+           None if v is None else tuple(part.strip() for part in v.split(",") if part.strip()),
+           help="Comma-separated addresses or networks of the reverse proxies whose "
+                "X-Forwarded-For names the client ('*': any); from others it is ignored."),
 )
 
 callback_options: Decorator = combine(
@@ -100,16 +114,32 @@ callback_options: Decorator = combine(
 run_options: Decorator = combine(
     option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
            help="Log lines on stderr from this level up."),
+    option("--log-format", type=click.Choice(LOG_FORMATS), default="text",
+           help="'text' for people; 'json' for a log pipeline: one object per line with ts, "
+                "level, event, message and, where they apply, order_id, tier, attempt, "
+                "wait_ms, run_ms, error."),
     option("--check", is_flag=True, default=False,
            help="Validate the configuration, print the effective settings as JSON and exit."),
 )
 
 
+access_log_option: Decorator = option(
+    "--access-log", is_flag=True, default=False,
+    help="One line per HTTP request (method, path without query, status, time), whatever "
+         "--log-level says. Never logs credentials.",
+)
+
+
 def build_settings(config: Path | None, tiers: str | None = None, **values: Any) -> Settings:
-    """Settings from skipline.toml or --tiers, and the flags; raises ConfigError when invalid."""
-    tier_table = tiers_from_text(tiers) if tiers is not None else load_tiers(config)
+    """Settings from skipline.toml or --tiers, and the flags; raises ConfigError when invalid.
+    --tiers replaces the whole file (its anonymous_tier too)."""
     given = {name: value for name, value in values.items() if value is not None}
-    return Settings(tiers=tier_table, **given)
+    if tiers is not None:
+        return Settings(tiers=tiers_from_text(tiers), **given)
+    file = load_config_file(config)
+    if file.anonymous_tier is not None:
+        given.setdefault("anonymous_tier", file.anonymous_tier)
+    return Settings(tiers=file.tiers, **given)
 
 
 def with_callbacks(settings: Settings, config: Path | None, secret: str | None) -> Settings:
@@ -127,9 +157,6 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
 
 
-def configure_logging(level: str) -> None:
-    """Log lines on stderr: time, level, logger, message."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def examples(*lines: str) -> str:
+    """A command's epilog: example command lines, kept as written (click rewraps otherwise)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

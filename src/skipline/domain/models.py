@@ -74,6 +74,9 @@ class NewOrder(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
+    fingerprint: str | None = None
+    """Of the request that submitted it under an idempotency key (domain/fingerprint.py):
+    a replay with another fingerprint is another request reusing the key."""
     callback_url: str | None = None
     """Where its outcome is POSTed once it is final (checked against the allow list)."""
 
@@ -90,7 +93,8 @@ class NewOrder(msgspec.Struct, frozen=True):
         return Order(
             self.id, seq, self.tier, self.priority, Status.QUEUED, 0, 0, self.payload,
             self.duration, self.owner, created_at, overdue_at, created_at,
-            None, None, None, None, self.idempotency_key, self.callback_url,
+            None, None, None, None, self.idempotency_key, self.fingerprint,
+            self.callback_url,
         )
 
 
@@ -120,6 +124,9 @@ class Order(msgspec.Struct, frozen=True):
     result: JSON = None
     error: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
+    """The submitting request's fingerprint when it had an idempotency key (else None, as
+    for orders stored before fingerprints were kept)."""
     callback_url: str | None = None
     history: tuple[PastRun, ...] = ()
     """How its earlier runs ended, oldest first: one entry per requeue (`retry`)."""

@@ -67,12 +67,13 @@ def submission_columns(
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
     ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
-    callback URLs."""
+    request fingerprints, callback URLs."""
     return (
         [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
         [payload for _, payload in batch], [n.duration for n in orders],
         [n.owner for n in orders], [n.idempotency_key for n in orders],
-        [n.max_wait for n in orders], [n.callback_url for n in orders],
+        [n.max_wait for n in orders], [n.fingerprint for n in orders],
+        [n.callback_url for n in orders],
     )
 
 
@@ -97,8 +98,8 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
-        idempotency_key=row["idempotency_key"], callback_url=row["callback_url"],
-        history=past_runs(row["history"]),
+        idempotency_key=row["idempotency_key"], fingerprint=row["fingerprint"],
+        callback_url=row["callback_url"], history=past_runs(row["history"]),
     )
 
 

@@ -50,6 +50,7 @@ def order_from_row(row: sqlite3.Row) -> Order:
         result=decode_json(row["result"]),
         error=row["error"],
         idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
         callback_url=row["callback_url"],
         history=past_runs(decode_json(row["history"])),
     )

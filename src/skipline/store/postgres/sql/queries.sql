@@ -48,23 +48,23 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backen
 -- name: insert_orders
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
--- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 callback
--- URLs; ord keeps the
+-- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 request
+-- fingerprints (NULL without a key), $10 callback URLs; ord keeps the
 -- callers' order so seq follows arrival. An order whose (owner, idempotency key) was used
 -- already is skipped: it returns no row. Only what the database decided comes back (id to
 -- match, seq, the times); the caller has the rest, and decoding it cost a few µs per order.
 WITH batch AS (
     SELECT *
     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                $7::text[], $8::float8[], $9::text[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::text[], $10::text[]) WITH ORDINALITY
          AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait,
-              callback_url, ord)
+              fingerprint, callback_url, ord)
 ),
 inserted AS (
     INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
-                        created_at, overdue_at, available_at, callback_url)
+                        fingerprint, created_at, overdue_at, available_at, callback_url)
     SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
-           now(), now() + make_interval(secs => b.max_wait), now(), b.callback_url
+           b.fingerprint, now(), now() + make_interval(secs => b.max_wait), now(), b.callback_url
     FROM batch b
     ORDER BY b.ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
