@@ -34,11 +34,13 @@ async def test_failed_lists_dead_letters_and_retry_queues_one_again(
     table = (await launcher.cli("failed", *url)).stdout
     assert ids[0] in table and "bad sku 0" in table
 
-    retried = json.loads((await launcher.cli("retry", ids[0], *url)).stdout)
+    retried = json.loads((await launcher.cli("retry", ids[0], *url, "--json")).stdout)
     assert retried["status"] == "queued" and retried["attempts"] == 0
     assert retried["history"][0]["status"] == "failed"
     again = await wait_for_status(http, server, ids[0], "failed", key)
     assert len(again["history"]) == 1
+    shown = (await launcher.cli("status", ids[0], *url)).stdout
+    assert "earlier run" in shown and "failed after 1 attempt(s)" in shown
 
     running = await accept(http, server, {"payload": {"sku": 9}}, key)
     await wait_for_status(http, server, running, "failed", key)

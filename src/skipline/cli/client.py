@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from skipline.cli.http import call_once, client_options
+from skipline.cli.http import client_options, plain_json, with_client
 from skipline.cli.options import examples, option
 from skipline.cli.tables import order_table, stats_table
 from skipline.cli.watch import change_line, follow, outcome_failure
@@ -37,9 +37,8 @@ SUBMIT_EXAMPLES = examples(
 @option("--idempotency-key", default=None, help="Retrying with the same key returns the "
         "first order instead of creating another.")
 @click.option("--wait", is_flag=True, default=False,
-              help="Then follow the order until it is final: polls GET /orders/ID every "
-                   "--interval (the server has no long-poll yet); exit 1 if it failed or was "
-                   "cancelled.")
+              help="Then follow the order until it is final (GET /orders/ID?wait= of "
+                   "--interval seconds each); exit 1 if it failed or was cancelled.")
 @INTERVAL_OPTION
 @option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
         metavar="SECONDS", help="With --wait: give up (exit 1) after this long.")
@@ -51,9 +50,10 @@ def submit(
 ) -> None:
     """Submit an order and show it (with --wait: once it is final)."""
     body = _order_body(payload, duration, user_type)
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    status, order = asyncio.run(call_once("POST", url, "/orders", key, body, headers))
-    if status == 200:
+    submitted, created = asyncio.run(with_client(url, key, lambda client: (
+        client.submit_with_outcome(idempotency_key=idempotency_key, **body))))
+    order = plain_json(submitted)
+    if not created:
         click.echo("An order with this idempotency key already existed; shown below.", err=True)
     if wait:
         order = _follow(url, key, order["id"], interval, timeout)
@@ -96,7 +96,7 @@ def status(
     if watch:
         order = _follow(url, key, order_id, interval, timeout)
     else:
-        _, order = asyncio.run(call_once("GET", url, f"/orders/{order_id}", key))
+        order = plain_json(asyncio.run(with_client(url, key, lambda client: client.get(order_id))))
     _show_order(order, as_json)
     if watch:
         _exit_on_bad_outcome(order)
@@ -109,7 +109,7 @@ def stats(url: str, key: str | None, as_json: bool) -> None:
     """Show the server's statistics.
 
     Per tier: counts by status and wait percentiles; and the recent throughput."""
-    _, report = asyncio.run(call_once("GET", url, "/stats", key))
+    report = plain_json(asyncio.run(with_client(url, key, lambda client: client.stats())))
     if as_json:
         _print_json(report)
     else:

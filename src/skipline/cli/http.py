@@ -1,20 +1,25 @@
-"""The HTTP side of the client commands (submit, status, stats, bench): the --url and --key
-options, one request with its answer decoded, and every way it can fail said in one line,
-with a hint where the fix is on the caller's side (a key for 401, a tier for 403)."""
+"""The HTTP side of the client commands (submit, status, stats, retry, failed, bench): the --url
+and --key options, requests through skipline.client.Client, and every way they can fail said
+in one line, with a hint where the fix is on the caller's side (a key for 401, a tier for
+403). (bench keeps its own session: it measures raw submissions and never resends one.)"""
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import click
+import msgspec
 from yarl import URL
 
 from skipline.cli.errors import Failure
 from skipline.cli.options import combine, option
+from skipline.client import Client, ProblemError, Unreachable
+
+T = TypeVar("T")
 
 REQUEST_TIMEOUT = 30.0
 KEY_HINT = ("pass an API key with --key KEY (or SKIPLINE_KEY); an operator creates one "
@@ -63,46 +68,25 @@ def describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def auth_headers(key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
-async def call(
-    session: aiohttp.ClientSession, method: str, base_url: str, path: str,
-    body: Any = None, headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    """(status, decoded JSON) of a successful request; Failure with one line otherwise."""
-    url = base_url.rstrip("/") + path
+async def with_client(url: str, key: str | None, work: Callable[[Client], Awaitable[T]]) -> T:
+    """`work` done with a skipline.client.Client of the server at `url`, the CLI's one HTTP
+    code path. One try per request (deadline 0): a command reports what it was told rather
+    than retry behind the user's back. Any failure becomes one Failure line, with a hint
+    where the fix is the caller's."""
     try:
-        async with session.request(method, url, json=body, headers=headers) as response:
-            text = await response.text()
-            return decoded(response.status, text)
-    except aiohttp.ClientConnectorError as exc:
-        raise Failure(unreachable(base_url, exc)) from None
-    except aiohttp.InvalidURL:
-        raise Failure(f"not a valid URL: {url}") from None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise Failure(f"{method} {url} failed: {describe(exc)}") from None
+        async with Client(url, key, deadline=0.0, timeout=REQUEST_TIMEOUT) as client:
+            return await work(client)
+    except ProblemError as error:
+        problem = msgspec.to_builtins(error.problem)
+        raise Failure(problem_line(error.status, problem, ""),
+                      hint=HINTS.get(error.status)) from None
+    except Unreachable as error:
+        raise Failure(str(error)) from None
 
 
-async def call_once(
-    method: str, base_url: str, path: str, key: str | None,
-    body: Any = None, headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    """One request in a session of its own."""
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout, headers=auth_headers(key)) as session:
-        return await call(session, method, base_url, path, body, headers)
-
-
-def decoded(status: int, text: str) -> tuple[int, Any]:
-    try:
-        data = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        data = None
-    if status < 400:
-        return status, data
-    raise Failure(problem_line(status, data, text), hint=HINTS.get(status))
+def plain_json(value: msgspec.Struct) -> Any:
+    """An answer as plain JSON values (what the server sent, for --json and the tables)."""
+    return msgspec.to_builtins(value)
 
 
 def problem_line(status: int, data: Any, text: str) -> str:

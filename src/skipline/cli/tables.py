@@ -43,6 +43,21 @@ def order_rows(order: dict[str, Any]) -> list[tuple[str, str]]:
         if value is not None:
             rows.append((field, value if isinstance(value, str) and field == "error"
                          else json.dumps(value, ensure_ascii=False)))
+    return rows + outcome_rows(order)
+
+
+def outcome_rows(order: dict[str, Any]) -> list[tuple[str, str]]:
+    """Its callback's delivery, and how earlier runs ended (one line per requeue)."""
+    rows = []
+    callback = order.get("callback")
+    if callback:
+        note = f", {callback['last_error']}" if callback.get("last_error") else ""
+        rows.append(("callback", f"{callback['url']}  {callback['status']} "
+                                 f"({callback['attempts']} attempt(s){note})"))
+    for run in order.get("history") or []:
+        error = f": {run['error'].splitlines()[-1]}" if run.get("error") else ""
+        rows.append(("earlier run", f"{run['status']} after {run['attempts']} attempt(s) "
+                                    f"at {run.get('finished_at') or '-'}{error}"))
     return rows
 
 

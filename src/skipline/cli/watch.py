@@ -1,6 +1,7 @@
-"""Following an order until it is final, for `submit --wait` and `status --watch`: GET
-/orders/{id} every --interval seconds (the server has no long-poll yet), one line on stderr
-each time the status changes, and a bound on the whole wait."""
+"""Following an order until it is final, for `submit --wait` and `status --watch`: a
+`GET /orders/{id}?wait=` of --interval seconds after another (answered at once when the order
+becomes final), one line on stderr each time the status changes, and a bound on the whole
+wait."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from skipline.cli.errors import Failure
-from skipline.cli.http import REQUEST_TIMEOUT, auth_headers, call
+from skipline.cli.http import plain_json, with_client
+from skipline.client import Client
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -24,32 +24,33 @@ async def follow(
     on_change: Callable[[Order], None],
 ) -> Order:
     """The order once final; Failure when `limit` seconds pass first (None: no limit)."""
-    client_timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=client_timeout, headers=auth_headers(key)) as session:
-        try:
-            async with asyncio.timeout(limit):
-                return await _poll(session, url, order_id, interval, on_change)
-        except TimeoutError:
-            raise Failure(
-                f"order {order_id} is not final after --timeout {limit:g} s",
-                hint=f"follow it with: skipline status --watch {order_id}",
-            ) from None
+
+    async def bounded(client: Client) -> Order:
+        async with asyncio.timeout(limit):
+            return await _poll(client, order_id, interval, on_change)
+
+    try:
+        return await with_client(url, key, bounded)
+    except TimeoutError:
+        raise Failure(
+            f"order {order_id} is not final after --timeout {limit:g} s",
+            hint=f"follow it with: skipline status --watch {order_id}",
+        ) from None
 
 
 async def _poll(
-    session: aiohttp.ClientSession, url: str, order_id: str, interval: float,
-    on_change: Callable[[Order], None],
+    client: Client, order_id: str, interval: float, on_change: Callable[[Order], None],
 ) -> Order:
     seen: tuple[Any, Any] | None = None
+    order: Order = plain_json(await client.get(order_id))
     while True:
-        _, order = await call(session, "GET", url, f"/orders/{order_id}")
         now = (order.get("status"), order.get("attempts"))
         if now != seen:
             seen = now
             on_change(order)
         if order.get("status") in FINAL:
-            return dict(order)
-        await asyncio.sleep(interval)
+            return order
+        order = plain_json(await client.wait(order_id, interval))
 
 
 def change_line(order: Order) -> str:

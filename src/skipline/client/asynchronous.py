@@ -53,12 +53,22 @@ class Client:
     ) -> Order:
         """Submit an order; returns it once durably accepted (or the first order submitted
         with `idempotency_key`). Options left None are not sent."""
-        fields = {"payload": payload, "user_type": user_type, "kind": kind,
-                  "customer": customer, "delay": delay, "duration": duration,
-                  "callback_url": callback_url}
+        order, _ = await self.submit_with_outcome(
+            payload, user_type=user_type, kind=kind, customer=customer, delay=delay,
+            duration=duration, callback_url=callback_url, idempotency_key=idempotency_key)
+        return order
+
+    async def submit_with_outcome(
+        self, payload: Any = None, *, idempotency_key: str | None = None, **options: Any,
+    ) -> tuple[Order, bool]:
+        """`submit`, and whether it created the order (False: `idempotency_key` had been
+        used, and this is the order first submitted with it)."""
+        fields = {"payload": payload, **options}
         body = {name: value for name, value in fields.items() if value is not None}
         key = idempotency_key or str(uuid.uuid4())
-        return await self._order(Call("POST", "/orders", body, {"Idempotency-Key": key}))
+        answer = await self._transport.send(
+            Call("POST", "/orders", body, {"Idempotency-Key": key}))
+        return msgspec.json.decode(answer.body, type=OrderOut), answer.status == 202
 
     async def get(self, order_id: str) -> Order:
         return await self._order(Call("GET", order_path(order_id)))

@@ -5,6 +5,7 @@ typed exceptions. Requests that must not be repeated blindly say so (`retry_sent
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,7 @@ class Transport:
             if isinstance(failure, Answer):
                 return failure
             attempt += 1
-            if time.monotonic() + wait >= give_up_at:
+            if time.monotonic() + wait > give_up_at:
                 raise failure
             await asyncio.sleep(wait)
 
@@ -81,11 +82,15 @@ class Transport:
         try:
             answer = await self._exchange(call)
         except aiohttp.ClientConnectorError as error:  # nothing was sent
-            return Unreachable(f"cannot reach {self.base_url}: {error.os_error}"), backoff
+            return Unreachable(f"cannot reach {self.base_url}: {reason(error)}"), backoff
+        except aiohttp.InvalidURL as error:
+            raise Unreachable(f"not a valid URL: {error}") from None
         except (aiohttp.ClientError, TimeoutError) as error:
+            failure = Unreachable(f"{call.method} {self.base_url}{call.path} failed: "
+                                  f"{str(error) or type(error).__name__}")
             if not call.retry_sent:
-                raise Unreachable(f"{call.method} {call.path}: {error!r}") from error
-            return Unreachable(f"{call.method} {call.path}: {error!r}"), backoff
+                raise failure from error
+            return failure, backoff
         if answer.status < 400:
             return answer, 0.0
         problem = decode_problem(answer)
@@ -107,6 +112,12 @@ class Transport:
 
 
 ClientFailure = ProblemError | Unreachable
+
+
+def reason(error: aiohttp.ClientConnectorError) -> str:
+    """'Connection refused' rather than asyncio's 'Connect call failed (address)'."""
+    code = error.os_error.errno
+    return os.strerror(code) if code and code > 0 else error.os_error.strerror or str(error)
 
 
 def decode_problem(answer: Answer) -> ProblemError:

@@ -71,9 +71,15 @@ def submission_columns(
     return (
         [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
         [payload for _, payload in batch], [n.duration for n in orders],
-        [n.owner for n in orders], [n.idempotency_key for n in orders],
-        [n.max_wait for n in orders], [n.fingerprint for n in orders],
-        [n.callback_url for n in orders],
+        [n.owner for n in orders], *_optional_columns(orders),
+    )
+
+
+def _optional_columns(orders: Sequence[NewOrder]) -> tuple[list[Any], ...]:
+    """The columns of submission_columns that most orders leave NULL."""
+    return (
+        [n.idempotency_key for n in orders], [n.max_wait for n in orders],
+        [n.fingerprint for n in orders], [n.callback_url for n in orders],
     )
 
 
