@@ -161,3 +161,52 @@ async def test_statements_that_queue_nothing_wake_nobody(
     await waiter
 
     assert time.monotonic() - started > 0.4, "woken although nothing was queued"
+
+
+# --- waiting for a finish (wait_final) across stores -----------------------------------------
+async def test_completions_through_one_store_wake_the_waiters_of_another(
+    api_and_worker: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """400 orders completed in one batch: more ids than one notification holds (150)."""
+    api, worker = api_and_worker
+    orders = [(await api.submit(make_new_order()))[0] for _ in range(400)]
+    waiters = [asyncio.create_task(api.wait_final(order.id, 20.0)) for order in orders]
+    leases = []
+    while claimed := await worker.claim("w", 200, 30.0):
+        leases += claimed
+    await asyncio.sleep(0.2)
+    assert not any(waiter.done() for waiter in waiters)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker.complete(lease.order.id, lease.token, None)
+                           for lease in leases))
+    answered = await asyncio.wait_for(asyncio.gather(*waiters), 5.0)
+
+    assert time.monotonic() - started < 2.0
+    assert {order.status.value for order in answered if order is not None} == {"succeeded"}
+    assert len(answered) == 400
+
+
+async def test_a_finish_missed_while_the_listener_was_down_is_seen_after_it_reconnects(
+    api_and_worker: tuple[PostgresStore, PostgresStore], postgres_url: str,
+) -> None:
+    api, worker = api_and_worker
+    order, _ = await api.submit(make_new_order())
+    waiter = asyncio.create_task(api.wait_final(order.id, 20.0))
+    await asyncio.sleep(0.1)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+            list(await listener_pids(postgres_url)),
+        )
+        await connection.execute("UPDATE orders SET status = 'cancelled', finished_at = now()"
+                                 " WHERE id = $1", order.id)  # no notification at all
+    finally:
+        await connection.close()
+    started = time.monotonic()
+
+    answered = await asyncio.wait_for(waiter, 10.0)
+
+    assert answered is not None and answered.status.value == "cancelled"
+    assert time.monotonic() - started < 5.0, "the waiter slept until its own deadline"
