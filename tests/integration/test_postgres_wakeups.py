@@ -190,7 +190,7 @@ async def test_completions_through_one_store_wake_the_waiters_of_another(
 async def test_a_finish_missed_while_the_listener_was_down_is_seen_after_it_reconnects(
     api_and_worker: tuple[PostgresStore, PostgresStore], postgres_url: str,
 ) -> None:
-    api, worker = api_and_worker
+    api, _ = api_and_worker
     order, _ = await api.submit(make_new_order())
     waiter = asyncio.create_task(api.wait_final(order.id, 20.0))
     await asyncio.sleep(0.1)
