@@ -16,6 +16,7 @@ def _order(status: str, **changes: Any) -> dict[str, Any]:
         "id": ORDER_ID, "tier": "vip", "priority": 0, "status": status, "attempts": 0,
         "created_at": "2026-12-02T07:05:41.120000Z", "started_at": None,
         "finished_at": None, "payload": {"item": "book"}, "result": None, "error": None,
+        "callback": None, "history": [],
     }
     order.update(changes)
     return order
@@ -60,6 +61,11 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("delete", "/orders/{id}"): Example(
         f"curl -s -X DELETE {{base}}/orders/{ORDER_ID}{KEY_HEADER}", 200,
         _order("cancelled", finished_at="2026-12-02T07:05:41.500000Z"),
+    ),
+    ("post", "/orders/{id}/retry"): Example(
+        f"curl -s -X POST {{base}}/orders/{ORDER_ID}/retry{KEY_HEADER}", 202,
+        _order("queued", history=[{"status": "cancelled", "error": None, "attempts": 0,
+                                   "finished_at": "2026-12-02T07:05:41.500000Z"}]),
     ),
     ("get", "/stats"): Example(
         "curl -s {base}/stats", 200,
