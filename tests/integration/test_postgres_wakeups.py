@@ -210,28 +210,3 @@ async def test_a_finish_missed_while_the_listener_was_down_is_seen_after_it_reco
 
     assert answered is not None and answered.status.value == "cancelled"
     assert time.monotonic() - started < 5.0, "the waiter slept until its own deadline"
-
-
-async def test_only_the_finish_of_an_awaited_order_is_announced(
-    api_and_worker: tuple[PostgresStore, PostgresStore], postgres_url: str,
-) -> None:
-    """A completion nobody waits for costs no notification (the hot path stays as it was)."""
-    api, worker = api_and_worker
-    heard: list[str] = []
-    listener = await asyncpg.connect(postgres_url)
-    await listener.add_listener("skipline_finished", lambda *args: heard.append(args[-1]))
-    try:
-        plain, _ = await api.submit(make_new_order())
-        awaited, _ = await api.submit(make_new_order())
-        waiter = asyncio.create_task(api.wait_final(awaited.id, 10.0))
-        await asyncio.sleep(0.2)
-        leases = {lease.order.id: lease for lease in await worker.claim("w", 2, 30.0)}
-        for order_id, lease in leases.items():
-            assert await worker.complete(order_id, lease.token, None)
-        assert (await asyncio.wait_for(waiter, 5.0)) is not None
-        await asyncio.sleep(0.2)
-    finally:
-        await listener.close()
-
-    assert heard == [awaited.id]
-    assert plain.id in leases

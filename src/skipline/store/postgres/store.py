@@ -313,14 +313,8 @@ class PostgresStore:
 
     async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
         """Woken by the `skipline_finished` notifications of every process (this one's too:
-        its own statements notify the channel it listens on). Each look marks the order
-        awaited first: only finishes of awaited orders notify (queries.sql, Finishes)."""
-        return await self._finishes.wait(order_id, partial(self._awaited, order_id), max_seconds)
-
-    async def _awaited(self, order_id: str) -> Order | None:
-        """The order, marked awaited if it is not final yet."""
-        row = await self._fetchrow("await_order", order_id)
-        return order_from_row(row) if row is not None else await self.get(order_id)
+        its own statements notify the channel it listens on)."""
+        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         status = None if query.status is None else query.status.value

@@ -8,14 +8,10 @@
 -- CTE, only when it queued something. NOTIFY is transactional: listeners hear it on commit.
 --
 -- Finishes: each statement that makes orders final (complete, fail for good, cancel, poison)
--- sends the ids of those a `wait` request marked `awaited` (await_order), comma-separated, on
--- channel 'skipline_finished' through its `finished` CTE (postgres/listener.py,
--- FINISH_CHANNEL), 150 ids per notification (a payload holds at most 8000 bytes; an id is 45
--- characters), so waiters in every process wake up; a finish nobody waits for sends nothing.
--- The CTE is forced by an always-true test in the final WHERE (`>= 0`), evaluated once.
--- No finish is missed: marking and finishing both write the order's row, so whichever comes
--- second waits for the first to commit and then sees its change (the finish sees `awaited`,
--- or the marking sees a final status and marks nothing).
+-- sends their ids, comma-separated, on channel 'skipline_finished' through its `finished` CTE
+-- (postgres/listener.py, FINISH_CHANNEL), 150 ids per notification (a payload holds at most
+-- 8000 bytes; an id is 45 characters), so `wait` requests in every process wake up. The CTE is
+-- forced by an always-true test in the final WHERE (`>= 0`), evaluated once.
 
 -- name: migrations_lock
 SELECT pg_advisory_xact_lock($1::bigint);
@@ -118,8 +114,7 @@ WITH cancelled AS (
     RETURNING *
 ),
 finished AS MATERIALIZED (
-    SELECT pg_notify('skipline_finished', $1)
-    FROM (SELECT FROM cancelled WHERE awaited LIMIT 1) AS any_row
+    SELECT pg_notify('skipline_finished', $1) FROM (SELECT FROM cancelled LIMIT 1) AS any_row
 )
 SELECT cancelled.* FROM cancelled LEFT JOIN finished ON true;
 
@@ -142,14 +137,6 @@ wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '') FROM (SELECT FROM requeued LIMIT 1) AS any_row
 )
 SELECT requeued.* FROM requeued LEFT JOIN wake ON true;
-
--- name: await_order
--- A `wait` request marks an order that is not final yet as awaited, so that its finish sends
--- its id on skipline_finished (see Finishes above); returns the order, or no row when it is
--- final, missing or already marked (the caller then reads it).
-UPDATE orders SET awaited = true
-WHERE id = $1 AND status IN ('queued', 'running') AND NOT awaited
-RETURNING *;
 
 -- name: claim_callbacks
 -- At most $1 pending deliveries that are due, oldest due first, put off by $2 seconds while
@@ -259,11 +246,11 @@ completed AS (
     SET status = 'succeeded', result = done.result::json, error = NULL, finished_at = now(),
         lease_token = NULL, lease_expires_at = NULL
     FROM done WHERE o.id = done.id
-    RETURNING o.id, o.awaited
+    RETURNING o.id
 ),
 finished AS MATERIALIZED (
     SELECT pg_notify('skipline_finished', string_agg(id, ','))
-    FROM (SELECT id, (row_number() OVER ()) / 150 AS chunk FROM completed WHERE awaited) AS ids
+    FROM (SELECT id, (row_number() OVER ()) / 150 AS chunk FROM completed) AS ids
     GROUP BY chunk
 )
 SELECT id FROM completed WHERE (SELECT count(*) FROM finished) >= 0;
@@ -289,7 +276,7 @@ WITH failed AS (
                             ELSE now() + make_interval(secs => $4::float8) END,
         lease_token = NULL, lease_expires_at = NULL
     WHERE o.id = $1 AND o.lease_token = $2 AND o.status = 'running'
-    RETURNING o.status, o.awaited
+    RETURNING o.status
 ),
 wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '')
@@ -297,7 +284,7 @@ wake AS MATERIALIZED (
 ),
 finished AS MATERIALIZED (
     SELECT pg_notify('skipline_finished', $1)
-    FROM (SELECT FROM failed WHERE status = 'failed' AND awaited LIMIT 1) AS any_row
+    FROM (SELECT FROM failed WHERE status = 'failed' LIMIT 1) AS any_row
 )
 SELECT failed.status FROM failed LEFT JOIN wake ON true LEFT JOIN finished ON true;
 
@@ -344,7 +331,7 @@ rescued AS (
         lease_token = NULL, lease_expires_at = NULL
     FROM expired
     WHERE o.id = expired.id
-    RETURNING o.id, o.status, o.awaited
+    RETURNING o.id, o.status
 ),
 wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '')
@@ -353,7 +340,7 @@ wake AS MATERIALIZED (
 finished AS MATERIALIZED (
     SELECT pg_notify('skipline_finished', string_agg(id, ','))
     FROM (SELECT id, (row_number() OVER ()) / 150 AS chunk FROM rescued
-          WHERE status = 'failed' AND awaited) AS ids
+          WHERE status = 'failed') AS ids
     GROUP BY chunk
 )
 SELECT rescued.id FROM rescued LEFT JOIN wake ON true

@@ -1,9 +1,6 @@
 -- Outcomes back to the caller: where to POST an order's outcome (callback_url), the earlier
 -- runs of a requeued order (history, a JSON array), and the callback deliveries.
-ALTER TABLE orders ADD COLUMN callback_url text, ADD COLUMN history json,
-    -- Set by a `wait` request (await_order); only finishes of awaited orders send their ids
-    -- on skipline_finished, so a finish nobody waits for notifies nobody.
-    ADD COLUMN awaited boolean NOT NULL DEFAULT false;
+ALTER TABLE orders ADD COLUMN callback_url text, ADD COLUMN history json;
 
 -- One delivery per order with a callback_url, made pending by the very statement that makes the
 -- order final (the trigger below runs inside it), so a pending delivery survives any crash
