@@ -125,6 +125,7 @@ class PostgresStore:
         self._finishes = FinishWatch()
         self._submits: Batcher[Submission, tuple[Order, bool]] | None = None
         self._completions: Batcher[Completion, bool] | None = None
+        self._looks: Batcher[str, Order | None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
@@ -146,6 +147,7 @@ class PostgresStore:
         self._pool = pool
         self._submits = Batcher(self._write_submissions)
         self._completions = Batcher(self._write_completions)
+        self._looks = Batcher(self._read_orders)
         self._listener = WakeListener(
             self._connect_listener, self._queries["ping"], self._finishes)
         await self._listener.start(first_connect_seconds=CONNECT_TIMEOUT)
@@ -155,7 +157,7 @@ class PostgresStore:
         submissions already answered "outcome unknown" is dropped (it only logs)."""
         if self._pool is None:
             return
-        for batcher in (self._submits, self._completions):
+        for batcher in (self._submits, self._completions, self._looks):
             if batcher is not None:
                 await batcher.drain()
         await self._late_settlements.stop()
@@ -313,8 +315,20 @@ class PostgresStore:
 
     async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
         """Woken by the `skipline_finished` notifications of every process (this one's too:
-        its own statements notify the channel it listens on)."""
-        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
+        its own statements notify the channel it listens on). The looks of concurrent waits
+        share statements: thousands arriving at once would otherwise queue for the pool."""
+        return await self._finishes.wait(order_id, partial(self._look, order_id), max_seconds)
+
+    async def _look(self, order_id: str) -> Order | None:
+        looks = self._looks
+        if looks is None:
+            raise StoreUnavailable("the PostgreSQL store is not open")
+        return await looks.run(order_id)
+
+    async def _read_orders(self, order_ids: Sequence[str]) -> list[Order | None]:
+        rows = await self._fetch("get_orders", list(set(order_ids)))
+        found = {row["id"]: order_from_row(row) for row in rows}
+        return [found.get(order_id) for order_id in order_ids]
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         status = None if query.status is None else query.status.value

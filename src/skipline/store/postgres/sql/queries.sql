@@ -87,6 +87,10 @@ JOIN unnest($2::text[], $3::text[]) AS submitted(owner, idempotency_key)
 -- name: get_order
 SELECT * FROM orders WHERE id = $1;
 
+-- name: get_orders
+-- The looks of the `wait` requests of a moment, in one statement (postgres/store.py).
+SELECT * FROM orders WHERE id = ANY($1::text[]);
+
 -- name: list_orders
 -- $1 owner, $2 status, $3 tier, $4 before seq (each NULL for "any"), $5 limit.
 SELECT * FROM orders
