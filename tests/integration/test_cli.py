@@ -207,6 +207,23 @@ def test_unknown_handler_exits_2(workdir: Path) -> None:
     assert_config_error(result, "no_such_module_xyz", "not found")
 
 
+def test_the_installed_script_finds_a_handler_in_the_working_directory(tmp_path: Path) -> None:
+    """README's handler example, followed literally: ./shop/handlers.py, no PYTHONPATH, the
+    `skipline` script (not `python -m`, which would put the directory on the path itself)."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "handlers.py").write_text(
+        "async def ship(order):\n    return {'shipped': order.id}\n", encoding="utf-8")
+    script = Path(sys.executable).parent / "skipline"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SKIPLINE_") and k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(script), "serve", "--check", "--handler", "shop.handlers:ship"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["handler"] == "shop.handlers:ship"
+
+
 def test_non_integer_flag_is_a_usage_error(workdir: Path) -> None:
     result = invoke("serve", "--check", "--port", "eighty")
     assert result.exit_code == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,7 @@ def worker(
 
 
 def _start(settings: Settings, flags: RunFlags, *, api: bool, workers: bool) -> None:
+    put_working_directory_on_path()
     if flags.check:
         _validate(settings, workers)
         click.echo(settings_json(settings))
@@ -117,6 +120,15 @@ def _start(settings: Settings, flags: RunFlags, *, api: bool, workers: bool) -> 
     tune_garbage_collector()
     code = asyncio.run(run(settings, api=api, workers=workers, access_log=flags.access_log))
     raise SystemExit(code)
+
+
+def put_working_directory_on_path() -> None:
+    """`--handler shop.handlers:ship` finds `./shop/handlers.py` when run from the project's
+    folder, as uvicorn finds its app: the installed `skipline` script, unlike `python -m`,
+    does not put the working directory on the import path by itself."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 def _validate(settings: Settings, workers: bool) -> None:
