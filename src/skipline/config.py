@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from skipline.domain.errors import ConfigError
-from skipline.domain.models import DEFAULT_TIERS, Durability, Tier
+from skipline.domain.models import DEFAULT_TIERS, Durability, Fairness, Tier
 from skipline.domain.ratelimit import RateLimit
 
 DEFAULT_DB = "sqlite:///./skipline.db"
 CONFIG_FILE = "skipline.toml"
-TIER_KEYS = {"priority", "max_wait", "max_queued", "rate_limit", "burst"}
+TIER_KEYS = {
+    "priority", "max_wait", "max_queued", "rate_limit", "burst", "fairness",
+    "max_queued_per_customer",
+}
+FAIRNESS_MODES: tuple[Fairness, ...] = ("customers", "fifo")
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """A week: long enough to look a finished order up, short enough for the table to stay small."""
 
@@ -131,11 +135,24 @@ def _parse_tier(name: str, table: Any, source: str) -> Tier:
         raise ConfigError(f"{where}.priority must be an integer, got {priority!r}")
     max_wait = _optional_number(table, "max_wait", where, minimum=0.0)
     max_queued = _optional_number(table, "max_queued", where, minimum=1.0, integer=True)
+    per_customer = _optional_number(
+        table, "max_queued_per_customer", where, minimum=1.0, integer=True,
+    )
     return Tier(
         name, priority, max_wait,
         None if max_queued is None else int(max_queued),
         _rate_limit(table, where),
+        _fairness(table, where),
+        None if per_customer is None else int(per_customer),
     )
+
+
+def _fairness(table: dict[str, Any], where: str) -> Fairness:
+    value = table.get("fairness", "customers")
+    for mode in FAIRNESS_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"{where}.fairness must be 'customers' or 'fifo', got {value!r}")
 
 
 def _rate_limit(table: dict[str, Any], where: str) -> RateLimit | None:

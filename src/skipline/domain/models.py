@@ -14,6 +14,10 @@ JSON = Any
 """A JSON-serialisable value (what `json.dumps` accepts)."""
 
 
+Fairness = Literal["customers", "fifo"]
+"""How a tier shares its slots: among its customers by weight (`customers`, the default), or in
+plain acceptance order (`fifo`: the whole tier is one group)."""
+
 Durability = Literal["full", "normal"]
 """How a commit is synced before its 202 (invariant 1): `full` survives power loss, `normal`
 (opt-in, never the default) only a process crash."""
@@ -43,6 +47,9 @@ class Tier:
     max_queued: int | None = None
     rate_limit: RateLimit | None = None
     """Orders per second one caller of this tier may submit (per API process); None: no limit."""
+    fairness: Fairness = "customers"
+    max_queued_per_customer: int | None = None
+    """Queued orders one fair-share group may have in this tier; None: no cap."""
 
 
 DEFAULT_TIERS: dict[str, Tier] = {
@@ -66,6 +73,13 @@ class NewOrder(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
+    customer: str = ""
+    """The key's own customer (keys made with --customers); with `owner` it names the order's
+    fair-share group."""
+    weight: int = 1
+    """Shares of the order's group (the key's weight)."""
+    fifo: bool = False
+    """The tier is plain FIFO: every order of it is in one group."""
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -94,6 +108,10 @@ class Order(msgspec.Struct, frozen=True):
     result: JSON = None
     error: str | None = None
     idempotency_key: str | None = None
+    customer: str = ""
+    start_tag: int = 0
+    """Virtual start time given at acceptance (domain.fairness): the order's place among the
+    groups of its priority; it never changes, so a retried order keeps its place."""
 
 
 class Lease(msgspec.Struct, frozen=True):
@@ -113,6 +131,10 @@ class ApiKey:
     key_hash: str
     created_at: float
     revoked: bool = False
+    customers: bool = False
+    """May name its own customers (`customer` on POST): each is a fair-share group."""
+    weight: int = 1
+    """Shares each of the key's groups gets inside its tier."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +144,8 @@ class Caller:
     name: str
     tier: str
     admin: bool = False
+    customers: bool = False
+    weight: int = 1
 
     @property
     def anonymous(self) -> bool:
@@ -141,6 +165,8 @@ class OrderQuery:
     tier: str | None = None
     limit: int = 50
     before_seq: int | None = None
+    customer: str | None = None
+    """Only orders of this customer (of the key's, or of any key for an admin)."""
 
 
 @dataclass(frozen=True, slots=True)

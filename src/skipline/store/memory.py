@@ -12,6 +12,7 @@ from msgspec.structs import replace as replace_order
 
 from skipline.clock import Clock, SystemClock
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
+from skipline.domain.fairness import GroupKey, advance, assign_tags
 from skipline.domain.models import (
     JSON,
     ApiKey,
@@ -39,6 +40,8 @@ class MemoryStore:
         self._idempotency: dict[tuple[str, str], str] = {}
         self._keys: dict[str, ApiKey] = {}
         self._seq = 0
+        self._clocks: dict[int, int] = {}  # priority -> virtual time (domain.fairness)
+        self._finishes: dict[GroupKey, int] = {}  # group -> finish tag of its last order
         self._wake: WakeUp | None = None
 
     async def open(self) -> None:
@@ -58,12 +61,14 @@ class MemoryStore:
                 return self._orders[existing], False
         now = self._clock.now()
         self._seq += 1
+        (tag,) = assign_tags((new,), self._clocks, self._finishes)
         order = Order(
             id=new.id, seq=self._seq, tier=new.tier, priority=new.priority,
             status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
             duration=new.duration, owner=new.owner, created_at=now,
             overdue_at=None if new.max_wait is None else now + new.max_wait,
-            available_at=now, idempotency_key=new.idempotency_key,
+            available_at=now, idempotency_key=new.idempotency_key, customer=new.customer,
+            start_tag=tag,
         )
         self._orders[order.id] = order
         if new.idempotency_key is not None:
@@ -80,6 +85,7 @@ class MemoryStore:
             if (query.owner is None or o.owner == query.owner)
             and (query.status is None or o.status is query.status)
             and (query.tier is None or o.tier == query.tier)
+            and (query.customer is None or o.customer == query.customer)
             and (query.before_seq is None or o.seq < query.before_seq)
         ]
         found.sort(key=lambda o: o.seq, reverse=True)
@@ -100,6 +106,7 @@ class MemoryStore:
         queued = [o for o in self._orders.values() if o.status is Status.QUEUED]
         leases = []
         for order in pick_claims(queued, now, limit):
+            advance(self._clocks, order.priority, order.start_tag)
             token = secrets.token_hex(16)
             running = replace_order(
                 order, status=Status.RUNNING, attempts=order.attempts + 1, started_at=now,
@@ -236,6 +243,9 @@ class MemoryStore:
             if order.status is Status.QUEUED:
                 counts[order.tier] = counts.get(order.tier, 0) + 1
         return counts
+
+    async def fair_position(self, priority: int, group: GroupKey) -> tuple[int, int]:
+        return self._clocks.get(priority, 0), self._finishes.get(group, 0)
 
     async def ping(self) -> None:
         return None
