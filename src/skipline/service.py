@@ -12,6 +12,8 @@ from skipline.auth import hash_secret, new_secret, same_hash
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.domain.errors import (
+    CustomerNotAllowed,
+    CustomerQueueFull,
     InvalidApiKey,
     InvalidOrder,
     NotAuthenticated,
@@ -21,6 +23,7 @@ from skipline.domain.errors import (
     ShuttingDown,
     TierNotAllowed,
 )
+from skipline.domain.fairness import MAX_WEIGHT, group_backlog
 from skipline.domain.models import (
     ANONYMOUS,
     JSON,
@@ -31,10 +34,12 @@ from skipline.domain.models import (
     OrderQuery,
     Status,
     StoreStats,
+    Tier,
 )
 from skipline.domain.ratelimit import RateLimiter
 from skipline.store.base import Store
 
+MAX_CUSTOMER = 128
 QUEUED_COUNTS_TTL = 0.25
 """Seconds a snapshot of per-tier queued counts is trusted for admission control."""
 
@@ -59,6 +64,8 @@ class Submission(msgspec.Struct, frozen=True):
     tier: str | None = None
     """The tier the caller asks for (the tutorial's `user_type`); None means its own."""
     idempotency_key: str | None = None
+    customer: str | None = None
+    """The calling key's own customer (keys made with --customers only)."""
 
 
 class OrderService:
@@ -87,17 +94,28 @@ class OrderService:
             raise InvalidApiKey()
         if key.tier not in self.settings.tiers:
             raise InvalidApiKey(f"the API key's tier {key.tier!r} is not configured")
-        return Caller(name=key.name, tier=key.tier, admin=key.admin)
+        return Caller(
+            name=key.name, tier=key.tier, admin=key.admin, customers=key.customers,
+            weight=key.weight,
+        )
 
-    async def add_key(self, name: str, tier: str, admin: bool = False) -> str:
+    async def add_key(
+        self, name: str, tier: str, admin: bool = False, customers: bool = False,
+        weight: int = 1,
+    ) -> str:
         """Create a key and return its secret; only its hash is stored."""
         if tier not in self.settings.tiers:
             known = ", ".join(sorted(self.settings.tiers))
             raise InvalidOrder(f"unknown tier {tier!r}; configured tiers: {known}")
         if not name or len(name) > 64 or not name.isprintable():
             raise InvalidOrder("key names are 1 to 64 printable characters")
+        if not 1 <= weight <= MAX_WEIGHT:
+            raise InvalidOrder(f"a key's weight is an integer from 1 to {MAX_WEIGHT}")
         secret = new_secret()
-        record = ApiKey(name, tier, admin, hash_secret(secret), self._clock.now())
+        record = ApiKey(
+            name, tier, admin, hash_secret(secret), self._clock.now(),
+            customers=customers, weight=weight,
+        )
         await self.store.add_key(record)
         return secret
 
@@ -176,6 +194,9 @@ class OrderService:
         if capped:
             await self.check_admission(tier_name)
         tier = self.settings.tiers[tier_name]
+        customer = customer_of(caller, submission.customer)
+        if tier.max_queued_per_customer is not None and tier.fairness == "customers":
+            await self.check_customer_backlog(caller, tier, customer)
         new = NewOrder(
             id=new_order_id(),
             tier=tier.name,
@@ -185,6 +206,9 @@ class OrderService:
             owner=caller.name,
             idempotency_key=submission.idempotency_key,
             max_wait=tier.max_wait,
+            customer=customer,
+            weight=caller.weight,
+            fifo=tier.fairness == "fifo",
         )
         if not capped:
             return await self.store.submit(new)
@@ -200,6 +224,24 @@ class OrderService:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
         return order, created
 
+    async def check_customer_backlog(self, caller: Caller, tier: Tier, customer: str) -> None:
+        """429 when the caller's group already has its tier's max_queued_per_customer orders
+        queued, counted from its fair-share position (one small read, see group_backlog)."""
+        cap = tier.max_queued_per_customer
+        if cap is None:
+            return
+        virtual_time, finish = await self.store.fair_position(
+            tier.priority, (tier.name, caller.name, customer),
+        )
+        if group_backlog(virtual_time, finish, caller.weight) >= cap:
+            who = "anonymous callers" if caller.anonymous else f"key {caller.name!r}"
+            if customer:
+                who += f", customer {customer!r},"
+            raise CustomerQueueFull(
+                f"{who} already has {cap} orders queued in tier {tier.name!r} "
+                f"(max_queued_per_customer)", await self._retry_after(),
+            )
+
     async def get(self, caller: Caller, order_id: str) -> Order:
         order = await self.store.get(order_id)
         if order is None or not self._may_see(caller, order):
@@ -212,13 +254,14 @@ class OrderService:
 
     async def list_orders(
         self, caller: Caller, status: Status | None = None, tier: str | None = None,
-        limit: int = 50, before_seq: int | None = None,
+        limit: int = 50, before_seq: int | None = None, customer: str | None = None,
     ) -> list[Order]:
-        """The caller's own orders (every order for an admin), newest first."""
+        """The caller's own orders (every order for an admin), newest first; `customer`
+        keeps only that customer's."""
         if caller.anonymous and not caller.admin:
             raise NotAuthenticated("listing orders needs an API key")
         owner = None if caller.admin else caller.name
-        query = OrderQuery(owner, status, tier, limit, before_seq)
+        query = OrderQuery(owner, status, tier, limit, before_seq, customer)
         return await self.store.list_orders(query)
 
     async def stats(self) -> StoreStats:
@@ -228,6 +271,19 @@ class OrderService:
     def _may_see(caller: Caller, order: Order) -> bool:
         """Admins see all; a key its own; an anonymous order whoever holds its id."""
         return caller.admin or order.owner == "" or order.owner == caller.name
+
+
+def customer_of(caller: Caller, customer: str | None) -> str:
+    """The customer an order is submitted for: only keys made with --customers may name one,
+    so nobody multiplies their share by inventing customers."""
+    if customer is None:
+        return ""
+    if not caller.customers:
+        who = "anonymous callers" if caller.anonymous else f"key {caller.name!r}"
+        raise CustomerNotAllowed(f"{who} may not name a customer (keys add --customers)")
+    if not 1 <= len(customer) <= MAX_CUSTOMER or not customer.isprintable():
+        raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable characters")
+    return customer
 
 
 def uncapped_tiers(settings: Settings) -> frozenset[str]:

@@ -16,7 +16,7 @@ from skipline.config import Settings
 
 ORDER_FIELDS = {
     "id", "tier", "priority", "status", "attempts", "created_at", "started_at", "finished_at",
-    "payload", "result", "error",
+    "payload", "result", "error", "customer",
 }
 
 

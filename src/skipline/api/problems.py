@@ -19,6 +19,8 @@ from skipline.api.errors import (
 )
 from skipline.api.schemas import Problem
 from skipline.domain.errors import (
+    CustomerNotAllowed,
+    CustomerQueueFull,
     InvalidApiKey,
     InvalidOrder,
     NotAuthenticated,
@@ -53,6 +55,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     NotAuthenticated: ProblemType(401, "not-authenticated"),
     InvalidApiKey: ProblemType(401, "invalid-api-key"),
     TierNotAllowed: ProblemType(403, "tier-not-allowed"),
+    CustomerNotAllowed: ProblemType(403, "customer-not-allowed"),
     OrderNotFound: ProblemType(404, "order-not-found"),
     OrderNotCancellable: ProblemType(409, "order-not-cancellable"),
     BodyTooLarge: ProblemType(413, "body-too-large"),
@@ -61,6 +64,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     InvalidOrder: ProblemType(422, "invalid-order"),
     InvalidRequest: ProblemType(422, "invalid-request"),
     RateLimited: ProblemType(429, "rate-limited"),
+    CustomerQueueFull: ProblemType(429, "max-queued-per-customer"),
     QueueFull: ProblemType(503, "queue-full"),
     OutcomeUnknown: ProblemType(503, "outcome-unknown"),
     StoreUnavailable: ProblemType(503, "store-unavailable"),

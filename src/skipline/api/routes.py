@@ -81,7 +81,7 @@ async def submit_order(request: web.Request) -> web.Response:
     body = decode_order_request(raw)
     submission = Submission(
         payload=body.payload, duration=body.duration, tier=body.user_type,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, customer=body.customer,
     )
     try:
         order, created = await service.submit(caller, submission)
@@ -125,6 +125,7 @@ async def list_orders(request: web.Request) -> web.Response:
     query = parse_list_query(request.query, service.settings.tiers)
     found = await service.list_orders(
         request[CALLER], query.status, query.tier, query.limit + 1, query.before_seq,
+        query.customer,
     )
     page = found[: query.limit]
     more = len(found) > query.limit

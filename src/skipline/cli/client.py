@@ -29,9 +29,11 @@ client_options = combine(
         help="Ask for a tier (your key's own or a worse one).")
 @option("--idempotency-key", default=None, help="Retrying with the same key returns the "
         "first order instead of creating another.")
+@option("--customer", default=None, help="Your own customer the order is for: its own "
+        "fair-share group (keys made with `keys add --customers` only).")
 def submit(
     url: str, key: str | None, duration: float | None, payload: str | None,
-    user_type: str | None, idempotency_key: str | None,
+    user_type: str | None, idempotency_key: str | None, customer: str | None,
 ) -> None:
     """Submit an order and print it as JSON."""
     body: dict[str, Any] = {}
@@ -41,6 +43,8 @@ def submit(
         body["duration"] = duration
     if user_type is not None:
         body["user_type"] = user_type
+    if customer is not None:
+        body["customer"] = customer
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     status, order = asyncio.run(_call("POST", url, "/orders", key, body, headers))
     _print_json(order)

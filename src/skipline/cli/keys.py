@@ -15,6 +15,7 @@ from rich.table import Table
 from skipline.cli.errors import Failure, SkiplineGroup
 from skipline.cli.options import build_settings, option, store_options
 from skipline.config import Settings
+from skipline.domain.fairness import MAX_WEIGHT
 from skipline.domain.models import ApiKey
 from skipline.runtime import open_ready_store
 from skipline.service import OrderService
@@ -43,12 +44,26 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 @click.argument("name")
 @option("--tier", required=True, help="The tier the key grants (one of the configured tiers).")
 @option("--admin", is_flag=True, default=False, help="The key sees every order.")
+@option(
+    "--customers", is_flag=True, default=False,
+    help="The key submits for its own customers: it may send `customer` on POST /orders, "
+    "and each customer is a fair-share group of its own (else 403).",
+)
+@option(
+    "--weight", type=click.IntRange(1, MAX_WEIGHT), default=1, show_default=True,
+    help="Shares each of the key's groups (the key, or each of its customers) gets inside "
+    "its tier: with weight 2 it is served twice as often as a weight-1 group while both wait.",
+)
 @store_options
 def add_key(
-    name: str, tier: str, admin: bool, db: str, durability: str, config: Path | None,
-    tiers: str | None,
+    name: str, tier: str, admin: bool, customers: bool, weight: int, db: str,
+    durability: str, config: Path | None, tiers: str | None,
 ) -> None:
-    """Create a key and print it, once: only its hash is stored."""
+    """Create a key and print it, once: only its hash is stored.
+
+    Inside a tier, orders are served fairly among fair-share groups (unless the tier sets
+    fairness = "fifo"): each key is one group, or with --customers each of its customers is,
+    and groups take turns in proportion to --weight; FIFO inside a group."""
     settings = build_settings(config, tiers, db=db, durability=durability)
     if tier not in settings.tiers:
         known = ", ".join(sorted(settings.tiers))
@@ -56,18 +71,21 @@ def add_key(
         raise click.BadParameter(message, param_hint="--tier")
 
     async def create(store: Store) -> str:
-        return await OrderService(store, settings).add_key(name, tier, admin)
+        return await OrderService(store, settings).add_key(name, tier, admin, customers, weight)
 
     secret = asyncio.run(_with_store(settings, create))
     click.echo(secret)
     role = f"{tier}, admin" if admin else tier
+    role += ", customers" if customers else ""
+    role += f", weight {weight}" if weight != 1 else ""
     click.echo(f"Created API key {name!r} ({role}). It is shown only once: keep it safe.", err=True)
 
 
 @keys.command("list")
 @store_options
 def list_keys(db: str, durability: str, config: Path | None, tiers: str | None) -> None:
-    """Show every key: name, tier, admin, created, revoked (never the secret or its hash)."""
+    """Show every key: name, tier, admin, customers, weight, created, revoked (never the
+    secret or its hash)."""
     settings = build_settings(config, tiers, db=db, durability=durability)
     found = asyncio.run(_with_store(settings, lambda store: store.list_keys()))
     Console(soft_wrap=True).print(_key_table(found))
@@ -75,12 +93,13 @@ def list_keys(db: str, durability: str, config: Path | None, tiers: str | None) 
 
 def _key_table(found: list[ApiKey]) -> Table:
     table = Table(title=f"{len(found)} API key(s)")
-    for column in ("name", "tier", "admin", "created", "revoked"):
+    for column in ("name", "tier", "admin", "customers", "weight", "created", "revoked"):
         table.add_column(column)
     for key in sorted(found, key=lambda k: k.created_at):
         created = datetime.fromtimestamp(key.created_at, UTC).isoformat(timespec="seconds")
         table.add_row(
-            key.name, key.tier, _yes_no(key.admin), created.replace("+00:00", "Z"),
+            key.name, key.tier, _yes_no(key.admin), _yes_no(key.customers), str(key.weight),
+            created.replace("+00:00", "Z"),
             _yes_no(key.revoked),
         )
     return table

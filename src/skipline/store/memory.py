@@ -30,6 +30,17 @@ from skipline.store.wakeup import WakeUp, wait_on
 RECENT_WAITS = 1000
 
 
+def matches(query: OrderQuery, order: Order) -> bool:
+    """Whether `order` is one `query` lists (ignoring its limit)."""
+    return (
+        (query.owner is None or order.owner == query.owner)
+        and (query.status is None or order.status is query.status)
+        and (query.tier is None or order.tier == query.tier)
+        and (query.customer is None or order.customer == query.customer)
+        and (query.before_seq is None or order.seq < query.before_seq)
+    )
+
+
 class MemoryStore:
     """Keeps everything in dicts. One asyncio loop only."""
 
@@ -80,14 +91,7 @@ class MemoryStore:
         return self._orders.get(order_id)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
-        found = [
-            o for o in self._orders.values()
-            if (query.owner is None or o.owner == query.owner)
-            and (query.status is None or o.status is query.status)
-            and (query.tier is None or o.tier == query.tier)
-            and (query.customer is None or o.customer == query.customer)
-            and (query.before_seq is None or o.seq < query.before_seq)
-        ]
+        found = [o for o in self._orders.values() if matches(query, o)]
         found.sort(key=lambda o: o.seq, reverse=True)
         return found[: query.limit]
 
