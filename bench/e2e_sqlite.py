@@ -28,9 +28,8 @@ from pathlib import Path
 from skipline.clock import SystemClock
 from skipline.config import Settings
 from skipline.domain.models import NewOrder, Order
-from skipline.runtime import tune_garbage_collector
+from skipline.runtime import Workers, tune_garbage_collector
 from skipline.store.sqlite import SqliteStore
-from skipline.worker import WorkerPool
 
 FILL_SUBMITTERS = 256
 POLL_SECONDS = 0.002
@@ -64,17 +63,17 @@ async def drain(path: str, orders: int, slots: int) -> dict[str, float]:
         nonlocal handled
         handled += 1
 
-    pool = WorkerPool(store, Settings(db=f"sqlite:///{path}", workers=slots), noop)
+    workers = Workers(store, Settings(db=f"sqlite:///{path}", workers=slots), noop)
     batches = store.committed_batches
     started, cpu_started = time.perf_counter(), time.process_time()
-    await pool.start()
+    await workers.start()
     # The store's count of succeeded orders is what counts, and nothing signals it: poll it.
     while handled < orders or await succeeded(store) < orders:  # noqa: ASYNC110
         await asyncio.sleep(POLL_SECONDS)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     transactions = store.committed_batches - batches
-    await pool.stop()
+    await workers.stop()
     await store.close()
     return {"per_second": orders / elapsed, "seconds": elapsed,
             "cpu_us_per_order": cpu / orders * 1e6,

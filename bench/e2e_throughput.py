@@ -1,7 +1,8 @@
 """End-to-end no-op throughput: orders per second from the first submission until every order
 has succeeded, for skipline on SQLite and on PostgreSQL, against PgQueuer's no-op drain on the
 same PostgreSQL server, in the same run (rounds interleaved, medians compared). Prints the
-ratios and the targets of issue 3 (PostgreSQL >= 2x PgQueuer, SQLite >= 10x PgQueuer).
+ratios and the targets in docs/architecture.md (PostgreSQL >= 2x PgQueuer, SQLite >= 10x
+PgQueuer).
 
     .venv/bin/python bench/e2e_throughput.py                     # 3 rounds of 20,000 orders
     .venv/bin/python bench/e2e_throughput.py --orders 5000 --rounds 1
@@ -57,7 +58,7 @@ async def skipline_run(
     Seconds from the first submission until all of them have succeeded."""
     from skipline.config import Settings
     from skipline.domain.models import ANONYMOUS
-    from skipline.service import OrderService, Submission
+    from skipline.service import OrderService, OrderSpec
     from skipline.store import open_store
 
     store = open_store(url)
@@ -67,7 +68,7 @@ async def skipline_run(
 
     async def submitter() -> None:
         for _ in remaining:
-            await service.submit(ANONYMOUS, Submission())
+            await service.submit(ANONYMOUS, OrderSpec())
 
     workers = (
         in_process_workers(store, slots, orders) if worker_processes == 0
@@ -94,7 +95,7 @@ async def skipline_run(
 async def in_process_workers(store: Any, slots: int, orders: int) -> AsyncIterator[asyncio.Event]:
     """A WorkerPool in this process whose no-op handler sets the event after `orders` runs."""
     from skipline.config import Settings
-    from skipline.worker import WorkerPool
+    from skipline.runtime import Workers
 
     handled = 0
     all_handled = asyncio.Event()
@@ -105,12 +106,12 @@ async def in_process_workers(store: Any, slots: int, orders: int) -> AsyncIterat
         if handled >= orders:
             all_handled.set()
 
-    pool = WorkerPool(store, Settings(workers=slots), noop)
-    await pool.start()
+    workers = Workers(store, Settings(workers=slots), noop)
+    await workers.start()
     try:
         yield all_handled
     finally:
-        await pool.stop()
+        await workers.stop()
 
 
 @asynccontextmanager
@@ -121,13 +122,13 @@ async def worker_process_group(
     ready once a warm-up order has succeeded; the event is set at once (the caller then
     watches the store)."""
     from skipline.domain.models import ANONYMOUS
-    from skipline.service import Submission
+    from skipline.service import OrderSpec
 
     argv = [sys.executable, "-m", "skipline", "worker", "--db", url, "--concurrency",
             str(max(1, slots // count)), "--log-level", "warning"]
     processes = [await asyncio.create_subprocess_exec(*argv) for _ in range(count)]
     try:
-        warm_up, _ = await service.submit(ANONYMOUS, Submission())
+        warm_up, _ = await service.submit(ANONYMOUS, OrderSpec())
         await poll_until(lambda: finished(service.store, warm_up.id), STARTUP_SECONDS)
         ready = asyncio.Event()
         ready.set()

@@ -14,7 +14,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from skipline.testing import free_port
 
 HERE = Path(__file__).resolve().parent
 BODY = '{"payload": {"item": "book", "quantity": 1}, "duration": 0}'
@@ -45,12 +46,6 @@ def ensure_wrk() -> str:
     if not found:
         sys.exit("wrk is needed: apt-get install wrk")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -1,6 +1,6 @@
 """Wake-up latency on PostgreSQL: how soon an idle `skipline worker` process starts an order
-committed by another process (issue 3: within 50 ms, LISTEN/NOTIFY; polling is only the
-fallback for lost notifications).
+committed by another process (the target in docs/architecture.md: within 50 ms, woken by
+LISTEN/NOTIFY; polling is only the fallback for lost notifications).
 
     .venv/bin/python bench/pg_wakeup.py                       # 200 orders, 2 idle workers
     .venv/bin/python bench/pg_wakeup.py --orders 500 --workers 4

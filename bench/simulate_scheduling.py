@@ -91,7 +91,7 @@ class Arrival:
 
 
 @dataclass
-class Outcome:
+class SimulationResult:
     """What happened to every order, and what the checks found."""
 
     waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
@@ -173,7 +173,7 @@ class Simulation:
         self.clock = clock
         self.waiting = Waiting(self.tiers)
         self.running: list[tuple[float, str, str]] = []  # heap of (finishes at, id, token)
-        self.outcome = Outcome(waits={name: [] for name in self.tiers})
+        self.outcome = SimulationResult(waits={name: [] for name in self.tiers})
         self.durations = random.Random(workload.seed + 1)
 
     @property
@@ -185,7 +185,7 @@ class Simulation:
     def move_to(self, at: float) -> None:
         self.clock.advance(max(0.0, at - self.now))
 
-    async def run(self) -> Outcome:
+    async def run(self) -> SimulationResult:
         pending = arrivals(self.workload)
         pending.reverse()  # pop() from the end gives the next arrival
         while True:
@@ -260,7 +260,7 @@ class Simulation:
             depth.append((at, self.waiting.count("vip"), self.waiting.count("regular")))
 
 
-async def simulate(workload: Workload, store_kind: str) -> Outcome:
+async def simulate(workload: Workload, store_kind: str) -> SimulationResult:
     folder = Path(tempfile.mkdtemp(prefix="skipline-sim-"))
     clock = FakeClock(START)
     url = "memory://" if store_kind == "memory" else f"sqlite:///{folder / 'sim.db'}"
@@ -273,11 +273,11 @@ async def simulate(workload: Workload, store_kind: str) -> Outcome:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def waits_of(outcome: Outcome, tier: str) -> list[float]:
+def waits_of(outcome: SimulationResult, tier: str) -> list[float]:
     return [wait for _, wait in outcome.waits[tier]]
 
 
-def report(workload: Workload, outcome: Outcome) -> bool:
+def report(workload: Workload, outcome: SimulationResult) -> bool:
     """Print the figures; True when both checks pass."""
     vip, regular = waits_of(outcome, "vip"), waits_of(outcome, "regular")
     bound = workload.max_wait + workload.longest_job
@@ -299,7 +299,7 @@ def report(workload: Workload, outcome: Outcome) -> bool:
     return within and outcome.inversions == 0
 
 
-def plot(workload: Workload, outcome: Outcome, store_kind: str, path: Path) -> None:
+def plot(workload: Workload, outcome: SimulationResult, store_kind: str, path: Path) -> None:
     """Wait by tier against submission time, over the queue depth by tier."""
     import matplotlib
 

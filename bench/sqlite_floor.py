@@ -1,5 +1,5 @@
-"""The floor under issue 3's SQLite target: how fast can a *bare* durable SQLite queue go on this
-machine, next to PgQueuer's drain measured in the same run?
+"""The floor under the SQLite throughput target (docs/architecture.md): how fast can a *bare*
+durable SQLite queue go on this machine, next to PgQueuer's drain measured in the same run?
 
     .venv/bin/python bench/sqlite_floor.py                    # 60,000 orders, batches 200 and 1000
     .venv/bin/python bench/sqlite_floor.py --batches 100,200,500 --no-pgqueuer
@@ -93,7 +93,7 @@ def main() -> None:
         print(f"  {name:<28} {median:>9,.0f}")
     baseline = medians.get("pgqueuer drain")
     if baseline:
-        print("ratio to PgQueuer's drain (issue 3 asks skipline on SQLite for >= 10x)")
+        print("ratio to PgQueuer's drain (the target for skipline on SQLite is >= 10x)")
         for name, median in medians.items():
             if name.startswith("bare"):
                 print(f"  {name:<28} {median / baseline:5.1f}x")

@@ -14,7 +14,8 @@ VIP waits for the next slot to free (about job_seconds / workers on average) plu
 itself; only the second part could grow with the backlog, which is what the ratio shows.
 
 Regular orders get a `max_wait` far longer than the run, so none turns overdue: every claim
-during the run is decided by priority alone. The target of issue 4 is p99(100k) / p99(1k) <= 1.2.
+during the run is decided by priority alone. The target (docs/architecture.md) is
+p99(100k) / p99(1k) <= 1.2.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -44,6 +44,7 @@ from skipline.domain.models import NewOrder
 from skipline.domain.scheduling import percentile
 from skipline.service import OrderService
 from skipline.store import open_store
+from skipline.testing import free_port
 
 CONFIG = """
 [tiers.vip]
@@ -110,13 +111,6 @@ async def preload(db: str, config: Path, backlog: int, durations: Iterator[float
         return await OrderService(store, settings).add_key("bench-vip", "vip")
     finally:
         await store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def start_server(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from faults.history import Fault, History, Outcome, Submission
+from faults.history import Answer, Fault, History, Post
 from faults.journal import Run, overlapping_orders
 from skipline.domain.models import Order, Status
 from skipline.domain.scheduling import percentile
@@ -120,10 +120,10 @@ def check(
 ) -> Report:
     """The verdict on one run. `orders` is the store's final state; `runs` the handler journal."""
     by_key = {key: o for o in orders if (key := order_key(o)) is not None}
-    told: dict[Outcome, dict[str, Submission]] = {outcome: {} for outcome in Outcome}
+    told: dict[Answer, dict[str, Post]] = {outcome: {} for outcome in Answer}
     for submission in history.submissions:
         told[submission.outcome][submission.key] = submission
-    acked, unknown = told[Outcome.ACKNOWLEDGED], told[Outcome.UNKNOWN]
+    acked, unknown = told[Answer.ACKNOWLEDGED], told[Answer.UNKNOWN]
 
     lost = [k for k, s in acked.items() if _final_status(by_key.get(k)) != s.expect]
     named = {k: s for k, s in unknown.items() if s.order_id is not None}
@@ -131,7 +131,7 @@ def check(
         k for k, s in (acked | named).items() if k in by_key and by_key[k].id != s.order_id
     ]
     unexpected = [
-        _describe_unexpected(o, told[Outcome.REFUSED].get(order_key(o) or ""))
+        _describe_unexpected(o, told[Answer.REFUSED].get(order_key(o) or ""))
         for o in orders if order_key(o) not in acked and order_key(o) not in unknown
     ]
     recovered = [k for k, s in unknown.items() if _final_status(by_key.get(k)) == s.expect]
@@ -142,8 +142,8 @@ def check(
         scenario=scenario,
         attempted=len(history.submissions),
         acknowledged=len(acked),
-        refused=len(told[Outcome.REFUSED]),
-        refused_by_status=_by_status(told[Outcome.REFUSED].values()),
+        refused=len(told[Answer.REFUSED]),
+        refused_by_status=_by_status(told[Answer.REFUSED].values()),
         unknown=len(unknown),
         completed=statuses[Status.SUCCEEDED],
         failed=statuses[Status.FAILED],
@@ -167,7 +167,7 @@ def check(
     )
 
 
-def _describe_unexpected(order: Order, refusal: Submission | None) -> str:
+def _describe_unexpected(order: Order, refusal: Post | None) -> str:
     """Enough to start a diagnosis: the order, and what its client was told and when."""
     told = "never sent" if refusal is None else (
         f"refused {refusal.status} {refusal.detail[:80]!r}, sent {refusal.sent_at:.3f}, "
@@ -176,7 +176,7 @@ def _describe_unexpected(order: Order, refusal: Submission | None) -> str:
     return f"{order.id} created {order.created_at:.3f}: {told}"
 
 
-def _by_status(submissions: Iterable[Submission]) -> dict[str, int]:
+def _by_status(submissions: Iterable[Post]) -> dict[str, int]:
     return dict(Counter(str(s.status).lower() for s in submissions))
 
 

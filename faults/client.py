@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from faults.history import History, Outcome, Submission
+from faults.history import Answer, History, Post
 
 REQUEST_TIMEOUT = 5.0
 """Seconds after which an unanswered POST is recorded as unknown."""
@@ -59,13 +59,13 @@ class Recorder:
         if self._session is not None:
             await self._session.close()
 
-    async def submit(self, shape: OrderShape, rng: random.Random) -> Submission:
+    async def submit(self, shape: OrderShape, rng: random.Random) -> Post:
         """POST one order with a fresh Idempotency-Key; record and return what we were told."""
         key = str(uuid.uuid4())
         body = {"payload": {"key": key, **shape.payload}, "duration": shape.duration(rng)}
         sent_at = time.time()
         outcome, status, order_id, detail = await self._post(key, body)
-        submission = Submission(
+        submission = Post(
             key, sent_at, time.time(), outcome, status, order_id, shape.expect, detail
         )
         self.history.record(submission)
@@ -80,7 +80,7 @@ class Recorder:
 
     async def _post(
         self, key: str, body: dict[str, Any], base_url: str | None = None
-    ) -> tuple[Outcome, int | None, str | None, str]:
+    ) -> tuple[Answer, int | None, str | None, str]:
         assert self._session is not None, "use the Recorder as an async context manager"
         url = (base_url or next(self._urls)) + "/orders"
         try:
@@ -88,19 +88,19 @@ class Recorder:
                 if r.status < 300:
                     data = await r.json(content_type=None)
                     if isinstance(data, dict) and "id" in data:
-                        return Outcome.ACKNOWLEDGED, r.status, str(data["id"]), ""
+                        return Answer.ACKNOWLEDGED, r.status, str(data["id"]), ""
                 text = await r.text()
                 order_id = unknown_order(r.status, text)
                 if order_id is not None:
-                    return Outcome.UNKNOWN, r.status, order_id, text[:200]
-                return Outcome.REFUSED, r.status, None, text[:200]
+                    return Answer.UNKNOWN, r.status, order_id, text[:200]
+                return Answer.REFUSED, r.status, None, text[:200]
         except aiohttp.ClientConnectorError as exc:
             # The TCP connection never opened: nothing was sent, so nothing can be stored.
-            return Outcome.REFUSED, None, None, f"connect: {exc.os_error}"
+            return Answer.REFUSED, None, None, f"connect: {exc.os_error}"
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             # Sent, or maybe sent, and no usable answer (ValueError: a 2xx body that is not
             # JSON): the order may or may not exist.
-            return Outcome.UNKNOWN, None, None, type(exc).__name__
+            return Answer.UNKNOWN, None, None, type(exc).__name__
 
 
 def unknown_order(status: int, body: str) -> str | None:
@@ -129,7 +129,7 @@ async def load(
         rng = random.Random(seed * 1000 + index)
         while not stop.is_set():
             submission = await recorder.submit(shape, rng)
-            delay = pause if submission.outcome is Outcome.ACKNOWLEDGED else max(pause, 0.1)
+            delay = pause if submission.outcome is Answer.ACKNOWLEDGED else max(pause, 0.1)
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
@@ -138,7 +138,7 @@ async def load(
 
 async def submit_batch(
     recorder: Recorder, count: int, shape: OrderShape, seed: int = 0
-) -> list[Submission]:
+) -> list[Post]:
     """Submit `count` orders of one shape concurrently (for poison and slow-handler scenarios)."""
     rng = random.Random(seed)
     return list(await asyncio.gather(*(recorder.submit(shape, rng) for _ in range(count))))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 
-class Outcome(StrEnum):
+class Answer(StrEnum):
     """What a client learnt from one POST /orders."""
 
     ACKNOWLEDGED = "acknowledged"
@@ -29,13 +29,13 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Submission:
+class Post:
     """One POST /orders as its client saw it. Times are seconds since the epoch."""
 
     key: str
     sent_at: float
     done_at: float
-    outcome: Outcome
+    outcome: Answer
     status: int | None = None
     """The HTTP status; None when no response arrived (0 is never used)."""
     order_id: str | None = None
@@ -59,10 +59,10 @@ class Fault:
 class History:
     """Everything recorded during one scenario run."""
 
-    submissions: list[Submission] = field(default_factory=list)
+    submissions: list[Post] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
 
-    def record(self, submission: Submission) -> None:
+    def record(self, submission: Post) -> None:
         self.submissions.append(submission)
 
     def fault(self, kind: str, pid: int | None = None, at: float | None = None) -> Fault:
@@ -70,7 +70,7 @@ class History:
         self.faults.append(event)
         return event
 
-    def count(self, outcome: Outcome) -> int:
+    def count(self, outcome: Answer) -> int:
         return sum(1 for s in self.submissions if s.outcome is outcome)
 
     def save(self, path: Path) -> None:
@@ -88,8 +88,8 @@ class History:
             record: dict[str, Any] = json.loads(line)
             if "submission" in record:
                 fields = record["submission"]
-                fields["outcome"] = Outcome(fields["outcome"])
-                history.record(Submission(**fields))
+                fields["outcome"] = Answer(fields["outcome"])
+                history.record(Post(**fields))
             else:
                 history.faults.append(Fault(**record["fault"]))
         return history

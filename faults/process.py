@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,18 +13,11 @@ from pathlib import Path
 import aiohttp
 
 from faults import journal
+from skipline.testing import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 30.0
 READY_POLL = 0.05
-
-
-def free_port() -> int:
-    """A port nobody listens on right now; the server keeps it across restarts."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,5 +63,5 @@ ENTRIES = [
           partial(postgres.run_restart, postgres.RESTART_LONG), 90, 200),
 ]
 SCENARIOS = {entry.name: entry for entry in ENTRIES}
-SHORT_TIER = [entry.name for entry in ENTRIES]
-LONG_TIER = [entry.name for entry in ENTRIES]
+TIER_SCENARIOS = [entry.name for entry in ENTRIES]
+"""What the short and the long tier both run: every scenario, each in its short or long form."""

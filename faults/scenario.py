@@ -18,7 +18,7 @@ import aiohttp
 
 from faults.checker import Report, check, order_key
 from faults.client import OrderShape, Recorder, load
-from faults.history import History, Outcome
+from faults.history import Answer, History
 from faults.journal import Run, read_runs
 from faults.observe import all_orders, wait_drained
 from faults.process import ServerConfig, ServerProcess
@@ -109,7 +109,7 @@ async def resolve_unknowns(history: History, orders: list[Order], base_url: str)
     inconsistent = 0
     async with Recorder(History(), [base_url]) as client:
         for submission in history.submissions:
-            if submission.outcome is not Outcome.UNKNOWN:
+            if submission.outcome is not Answer.UNKNOWN:
                 continue
             status, order_id = await client.repost(submission.key)
             held = by_key.get(submission.key)
@@ -135,10 +135,10 @@ async def under_load(
 
 async def wait_for_acks(history: History, count: int, timeout: float) -> bool:  # noqa: ASYNC109
     """Wait until `count` more submissions are acknowledged than now (load is flowing)."""
-    target = history.count(Outcome.ACKNOWLEDGED) + count
+    target = history.count(Answer.ACKNOWLEDGED) + count
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if history.count(Outcome.ACKNOWLEDGED) >= target:
+        if history.count(Answer.ACKNOWLEDGED) >= target:
             return True
         await asyncio.sleep(0.02)
     return False
@@ -203,7 +203,7 @@ def statuses_between(history: History, start: float, end: float) -> dict[str, in
     """What the clients were told about the submissions sent between `start` and `end` (a
     fault's window): outcome -> count, refusals by status (`refused_503`)."""
     told = Counter(
-        s.outcome.value if s.outcome is not Outcome.REFUSED else f"refused_{s.status}"
+        s.outcome.value if s.outcome is not Answer.REFUSED else f"refused_{s.status}"
         for s in history.submissions if start <= s.sent_at < end
     )
     return dict(told)

@@ -20,7 +20,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -32,6 +31,8 @@ from typing import TypeVar
 
 import asyncpg
 import pytest
+
+from skipline.testing import free_port
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432
@@ -163,13 +164,6 @@ class ThrowawayCluster(PostgresServer):
             group=None if owner is None else owner.pw_gid,
             extra_groups=None if owner is None else [],
         )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOCAL_HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def unprivileged_user() -> pwd.struct_passwd | None:

@@ -12,7 +12,7 @@ from itertools import pairwise
 
 from faults.checker import Report
 from faults.client import OrderShape, submit_batch
-from faults.history import Outcome
+from faults.history import Answer
 from faults.journal import Run
 from faults.process import ServerConfig
 from faults.scenario import (
@@ -120,7 +120,7 @@ async def run_kill(params: PoisonKill = KILL_SHORT) -> Report:
         async with supervised(context, server) as deaths, \
                 under_load(context, params.clients, HEALTHY) as recorder:
             await wait_for_acks(context.history, 5, timeout=10)
-            acked_before = context.history.count(Outcome.ACKNOWLEDGED)
+            acked_before = context.history.count(Answer.ACKNOWLEDGED)
             slow = OrderShape(min_duration=NEIGHBOUR_SECONDS, max_duration=NEIGHBOUR_SECONDS)
             beside = await submit_batch(recorder, params.workers - 1, slow)
             neighbours = [s.order_id for s in beside if s.order_id is not None]
@@ -130,7 +130,7 @@ async def run_kill(params: PoisonKill = KILL_SHORT) -> Report:
             await wait_final(context.urls(), ids, budget)
             deaths_when_failed = len(deaths)
             await asyncio.sleep(3 * params.lease_seconds + 1)  # a crash loop would show here
-            acked_while_poisoned = context.history.count(Outcome.ACKNOWLEDGED) - acked_before
+            acked_while_poisoned = context.history.count(Answer.ACKNOWLEDGED) - acked_before
         report = await context.finish(db)
         report.expect("poison_acknowledged", len(ids) == 1, len(ids))
         report.expect("deaths", deaths_when_failed == params.max_rescues + 1, deaths_when_failed)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from faults.checker import Report, order_key
 from faults.client import OrderShape
-from faults.history import Outcome
+from faults.history import Answer
 from faults.postgres import any_database, database_on, throwaway_cluster
 from faults.process import ServerConfig
 from faults.scenario import (
@@ -133,7 +133,7 @@ def _refused_yet_stored_at_stop(context: Context) -> int:
     counted as `unexpected` too; this names the cause."""
     stops = [fault.at for fault in context.history.faults]
     refused = {s.key: s for s in context.history.submissions
-               if s.outcome is Outcome.REFUSED and s.status == 503}
+               if s.outcome is Answer.REFUSED and s.status == 503}
     return sum(
         1 for order in context.orders
         if (key := order_key(order)) in refused

@@ -12,11 +12,10 @@ from types import ModuleType
 from typing import Any
 
 from skipline.domain.errors import HandlerNotFound
-from skipline.domain.models import JSON, Order
+from skipline.domain.models import JSON, MAX_DURATION, Order
 
 Handler = Callable[[Order], Awaitable[JSON]]
 
-MAX_DURATION = 3600.0
 SPEC_HINT = "use 'simulate' or 'package.module:function'"
 
 

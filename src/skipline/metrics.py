@@ -25,6 +25,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from skipline.domain.models import Status, StoreStats
+from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -111,7 +112,7 @@ class Metrics:
                 value = percentile(waits, fraction)
                 if value is not None:
                     self.wait.labels(tier=tier, quantile=name).set(value)
-        self.throughput.set(stats.finished_last_minute / 60.0)
+        self.throughput.set(stats.finished_last_minute / THROUGHPUT_WINDOW)
         self.accepting.set(1 if accepting else 0)
 
     def render(self) -> bytes:

@@ -1,6 +1,7 @@
-"""The process runtime: open the store, serve the API and/or run the worker pool, and shut down
-gracefully on SIGTERM/SIGINT (DESIGN invariant 5). Also `skipline_context` and `skipline_app`,
-the same lifecycle for users' own aiohttp applications."""
+"""The process runtime: open the store, serve the API and/or run the workers (the pool, and the
+lease reaper and pruner beside it), and shut down gracefully on SIGTERM/SIGINT (invariant 5
+(docs/architecture.md)). Also `skipline_context` and `skipline_app`, the same lifecycle for
+users' own aiohttp applications."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from aiohttp import web
 
 from skipline.api import METRICS, SERVICE, create_app
 from skipline.api.protocol import ProblemAppRunner
+from skipline.clock import Clock
 from skipline.config import Settings
 from skipline.domain.errors import ConfigError, StoreUnavailable
 from skipline.handlers import Handler, load_handler
+from skipline.maintenance import Maintenance
 from skipline.metrics import Metrics
 from skipline.service import OrderService
 from skipline.store import open_store
@@ -79,6 +82,35 @@ async def open_ready(store: Store, settings: Settings) -> None:
         raise StoreUnavailable(
             f"cannot open the store {display_url(settings.db)}: {reason}"
         ) from exc
+
+
+class Workers:
+    """The worker side of a process: a WorkerPool, and beside it the lease reaper and the
+    pruner that every process running workers runs (the pool does not start them). `metrics`,
+    when given, counts what the pruner deletes."""
+
+    def __init__(
+        self, store: Store, settings: Settings, handler: Handler, *,
+        metrics: Metrics | None = None, clock: Clock | None = None, worker_id: str | None = None,
+    ) -> None:
+        self.pool = WorkerPool(store, settings, handler, clock=clock, worker_id=worker_id)
+        self.maintenance = Maintenance(store, settings, metrics)
+
+    async def start(self) -> None:
+        """What expired while no worker was looking is rescued before the first claim."""
+        await self.maintenance.start()
+        await self.pool.start()
+
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a grace period, not a cancel
+        """Drain the pool (WorkerPool.drain), then stop the maintenance. Idempotent."""
+        try:
+            await self.pool.drain(timeout)
+        finally:
+            await self.maintenance.stop()
+
+    async def stop(self) -> None:
+        """Drain with the configured `drain_timeout` unless already drained. Idempotent."""
+        await self.drain(self.pool.settings.drain_timeout)
 
 
 class ShutdownSignals:
@@ -162,14 +194,14 @@ async def _run_parts(
 
 
 class _Parts:
-    """The HTTP site and the worker pool of one process, started and stopped together, and
-    the metrics they share."""
+    """The HTTP site and the workers of one process, started and stopped together, and the
+    metrics they share."""
 
     def __init__(self, service: OrderService) -> None:
         self.service = service
         self.metrics = Metrics()
         self.runner: web.AppRunner | None = None
-        self.pool: WorkerPool | None = None
+        self.workers: Workers | None = None
 
     async def start_api(self) -> bool:
         """Listen on settings.host:port; False (after one log line) if that is impossible."""
@@ -190,26 +222,26 @@ class _Parts:
         return True
 
     async def start_pool(self, handler: Handler) -> None:
-        self.pool = WorkerPool(
+        self.workers = Workers(
             self.service.store, self.service.settings, handler, metrics=self.metrics)
-        await self.pool.start()
+        await self.workers.start()
 
     async def shut_down(self) -> None:
         """Invariant 5: refuse new orders (503; the site stays up meanwhile), drain the
         workers, then close the site. Queued and released orders stay in the store."""
         self.service.accepting = False
-        if self.pool is not None:
+        if self.workers is not None:
             timeout = self.service.settings.drain_timeout
             logger.info("waiting up to %gs for running orders to finish", timeout)
-            await self.pool.drain(timeout)
+            await self.workers.drain(timeout)
         await self.close()
 
     async def close(self) -> None:
         """Stop whatever was started; safe to call twice."""
-        pool, self.pool = self.pool, None
+        workers, self.workers = self.workers, None
         runner, self.runner = self.runner, None
-        if pool is not None:
-            await pool.stop()
+        if workers is not None:
+            await workers.stop()
         if runner is not None:
             await runner.cleanup()
 
@@ -270,18 +302,18 @@ async def _service_running(
     accepting, drain the pool and close the store."""
     settings = service.settings
     await open_ready(service.store, settings)
-    pool: WorkerPool | None = None
+    running: Workers | None = None
     try:
         if workers and settings.workers > 0:
-            pool = WorkerPool(service.store, settings, load_handler(settings.handler),
+            running = Workers(service.store, settings, load_handler(settings.handler),
                               metrics=app.get(METRICS))
-            app[POOL] = pool
-            await pool.start()
+            app[POOL] = running.pool
+            await running.start()
         yield
         service.accepting = False
-        if pool is not None:
-            await pool.drain(settings.drain_timeout)
+        if running is not None:
+            await running.drain(settings.drain_timeout)
     finally:
-        if pool is not None:
-            await pool.stop()
+        if running is not None:
+            await running.stop()
         await service.store.close()

@@ -15,6 +15,7 @@ from skipline.domain.errors import (
     CustomerNotAllowed,
     CustomerQueueFull,
     InvalidApiKey,
+    InvalidKeyName,
     InvalidOrder,
     NotAuthenticated,
     OrderNotFound,
@@ -26,7 +27,9 @@ from skipline.domain.errors import (
 from skipline.domain.fairness import MAX_WEIGHT, group_backlog
 from skipline.domain.models import (
     ANONYMOUS,
+    ANONYMOUS_TIER,
     JSON,
+    MAX_DURATION,
     ApiKey,
     Caller,
     NewOrder,
@@ -37,27 +40,32 @@ from skipline.domain.models import (
     Tier,
 )
 from skipline.domain.ratelimit import RateLimiter
+from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.store.base import Store
 
 MAX_CUSTOMER = 128
 QUEUED_COUNTS_TTL = 0.25
 """Seconds a snapshot of per-tier queued counts is trusted for admission control."""
+MAX_RETRY_AFTER = 60.0
+"""The longest `Retry-After` a full queue asks for, in seconds."""
+
 
 def new_order_id() -> str:
     """`<milliseconds since the epoch, 12 hex digits>-<128 random bits, 32 hex digits>`.
 
-    Unguessable by its 128 bits from the OS CSPRNG (DESIGN asks for at least 122). The time
-    prefix makes ids of orders submitted together sort together, so the stores' id indexes
-    grow at their right edge: with random (version 4 UUID) ids every submission dirtied its
-    own index page, which cost the SQLite store about 3 µs per order in page writes at commit
-    (bench/README.md) and scattered PostgreSQL's primary key the same way. The prefix tells
-    only when the order was submitted, which `created_at` says anyway."""
+    Unguessable by its 128 bits from the OS CSPRNG (invariant 6 in docs/architecture.md asks
+    for at least 122). The time prefix makes ids of orders submitted together sort together,
+    so the stores' id indexes grow at their right edge: with random (version 4 UUID) ids
+    every submission dirtied its own index page, which cost the SQLite store about 3 µs per
+    order in page writes at commit (bench/README.md) and scattered PostgreSQL's primary key
+    the same way. The prefix tells only when the order was submitted, which `created_at`
+    says anyway."""
     return f"{time.time_ns() // 1_000_000:012x}-{os.urandom(16).hex()}"
 
 
-class Submission(msgspec.Struct, frozen=True):
-    """A validated request to accept an order. (A frozen Struct, like Order: one is built
-    for every POST.)"""
+class OrderSpec(msgspec.Struct, frozen=True):
+    """What a caller asks for when it submits an order. (A frozen Struct, like Order: one is
+    built for every POST.)"""
 
     payload: JSON = None
     duration: float = 0.0
@@ -104,11 +112,9 @@ class OrderService:
         weight: int = 1,
     ) -> str:
         """Create a key and return its secret; only its hash is stored."""
-        if tier not in self.settings.tiers:
-            known = ", ".join(sorted(self.settings.tiers))
-            raise InvalidOrder(f"unknown tier {tier!r}; configured tiers: {known}")
+        self.tier_named(tier)
         if not name or len(name) > 64 or not name.isprintable():
-            raise InvalidOrder("key names are 1 to 64 printable characters")
+            raise InvalidKeyName("key names are 1 to 64 printable characters")
         if not 1 <= weight <= MAX_WEIGHT:
             raise InvalidOrder(f"a key's weight is an integer from 1 to {MAX_WEIGHT}")
         secret = new_secret()
@@ -120,19 +126,31 @@ class OrderService:
         return secret
 
     # --- orders -----------------------------------------------------------------------------
+    def tier_named(self, name: str) -> Tier:
+        """The configured tier called `name`; InvalidOrder naming the configured ones if none."""
+        tiers = self.settings.tiers
+        if name not in tiers:
+            raise InvalidOrder(
+                f"unknown tier {name!r}; configured tiers: {', '.join(sorted(tiers))}"
+            )
+        return tiers[name]
+
     def choose_tier(self, caller: Caller, requested: str | None) -> str:
         """The caller's own tier, or a worse one it asks for; a better one is refused."""
         if requested is None or requested == caller.tier:
             return caller.tier
-        tiers = self.settings.tiers
-        if requested not in tiers:
-            raise InvalidOrder(
-                f"unknown tier {requested!r}; configured tiers: {', '.join(sorted(tiers))}"
-            )
-        if tiers[requested].priority < tiers[caller.tier].priority:
+        if self.tier_named(requested).priority < self.settings.tiers[caller.tier].priority:
             who = "anonymous callers are" if caller.anonymous else f"key {caller.name!r} is"
             raise TierNotAllowed(f"{who} not allowed tier {requested!r}")
         return requested
+
+    async def admit(self, caller: Caller, client: str) -> None:
+        """The checks a POST passes before its body is read, cheapest first: the caller's rate
+        limit, then draining and its own tier's queue cap. `submit` checks the cap again for
+        the tier it chooses, right before the commit (the body was read in between)."""
+        self.check_rate(caller, client)
+        if not self.admits_at_once(caller.tier):
+            await self.check_admission(caller.tier)
 
     def admits_at_once(self, tier: str) -> bool:
         """True when no queue cap applies to `tier`, so check_admission has nothing to count;
@@ -180,31 +198,46 @@ class OrderService:
         return self._queued_snapshot
 
     async def _retry_after(self) -> float:
-        """Seconds until a slot is likely free, from the last minute's drain rate (1..60)."""
+        """Seconds until a slot is likely free, from the recent drain rate (1..MAX_RETRY_AFTER)."""
         stats = await self.store.stats()
-        per_second = stats.finished_last_minute / 60.0
-        return 60.0 if per_second <= 0 else min(60.0, max(1.0, 1.0 / per_second))
+        per_second = stats.finished_last_minute / THROUGHPUT_WINDOW
+        if per_second <= 0:
+            return MAX_RETRY_AFTER
+        return min(MAX_RETRY_AFTER, max(1.0, 1.0 / per_second))
 
-    async def submit(self, caller: Caller, submission: Submission) -> tuple[Order, bool]:
+    async def submit_order(
+        self, *, payload: JSON = None, tier: str | None = None, duration: float = 0.0,
+        idempotency_key: str | None = None,
+    ) -> Order:
+        """Submit an order from your own code, as the process itself: any configured tier
+        (default: the anonymous callers' tier), no owner (whoever holds its id may read it),
+        no rate limit; queue caps and draining apply. Returns the order once it is durably
+        committed; with an `idempotency_key` already used, the order first submitted with it."""
+        trusted = Caller(name="", tier=self.tier_named(tier or ANONYMOUS_TIER).name)
+        spec = OrderSpec(payload, duration, idempotency_key=idempotency_key)
+        order, _ = await self.submit(trusted, spec)
+        return order
+
+    async def submit(self, caller: Caller, spec: OrderSpec) -> tuple[Order, bool]:
         """Durably accept an order; (order, created). Returns only after its commit."""
-        if not 0 <= submission.duration <= 3600:
-            raise InvalidOrder("duration must be between 0 and 3600 seconds")
-        tier_name = self.choose_tier(caller, submission.tier)
+        if not 0 <= spec.duration <= MAX_DURATION:
+            raise InvalidOrder(f"duration must be between 0 and {MAX_DURATION:g} seconds")
+        tier_name = self.choose_tier(caller, spec.tier)
         capped = not self.admits_at_once(tier_name)
         if capped:
             await self.check_admission(tier_name)
         tier = self.settings.tiers[tier_name]
-        customer = customer_of(caller, submission.customer)
+        customer = customer_of(caller, spec.customer)
         if tier.max_queued_per_customer is not None and tier.fairness == "customers":
             await self.check_customer_backlog(caller, tier, customer)
         new = NewOrder(
             id=new_order_id(),
             tier=tier.name,
             priority=tier.priority,
-            payload=submission.payload,
-            duration=submission.duration,
+            payload=spec.payload,
+            duration=spec.duration,
             owner=caller.name,
-            idempotency_key=submission.idempotency_key,
+            idempotency_key=spec.idempotency_key,
             max_wait=tier.max_wait,
             customer=customer,
             weight=caller.weight,
@@ -266,6 +299,10 @@ class OrderService:
 
     async def stats(self) -> StoreStats:
         return await self.store.stats()
+
+    async def ping(self) -> None:
+        """Returns when the store answers; raises StoreUnavailable when it does not."""
+        await self.store.ping()
 
     @staticmethod
     def _may_see(caller: Caller, order: Order) -> bool:

@@ -1,10 +1,11 @@
 """Helpers for tests that drive a skipline store directly: build orders, submit many at once,
-claim everything. The fake clock lives in `skipline.clock`; the memory store in
-`skipline.store.memory`."""
+claim everything; and a free port for tests, fault scenarios and benchmarks that start a
+server. The fake clock lives in `skipline.clock`; the memory store in `skipline.store.memory`."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -63,3 +64,11 @@ async def claim_all(
     while claimed := await store.claim(worker_id, batch, lease_seconds):
         leases.extend(claimed)
     return leases
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now on `host` (the kernel picks it)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port

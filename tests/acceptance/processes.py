@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,11 @@ from typing import IO, Any
 import aiohttp
 import pytest
 
+from skipline.testing import free_port
+
 STARTUP_SECONDS = 30.0
 CLI_SECONDS = 30.0
 FINAL_STATUSES = {"succeeded", "failed", "cancelled"}
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def clean_environment() -> dict[str, str]:

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from skipline.cli.main import cli
-from tests.acceptance.processes import Launcher, free_port
+from skipline.testing import free_port
+from tests.acceptance.processes import Launcher
 
 
 async def bench_json(launcher: Launcher, url: str, *args: str, code: int = 0) -> dict[str, Any]:

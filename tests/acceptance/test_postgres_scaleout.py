@@ -1,4 +1,4 @@
-"""Many real skipline processes on one PostgreSQL database (issue 3, item 6):
+"""Many real skipline processes on one PostgreSQL database (README, "Scaling out on PostgreSQL"):
 
 (a) two `serve --no-workers` and two `worker` processes: 1,500 regular orders queue up while no
     worker runs, then 60 VIP orders; once the workers start the VIP orders are claimed first,
@@ -179,9 +179,9 @@ async def test_keys_idempotency_and_cancellation_hold_across_api_processes(
 
 
 PROMPT = 2.0
-"""Seconds within which every POST is answered, 202 or 503 (issue 3: "503 with Retry-After
-within 2 s"), a commit in doubt included (answered "outcome unknown" at 1.5 s if it cannot
-be settled sooner)."""
+"""Seconds within which every POST is answered, 202 or 503 with Retry-After (the target in
+docs/architecture.md, "Performance targets"), a commit in doubt included (answered "outcome
+unknown" at 1.5 s if it cannot be settled sooner)."""
 
 
 @dataclass

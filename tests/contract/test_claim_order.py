@@ -8,8 +8,7 @@ import asyncio
 from skipline.domain.models import Order, Status
 from skipline.store.base import Store
 from skipline.testing import claim_all, make_new_order, submit_all
-
-from .helpers import LEASE
+from tests.contract.helpers import LEASE
 
 
 async def submit_in_turn(store: Store, tiers: list[str]) -> list[str]:

@@ -10,8 +10,7 @@ import pytest
 from skipline.domain.models import ApiKey, Order, OrderQuery, Status
 from skipline.store.base import Store
 from skipline.testing import claim_all, make_new_order, submit_all
-
-from .helpers import LEASE, StoreFactory, fetch
+from tests.contract.helpers import LEASE, StoreFactory, fetch
 
 IDENTITY = ("id", "seq", "tier", "priority", "payload", "duration", "owner", "idempotency_key")
 """What a store may not change about an order, whatever happens to it."""

@@ -9,8 +9,7 @@ import time
 from skipline.domain.models import Status
 from skipline.store.base import Store
 from skipline.testing import make_new_order, submit_all
-
-from .helpers import LEASE, PAST_SHORT_LEASE, SHORT_LEASE, fetch
+from tests.contract.helpers import LEASE, PAST_SHORT_LEASE, SHORT_LEASE, fetch
 
 
 async def test_a_claim_marks_orders_running_with_distinct_tokens(store: Store) -> None:

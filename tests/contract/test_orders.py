@@ -11,8 +11,7 @@ from skipline.domain.errors import OrderNotCancellable, OrderNotFound
 from skipline.domain.models import OrderQuery, Status
 from skipline.store.base import Store
 from skipline.testing import make_new_order, submit_all
-
-from .helpers import LEASE, fetch
+from tests.contract.helpers import LEASE, fetch
 
 PAYLOADS: list[Any] = [
     None,

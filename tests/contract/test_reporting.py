@@ -6,8 +6,7 @@ from __future__ import annotations
 from skipline.domain.models import Status, TierCounts
 from skipline.store.base import Store
 from skipline.testing import make_new_order, submit_all
-
-from .helpers import LEASE
+from tests.contract.helpers import LEASE
 
 
 async def seed_every_status(store: Store) -> None:

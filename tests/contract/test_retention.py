@@ -10,8 +10,7 @@ import asyncio
 from skipline.domain.models import Order, OrderQuery, Status, TierCounts
 from skipline.store.base import Store
 from skipline.testing import make_new_order
-
-from .helpers import LEASE, fetch
+from tests.contract.helpers import LEASE, fetch
 
 RETAIN = 0.3
 """The retention the tests prune with; measured on the store's clock, so real time must pass."""

@@ -8,8 +8,7 @@ import asyncio
 from skipline.domain.models import Status
 from skipline.store.base import Store
 from skipline.testing import make_new_order, submit_all
-
-from .helpers import LEASE, fetch
+from tests.contract.helpers import LEASE, fetch
 
 
 async def test_a_retried_order_waits_out_its_delay_then_keeps_its_place(store: Store) -> None:

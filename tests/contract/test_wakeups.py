@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from skipline.store.base import Store
 from skipline.testing import make_new_order
-
-from .helpers import LEASE
+from tests.contract.helpers import LEASE
 
 DRAIN = 0.05
 """A first short wait absorbs any wake-up left over from before the test's own event."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from faults import journal
 from faults.checker import Report, check
 from faults.client import unknown_order
-from faults.history import History, Outcome, Submission
+from faults.history import Answer, History, Post
 from faults.journal import Run, overlapping_orders, read_runs
 from skipline.domain.models import Order, Status
 
@@ -24,14 +24,14 @@ def order(key: str, status: Status = Status.SUCCEEDED, *, order_id: str | None =
     )
 
 
-def told(key: str, outcome: Outcome, status: int | None = None, at: float = 1.0,
-         expect: str = "succeeded", order_id: str | None = None) -> Submission:
-    if order_id is None and outcome is Outcome.ACKNOWLEDGED:
+def told(key: str, outcome: Answer, status: int | None = None, at: float = 1.0,
+         expect: str = "succeeded", order_id: str | None = None) -> Post:
+    if order_id is None and outcome is Answer.ACKNOWLEDGED:
         order_id = f"id-{key}"
-    return Submission(key, at - 0.01, at, outcome, status, order_id, expect)
+    return Post(key, at - 0.01, at, outcome, status, order_id, expect)
 
 
-def history_of(*submissions: Submission) -> History:
+def history_of(*submissions: Post) -> History:
     history = History()
     for submission in submissions:
         history.record(submission)
@@ -39,7 +39,7 @@ def history_of(*submissions: Submission) -> History:
 
 
 def test_acknowledged_and_succeeded_is_valid() -> None:
-    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202), told("b", Outcome.REFUSED, 503))
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202), told("b", Answer.REFUSED, 503))
     report = check("s", history, [order("a")])
     assert (report.attempted, report.acknowledged, report.refused) == (2, 1, 1)
     assert report.completed == 1 and report.lost == 0 and report.unexpected == 0
@@ -47,7 +47,7 @@ def test_acknowledged_and_succeeded_is_valid() -> None:
 
 
 def test_an_acknowledged_order_missing_or_not_succeeded_is_lost() -> None:
-    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202), told("b", Outcome.ACKNOWLEDGED, 202))
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202), told("b", Answer.ACKNOWLEDGED, 202))
     report = check("s", history, [order("b", Status.FAILED)])
     assert report.lost == 2
     assert sorted(report.examples["lost"]) == ["a", "b"]
@@ -55,20 +55,20 @@ def test_an_acknowledged_order_missing_or_not_succeeded_is_lost() -> None:
 
 
 def test_a_poison_order_must_end_failed() -> None:
-    history = history_of(told("p", Outcome.ACKNOWLEDGED, 202, expect="failed"))
+    history = history_of(told("p", Answer.ACKNOWLEDGED, 202, expect="failed"))
     assert check("s", history, [order("p", Status.FAILED)]).valid
     assert check("s", history, [order("p", Status.SUCCEEDED)]).lost == 1
 
 
 def test_a_stored_order_whose_client_was_refused_is_unexpected() -> None:
-    history = history_of(told("a", Outcome.REFUSED, 503))
+    history = history_of(told("a", Answer.REFUSED, 503))
     report = check("s", history, [order("a"), order("never-sent")])
     assert report.unexpected == 2
     assert not report.valid
 
 
 def test_unknown_outcomes_are_recovered_or_absent_and_both_are_allowed() -> None:
-    history = history_of(told("u1", Outcome.UNKNOWN), told("u2", Outcome.UNKNOWN))
+    history = history_of(told("u1", Answer.UNKNOWN), told("u2", Answer.UNKNOWN))
     report = check("s", history, [order("u1")])
     assert (report.unknown, report.recovered, report.unknown_absent) == (2, 1, 1)
     assert report.valid
@@ -78,8 +78,8 @@ def test_a_503_whose_outcome_is_unknown_may_be_stored_or_not() -> None:
     """The server said it does not know (its commit was in doubt) and named the order: like no
     answer at all, neither outcome is a broken promise, and neither is `unexpected`."""
     history = history_of(
-        told("stored", Outcome.UNKNOWN, 503, order_id="id-stored"),
-        told("absent", Outcome.UNKNOWN, 503, order_id="id-absent"),
+        told("stored", Answer.UNKNOWN, 503, order_id="id-stored"),
+        told("absent", Answer.UNKNOWN, 503, order_id="id-absent"),
     )
     report = check("s", history, [order("stored")])
     assert (report.unknown, report.recovered, report.unknown_absent) == (2, 1, 1)
@@ -88,7 +88,7 @@ def test_a_503_whose_outcome_is_unknown_may_be_stored_or_not() -> None:
 
 
 def test_an_unknown_outcome_that_named_another_order_than_the_stored_one_is_invalid() -> None:
-    history = history_of(told("a", Outcome.UNKNOWN, 503, order_id="id-told"))
+    history = history_of(told("a", Answer.UNKNOWN, 503, order_id="id-told"))
     report = check("s", history, [order("a", order_id="id-stored")])
     assert report.mismatched_ids == 1
     assert report.examples["mismatch"] == ["a"]
@@ -111,14 +111,14 @@ def test_the_client_records_a_503_as_unknown_only_when_it_says_so_and_names_the_
 
 
 def test_an_acknowledged_id_that_differs_from_the_stored_one_is_invalid() -> None:
-    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202))
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202))
     report = check("s", history, [order("a", order_id="another")])
     assert report.mismatched_ids == 1
     assert not report.valid
 
 
 def test_duplicate_runs_are_counted_not_judged() -> None:
-    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202))
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202))
     report = check("s", history, [order("a", attempts=3)])
     assert report.duplicate_runs == 1
     assert report.valid
@@ -126,8 +126,8 @@ def test_duplicate_runs_are_counted_not_judged() -> None:
 
 def test_recovery_times_are_measured_from_each_fault() -> None:
     history = history_of(
-        told("before", Outcome.ACKNOWLEDGED, 202, at=9.0),
-        told("after", Outcome.ACKNOWLEDGED, 202, at=12.5),
+        told("before", Answer.ACKNOWLEDGED, 202, at=9.0),
+        told("after", Answer.ACKNOWLEDGED, 202, at=12.5),
     )
     history.fault("SIGKILL", pid=7, at=10.0)
     runs = [Run("id-before", 7, started=9.5, ended=None), Run("id-after", 8, 13.0, 13.5)]
@@ -147,7 +147,7 @@ def test_overlapping_runs_need_two_runs_at_once() -> None:
 
 
 def test_the_report_is_one_json_line_with_its_verdict() -> None:
-    report = check("s", history_of(told("a", Outcome.ACKNOWLEDGED, 202)), [])
+    report = check("s", history_of(told("a", Answer.ACKNOWLEDGED, 202)), [])
     report.expect("something", False, 3)
     line = report.to_json()
     assert "\n" not in line
@@ -157,15 +157,15 @@ def test_the_report_is_one_json_line_with_its_verdict() -> None:
 
 
 def test_a_scenario_that_turns_a_safeguard_off_passes_when_the_violation_is_caught() -> None:
-    report: Report = check("s", history_of(told("a", Outcome.ACKNOWLEDGED, 202)), [])
+    report: Report = check("s", history_of(told("a", Answer.ACKNOWLEDGED, 202)), [])
     report.must_be_valid = False
     report.expect("caught", report.lost > 0, report.lost)
     assert report.passed
 
 
 def test_history_round_trips_through_its_file(tmp_path: Path) -> None:
-    history = history_of(told("a", Outcome.ACKNOWLEDGED, 202), told("b", Outcome.UNKNOWN),
-                         told("c", Outcome.UNKNOWN, 503, order_id="id-c"))
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202), told("b", Answer.UNKNOWN),
+                         told("c", Answer.UNKNOWN, 503, order_id="id-c"))
     history.fault("SIGKILL", pid=3, at=5.0)
     history.save(tmp_path / "h.jsonl")
     again = History.load(tmp_path / "h.jsonl")

@@ -13,7 +13,6 @@ import json
 import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from skipline.config import Settings, parse_tiers
 from skipline.domain.models import Status
 from skipline.service import QUEUED_COUNTS_TTL, OrderService
 from skipline.store import open_store
+from tests.store_kinds import ALL_STORE_KINDS, url_for
 
 CONFIG = """
 [tiers.vip]
@@ -45,15 +45,9 @@ PROMPT = 5.0
 """Seconds within which a refusal must arrive."""
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'admission.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+@pytest.fixture(params=ALL_STORE_KINDS)
+def store_url(request: pytest.FixtureRequest) -> str:
+    return url_for(request, "admission.db")
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:

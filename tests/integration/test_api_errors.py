@@ -5,13 +5,14 @@ unexpected exception. Every answer is application/problem+json naming the proble
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from api_harness import (
-    STORE_KINDS,
+
+from skipline.config import Settings
+from skipline.domain.models import Tier
+from tests.integration.api_harness import (
     Api,
     Reply,
     assert_problem,
@@ -21,16 +22,7 @@ from api_harness import (
     running_api,
 )
 
-from skipline.config import Settings
-from skipline.domain.models import Tier
-
 JSON_TYPE = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(request.param, tmp_path) as running:
-        yield running
 
 
 async def post_raw(api: Api, body: bytes) -> Reply:

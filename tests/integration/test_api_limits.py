@@ -8,29 +8,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from api_harness import (
+
+from tests.integration.api_harness import (
     PROMPT,
-    STORE_KINDS,
     Api,
     assert_problem,
     raw_connection,
     read_response,
     request_head,
-    running_api,
 )
 
 LIMIT = 64 * 1024
 EIGHT_MIB = 8 * 1024 * 1024
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(request.param, tmp_path) as running:
-        yield running
 
 
 def body_of_size(size: int) -> bytes:

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from api_harness import STORE_KINDS, Api, assert_problem, running_api
 
 from skipline.config import Settings
+from tests.integration.api_harness import Api, assert_problem, running_api
 
 ORDER_FIELDS = {
     "id", "tier", "priority", "status", "attempts", "created_at", "started_at", "finished_at",
     "payload", "result", "error", "customer",
 }
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(request.param, tmp_path) as running:
-        yield running
 
 
 def parse_time(text: str) -> datetime:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from api_harness import STORE_KINDS, Api, assert_problem, serving, store_url
 
 from skipline.clock import FakeClock
 from skipline.config import Settings
@@ -20,6 +19,7 @@ from skipline.domain.models import Tier
 from skipline.domain.ratelimit import RateLimit
 from skipline.service import OrderService
 from skipline.store import open_store
+from tests.integration.api_harness import STORE_KINDS, Api, assert_problem, serving, store_url
 
 TIERS = {
     "vip": Tier("vip", 0, rate_limit=RateLimit(rate=10.0, burst=5)),

@@ -5,27 +5,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from api_harness import SQLITE_READY, STORE_KINDS, Api, assert_problem, running_api
 from prometheus_client.parser import text_string_to_metric_families
 
 from skipline.api import METRICS, create_app
 from skipline.config import Settings
 from skipline.service import OrderService
 from skipline.store import open_store
+from tests.integration.api_harness import (
+    SQLITE_READY,
+    Api,
+    assert_problem,
+    running_api,
+)
 
 STATUS_COUNTS = ("queued", "running", "succeeded", "failed", "cancelled")
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(request.param, tmp_path) as running:
-        yield running
 
 
 # --- health ------------------------------------------------------------------------------------

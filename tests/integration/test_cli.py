@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from skipline.auth import hash_secret
 from skipline.cli.main import cli
+from skipline.testing import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -263,6 +264,12 @@ def test_keys_add_unknown_tier_exits_2(workdir: Path) -> None:
     assert "platinum" in result.stderr and "regular, vip" in result.stderr
 
 
+def test_keys_add_with_a_bad_name_exits_2(workdir: Path) -> None:
+    result = invoke("keys", "add", "x" * 65, "--tier", "regular", "--db", "memory://")
+    assert result.exit_code == 2
+    assert "key names are 1 to 64 printable characters" in result.stderr
+
+
 def test_keys_tiers_come_from_the_configuration(workdir: Path) -> None:
     (workdir / "skipline.toml").write_text("[tiers.platinum]\npriority = 0\n")
     db = f"sqlite:///{workdir / 'keys.db'}"
@@ -287,15 +294,8 @@ def test_keys_with_an_unopenable_store_exit_1(workdir: Path) -> None:
 
 
 # --- HTTP clients, without a server ---------------------------------------------------------
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_submit_to_nothing_listening_exits_1() -> None:
-    url = f"http://127.0.0.1:{unused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     for args in (["submit"], ["status", "some-id"], ["stats"]):
         result = invoke(*args, "--url", url)
         assert result.exit_code == 1
@@ -315,7 +315,7 @@ def test_serve_with_an_unopenable_store_exits_1_with_one_line(tmp_path: Path) ->
     blocker.write_text("not a directory")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "skipline", "serve", "--port", str(unused_port()),
+        [sys.executable, "-m", "skipline", "serve", "--port", str(free_port()),
          "--db", f"sqlite:///{blocker / 'x.db'}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
     )
@@ -329,7 +329,7 @@ def test_serve_with_bad_configuration_exits_2_before_starting(tmp_path: Path) ->
     (tmp_path / "skipline.toml").write_text("[tiers.vip]\nweight = 3\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "skipline", "serve", "--port", str(unused_port())],
+        [sys.executable, "-m", "skipline", "serve", "--port", str(free_port())],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 2, result.stderr

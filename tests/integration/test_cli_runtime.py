@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from aiohttp import web
 
 from skipline.api import SERVICE
 from skipline.config import Settings
-from skipline.domain.models import ANONYMOUS, Status
+from skipline.domain.models import Status
 from skipline.runtime import (
     POOL,
     display_url,
@@ -25,14 +24,7 @@ from skipline.runtime import (
     skipline_app,
     skipline_context,
 )
-from skipline.service import Submission
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from skipline.testing import free_port
 
 
 async def wait_healthy(session: aiohttp.ClientSession, url: str, task: asyncio.Task[int]) -> None:
@@ -136,7 +128,7 @@ async def test_skipline_context_in_a_users_own_app(tmp_path: Path) -> None:
     settings = Settings(db=f"sqlite:///{tmp_path / 'lib.db'}", workers=1)
 
     async def buy(request: web.Request) -> web.Response:
-        order, _ = await request.app[SERVICE].submit(ANONYMOUS, Submission(payload={"sku": 1}))
+        order = await request.app[SERVICE].submit_order(payload={"sku": 1})
         return web.json_response({"id": order.id})
 
     app = web.Application()
@@ -169,8 +161,8 @@ def test_display_url_hides_only_the_password() -> None:
 
 
 async def test_skipline_app_mounted_in_a_users_own_app(tmp_path: Path) -> None:
-    """DESIGN's library promise: the routes mounted into the user's application under a
-    prefix, the store and the pool started and stopped with it."""
+    """The library's promise (README, "Using it as a library"): the routes mounted into the
+    user's application under a prefix, the store and the pool started and stopped with it."""
     settings = Settings(db=f"sqlite:///{tmp_path / 'mounted.db'}", workers=1)
 
     async def home(request: web.Request) -> web.Response:

@@ -26,8 +26,8 @@ from skipline.config import Settings
 from skipline.domain.errors import OutcomeUnknown, StoreUnavailable
 from skipline.domain.models import Lease, NewOrder, Order, Status
 from skipline.service import OrderService
-from skipline.store.postgres import NOT_STORED, OPERATION_TIMEOUT, PostgresStore
-from skipline.store.postgres_doubt import IN_DOUBT_SECONDS, ORDER_OUTCOME_UNKNOWN
+from skipline.store.postgres.doubt import IN_DOUBT_SECONDS, ORDER_OUTCOME_UNKNOWN
+from skipline.store.postgres.store import NOT_STORED, OPERATION_TIMEOUT, PostgresStore
 from skipline.testing import make_new_order
 from tests.integration.api_harness import Api, Reply, serving
 from tests.postgres_harness import CuttableProxy, ThrowawayCluster

@@ -13,7 +13,7 @@ import pytest
 from skipline.domain.models import OrderQuery
 from skipline.store.migrate import load_migrations
 from skipline.store.postgres import PostgresStore
-from skipline.store.postgres_migrate import applied_versions, migrate
+from skipline.store.postgres.migrate import applied_versions, migrate
 from skipline.store.queries import load_queries
 from skipline.testing import make_new_order
 

@@ -15,8 +15,8 @@ import pytest
 from skipline.clock import SystemClock
 from skipline.domain.errors import KeyExists, OrderNotCancellable
 from skipline.domain.models import ApiKey, NewOrder, Order
-from skipline.store import sqlite_writer
 from skipline.store.sqlite import SqliteStore
+from skipline.store.sqlite import writer as sqlite_writer
 
 
 def new_order(tier: str = "regular", key: str | None = None, owner: str = "") -> NewOrder:

@@ -22,7 +22,7 @@ from skipline.domain.scheduling import pick_claims
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
 from skipline.store.sqlite import SqliteStore
-from skipline.store.sqlite_rows import order_from_row
+from skipline.store.sqlite.rows import order_from_row
 
 LEASE = 30.0
 
@@ -250,7 +250,7 @@ async def test_migrations_are_recorded_once_and_not_reapplied(db_path: Path) -> 
 
 
 async def test_migrating_step_by_step_gives_the_fresh_schema(tmp_path: Path) -> None:
-    from skipline.store.sqlite_schema import apply_migrations
+    from skipline.store.sqlite.schema import apply_migrations
 
     migrations = load_migrations("sqlite")
     queries = load_queries("sqlite")
@@ -272,7 +272,7 @@ async def test_the_status_check_rebuild_keeps_rows_seqs_and_the_check(tmp_path: 
     """Migration 0002 copies the orders table: a database written under 0001 keeps every row
     as it was, never hands out a seq again (not even a deleted one), and still refuses a
     status outside the five."""
-    from skipline.store.sqlite_schema import apply_migrations
+    from skipline.store.sqlite.schema import apply_migrations
 
     migrations = load_migrations("sqlite")
     queries = load_queries("sqlite")

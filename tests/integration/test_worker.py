@@ -20,9 +20,10 @@ from skipline.domain.models import DEFAULT_TIERS, JSON, NewOrder, Order, Status
 from skipline.handlers import Handler
 from skipline.maintenance import LeaseReaper, Pruner
 from skipline.metrics import Metrics
+from skipline.runtime import Workers
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
-from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
+from tests.store_kinds import ALL_STORE_KINDS, opened_store
 
 LONG = 30.0
 """A handler sleep no test waits for: only a cancel ends it."""
@@ -40,18 +41,19 @@ PoolMaker = Callable[..., Awaitable[WorkerPool]]
 
 @pytest.fixture
 async def make_pool() -> AsyncIterator[PoolMaker]:
-    """Starts pools and drains every one of them when the test ends."""
-    pools: list[WorkerPool] = []
+    """Starts pools (each with the reaper and pruner a process runs beside it) and drains every
+    one of them when the test ends."""
+    started: list[Workers] = []
 
     async def make(store: Any, settings: Settings, handler: Handler, **kw: Any) -> WorkerPool:
-        pool = WorkerPool(store, settings, handler, **kw)
-        pools.append(pool)
-        await pool.start()
-        return pool
+        workers = Workers(store, settings, handler, **kw)
+        started.append(workers)
+        await workers.start()
+        return workers.pool
 
     yield make
-    for pool in pools:
-        await pool.drain(1.0)
+    for workers in started:
+        await workers.drain(1.0)
 
 
 def fast(**overrides: Any) -> Settings:

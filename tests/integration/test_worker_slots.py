@@ -16,10 +16,10 @@ import pytest
 from skipline.clock import SystemClock
 from skipline.config import Settings
 from skipline.domain.models import JSON, NewOrder, Order, Status
+from skipline.runtime import Workers
 from skipline.store.base import Store
 from skipline.store.sqlite import SqliteStore
-from skipline.worker import WorkerPool
-from tests.integration.store_kinds import opened_store
+from tests.store_kinds import MEMORY, SQLITE, kind_params, opened_store
 
 
 class SlowToRecord:
@@ -37,7 +37,7 @@ class SlowToRecord:
         return getattr(self.store, name)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=kind_params([MEMORY, SQLITE]))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     async for opened in opened_store(request):
         yield opened
@@ -78,8 +78,9 @@ async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_recorded(
         return None
 
     first, second = await submit(store, "first"), await submit(store, "second")
-    pool = WorkerPool(slow, settings(workers=1), note)  # type: ignore[arg-type]
-    await pool.start()
+    workers = Workers(slow, settings(workers=1), note)  # type: ignore[arg-type]
+    pool = workers.pool
+    await workers.start()
     try:
         await until(lambda: _true(started == ["first", "second"]), "the second order to start")
         assert await status_of(store, first) is Status.RUNNING  # not recorded yet
@@ -89,7 +90,7 @@ async def test_a_finished_handler_frees_its_slot_while_its_outcome_is_recorded(
             await until(lambda o=order: _is(store, o, Status.SUCCEEDED), "success")
     finally:
         slow.recording.set()
-        await pool.drain(1.0)
+        await workers.drain(1.0)
 
 
 async def test_at_most_slots_outcomes_wait_to_be_recorded(store: Store) -> None:
@@ -99,8 +100,9 @@ async def test_at_most_slots_outcomes_wait_to_be_recorded(store: Store) -> None:
     async def instant(order: Order) -> JSON:
         return None
 
-    pool = WorkerPool(slow, settings(workers=2), instant)  # type: ignore[arg-type]
-    await pool.start()
+    workers = Workers(slow, settings(workers=2), instant)  # type: ignore[arg-type]
+    pool = workers.pool
+    await workers.start()
     try:
         await until(lambda: _true(pool.held == 4), "four outcomes waiting")
         more = [await submit(store, f"late{n}") for n in range(2)]
@@ -113,7 +115,7 @@ async def test_at_most_slots_outcomes_wait_to_be_recorded(store: Store) -> None:
             await until(lambda o=order: _is(store, o, Status.SUCCEEDED), "success")
     finally:
         slow.recording.set()
-        await pool.drain(1.0)
+        await workers.drain(1.0)
 
 
 async def test_the_refilling_claim_shares_a_transaction_with_the_completions(
@@ -128,10 +130,10 @@ async def test_the_refilling_claim_shares_a_transaction_with_the_completions(
             return None
 
         before = store.committed_batches
-        pool = WorkerPool(store, settings(workers=50), instant)
-        await pool.start()
+        workers = Workers(store, settings(workers=50), instant)
+        await workers.start()
         await until(lambda: _is(store, orders[-1], Status.SUCCEEDED), "the last order")
-        await pool.drain(1.0)
+        await workers.drain(1.0)
         # 8 claims of 50 and 8 rounds of 50 completions: about 9 transactions when each claim
         # rides with the completions that freed its slots, 16 or more when they do not.
         assert store.committed_batches - before <= 12

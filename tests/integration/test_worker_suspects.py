@@ -16,9 +16,10 @@ import pytest
 
 from skipline.config import Settings
 from skipline.domain.models import JSON, NewOrder, Order, Status
+from skipline.runtime import Workers
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
-from tests.integration.store_kinds import ALL_STORE_KINDS, opened_store
+from tests.store_kinds import ALL_STORE_KINDS, opened_store
 
 
 @pytest.fixture(params=ALL_STORE_KINDS)
@@ -28,12 +29,12 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def pools() -> AsyncIterator[list[WorkerPool]]:
+async def pools() -> AsyncIterator[list[Workers]]:
     """Pools a test starts; each is drained when the test ends."""
-    started: list[WorkerPool] = []
+    started: list[Workers] = []
     yield started
-    for pool in started:
-        await pool.drain(1.0)
+    for workers in started:
+        await workers.drain(1.0)
 
 
 def settings(**overrides: Any) -> Settings:
@@ -114,16 +115,16 @@ async def all_succeed(store: Store, orders: list[Order]) -> list[Order]:
     return [o for o in [await store.get(order.id) for order in orders] if o is not None]
 
 
-async def start(pools: list[WorkerPool], store: Store, handler: Recorder,
+async def start(pools: list[Workers], store: Store, handler: Recorder,
                 config: Settings) -> WorkerPool:
-    pool = WorkerPool(store, config, handler)
-    pools.append(pool)
-    await pool.start()
-    return pool
+    workers = Workers(store, config, handler)
+    pools.append(workers)
+    await workers.start()
+    return workers.pool
 
 
 async def test_a_suspect_runs_after_its_batch_and_alone(
-    store: Store, pools: list[WorkerPool]
+    store: Store, pools: list[Workers]
 ) -> None:
     poisoned = await suspect(store, "suspect", duration=0.3)
     batch = [await submit(store, f"healthy-{i}", duration=0.2) for i in range(3)]
@@ -141,7 +142,7 @@ async def test_a_suspect_runs_after_its_batch_and_alone(
     assert set(handler.beside("healthy-0")) == {"healthy-1", "healthy-2"}
 
 
-async def test_a_later_claim_fills_every_slot_again(store: Store, pools: list[WorkerPool]) -> None:
+async def test_a_later_claim_fills_every_slot_again(store: Store, pools: list[Workers]) -> None:
     """Isolation is for suspects only: once the suspect is over, the healthy orders behind it
     run side by side, four at a time, as before."""
     poisoned = await suspect(store, "suspect")
@@ -156,7 +157,7 @@ async def test_a_later_claim_fills_every_slot_again(store: Store, pools: list[Wo
 
 
 async def test_suspects_claimed_together_run_one_at_a_time(
-    store: Store, pools: list[WorkerPool]
+    store: Store, pools: list[Workers]
 ) -> None:
     rescued = await suspects(store, [f"suspect-{i}" for i in range(3)], duration=0.1)
     healthy = [await submit(store, f"healthy-{i}", duration=0.1) for i in range(2)]
@@ -173,7 +174,7 @@ async def test_suspects_claimed_together_run_one_at_a_time(
 
 
 async def test_heartbeats_keep_a_waiting_suspect_leased(
-    store: Store, pools: list[WorkerPool]
+    store: Store, pools: list[Workers]
 ) -> None:
     """The suspect waits three leases for its batch to finish and is not rescued meanwhile."""
     poisoned = await suspect(store, "suspect")
@@ -188,7 +189,7 @@ async def test_heartbeats_keep_a_waiting_suspect_leased(
 
 
 async def test_a_drain_releases_a_waiting_suspect_at_once(
-    store: Store, pools: list[WorkerPool]
+    store: Store, pools: list[Workers]
 ) -> None:
     poisoned = await suspect(store, "suspect")
     await submit(store, "slow", duration=0.3)
@@ -206,7 +207,7 @@ async def test_a_drain_releases_a_waiting_suspect_at_once(
 
 
 async def test_without_heartbeats_rescued_orders_are_not_isolated(
-    store: Store, pools: list[WorkerPool]
+    store: Store, pools: list[Workers]
 ) -> None:
     """With heartbeats off every long order is rescued under a live worker; the switch exists
     to show what leases prevent, so rescued orders run side by side as any other."""

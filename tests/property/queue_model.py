@@ -1,11 +1,12 @@
 """What must be true of a store, tracked independently of it.
 
 The model keeps its own record of every order and computes what a claim must return from the
-rule as DESIGN.md states it, in its own words (two queues: overdue oldest-first, then the rest
-by priority, then the fair-share turn, then acceptance), never by calling `domain.scheduling`
-or `domain.fairness` on the store's data. Turns are start-time fair queuing: each priority
-has a virtual time (the latest turn handed out), each group the end of its last turn; an
-accepted order's turn starts at the later of the two and lasts SHARE // weight.
+rule as invariants 2 and 3 (docs/architecture.md) state it, in their own words (two queues:
+overdue oldest-first, then the rest by priority, then the fair-share turn, then acceptance),
+never by calling `domain.scheduling` or `domain.fairness` on the store's data. Turns are
+start-time fair queuing: each priority has a virtual time (the latest turn handed out), each
+group the end of its last turn; an accepted order's turn starts at the later of the two and
+lasts SHARE // weight.
 Likewise it says which finished orders retention may delete (`prunable`, `prune_problems`).
 """
 

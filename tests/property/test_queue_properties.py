@@ -22,11 +22,12 @@ from skipline.store.base import Store
 from tests.postgres_harness import run_async
 from tests.property.postgres_clock import DatabaseClock, install_clock
 from tests.property.queue_machine import PROPERTY_SETTINGS, QueueMachine
+from tests.store_kinds import MEMORY, POSTGRES, SQLITE, store_url
 
 
 class MemoryQueueMachine(QueueMachine):
     async def open_store(self) -> Store:
-        return open_store("memory://", clock=self.clock)
+        return open_store(store_url(MEMORY, Path()), clock=self.clock)
 
 
 class SqliteQueueMachine(QueueMachine):
@@ -34,7 +35,8 @@ class SqliteQueueMachine(QueueMachine):
 
     async def open_store(self) -> Store:
         self.directory = Path(tempfile.mkdtemp(prefix="skipline-property-"))
-        return open_store(f"sqlite:///{self.directory / 'queue.db'}", clock=self.clock)
+        url = store_url(SQLITE, self.directory, filename="queue.db")
+        return open_store(url, clock=self.clock)
 
     async def close_store(self) -> None:
         try:
@@ -53,7 +55,7 @@ class PostgresQueueMachine(QueueMachine):
         self.database_clock = DatabaseClock(self.url)
         await self.database_clock.start(self.clock.now())
         assert await self.database_clock.read() == self.clock.now(), "now() is not pinned"
-        return open_store(self.url, clock=self.clock)
+        return open_store(store_url(POSTGRES, Path(), self.url), clock=self.clock)
 
     async def clock_moved(self) -> None:
         await self.database_clock.set(self.clock.now())

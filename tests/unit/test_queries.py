@@ -9,8 +9,8 @@ import sqlite3
 import pytest
 
 from skipline.store.migrate import load_migrations, pending
-from skipline.store.queries import load_queries, parse_queries
-from skipline.store.sqlite_schema import split_statements
+from skipline.store.queries import backend_sql, load_queries, parse_queries
+from skipline.store.sqlite.schema import split_statements
 
 
 def test_named_blocks_become_queries_without_trailing_semicolons() -> None:
@@ -24,12 +24,32 @@ def test_duplicate_or_empty_names_are_errors(text: str) -> None:
         parse_queries(text)
 
 
+SHARED_QUERIES = frozenset({
+    "migrations_table", "migrations_version", "migrations_record", "ping",
+    "insert_orders", "get_order", "list_orders", "list_owner_orders", "cancel_order",
+    "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
+    "insert_key", "find_key", "list_keys", "revoke_key",
+})
+"""Queries that mean the same in both backends, so they have the same name in both."""
+
+
+def test_both_backends_name_the_shared_queries_alike() -> None:
+    sqlite, postgres = load_queries("sqlite"), load_queries("postgres")
+    assert set(sqlite) & set(postgres) == SHARED_QUERIES
+
+
+def test_the_queries_and_migrations_are_package_data_of_their_store() -> None:
+    for backend in ("sqlite", "postgres"):
+        assert load_queries(backend) and load_migrations(backend)
+        assert backend_sql(backend).joinpath("queries.sql").is_file()
+
+
 def test_every_sqlite_query_compiles_against_the_migrated_schema() -> None:
     connection = sqlite3.connect(":memory:")
     for migration in load_migrations("sqlite"):
         connection.executescript(migration.sql)
     queries = load_queries("sqlite")
-    connection.execute(queries["schema_migrations_create"])
+    connection.execute(queries["migrations_table"])
     for name, sql in queries.items():
         try:
             connection.execute("EXPLAIN " + sql, _parameters(sql))

@@ -9,6 +9,7 @@ from skipline.clock import FakeClock
 from skipline.config import Settings
 from skipline.domain.errors import (
     InvalidApiKey,
+    InvalidKeyName,
     InvalidOrder,
     NotAuthenticated,
     OrderNotFound,
@@ -17,7 +18,7 @@ from skipline.domain.errors import (
     TierNotAllowed,
 )
 from skipline.domain.models import ANONYMOUS, Caller, Status, Tier
-from skipline.service import OrderService, Submission
+from skipline.service import OrderService, OrderSpec
 from skipline.store.memory import MemoryStore
 
 TIERS = {
@@ -74,7 +75,7 @@ async def test_an_unknown_tier_is_invalid_and_the_known_ones_are_listed() -> Non
 async def test_an_order_takes_priority_and_max_wait_from_its_tier() -> None:
     service = await make_service()
 
-    order, created = await service.submit(ALICE, Submission(payload={"x": 1}, tier="bulk"))
+    order, created = await service.submit(ALICE, OrderSpec(payload={"x": 1}, tier="bulk"))
 
     assert created
     assert (order.tier, order.priority, order.owner) == ("bulk", 5, "alice")
@@ -82,19 +83,38 @@ async def test_an_order_takes_priority_and_max_wait_from_its_tier() -> None:
     assert order.status is Status.QUEUED
 
 
+async def test_library_code_submits_in_one_call_with_any_tier() -> None:
+    service = await make_service()
+
+    order = await service.submit_order(payload={"sku": 1}, tier="vip", duration=0.5,
+                                       idempotency_key="buy-1")
+    again = await service.submit_order(payload={"sku": 2}, tier="vip", idempotency_key="buy-1")
+    plain = await service.submit_order()
+
+    assert (order.tier, order.priority, order.owner, order.payload) == ("vip", 0, "", {"sku": 1})
+    assert order.duration == 0.5 and order.status == "queued"
+    assert again.id == order.id
+    assert (plain.tier, plain.payload) == ("regular", None)
+    with pytest.raises(InvalidOrder, match="'gold'"):
+        await service.submit_order(tier="gold")
+    service.accepting = False
+    with pytest.raises(ShuttingDown):
+        await service.submit_order()
+
+
 @pytest.mark.parametrize("duration", [-0.1, 3600.5])
 async def test_a_duration_out_of_range_is_invalid(duration: float) -> None:
     service = await make_service()
 
     with pytest.raises(InvalidOrder, match="duration"):
-        await service.submit(ALICE, Submission(duration=duration))
+        await service.submit(ALICE, OrderSpec(duration=duration))
 
 
 async def test_an_idempotent_retry_returns_the_first_order() -> None:
     service = await make_service()
-    first, _ = await service.submit(ALICE, Submission(idempotency_key="k"))
+    first, _ = await service.submit(ALICE, OrderSpec(idempotency_key="k"))
 
-    again, created = await service.submit(ALICE, Submission(idempotency_key="k"))
+    again, created = await service.submit(ALICE, OrderSpec(idempotency_key="k"))
 
     assert not created and again.id == first.id
 
@@ -102,23 +122,23 @@ async def test_an_idempotent_retry_returns_the_first_order() -> None:
 async def test_a_full_tier_refuses_with_a_retry_after() -> None:
     service = await make_service()
     for _ in range(2):
-        await service.submit(ALICE, Submission(tier="bulk"))
+        await service.submit(ALICE, OrderSpec(tier="bulk"))
 
     with pytest.raises(QueueFull, match="'bulk'") as caught:
-        await service.submit(ALICE, Submission(tier="bulk"))
+        await service.submit(ALICE, OrderSpec(tier="bulk"))
 
     assert 1.0 <= caught.value.retry_after <= 60.0
-    await service.submit(ALICE, Submission())
+    await service.submit(ALICE, OrderSpec())
 
 
 async def test_a_global_cap_counts_every_tier() -> None:
     service = await make_service(max_queued=3)
-    await service.submit(ALICE, Submission())
-    await service.submit(ROOT, Submission())
-    await service.submit(ALICE, Submission(tier="bulk"))
+    await service.submit(ALICE, OrderSpec())
+    await service.submit(ROOT, OrderSpec())
+    await service.submit(ALICE, OrderSpec(tier="bulk"))
 
     with pytest.raises(QueueFull):
-        await service.submit(ROOT, Submission())
+        await service.submit(ROOT, OrderSpec())
 
 
 async def test_a_draining_service_accepts_nothing() -> None:
@@ -126,7 +146,7 @@ async def test_a_draining_service_accepts_nothing() -> None:
     service.accepting = False
 
     with pytest.raises(ShuttingDown):
-        await service.submit(ALICE, Submission())
+        await service.submit(ALICE, OrderSpec())
 
 
 # --- identity and visibility ----------------------------------------------------------------------
@@ -165,9 +185,17 @@ async def test_a_key_for_an_unknown_tier_cannot_be_made() -> None:
         await service.add_key("alice", "gold")
 
 
+@pytest.mark.parametrize("name", ["", "x" * 65, "tab\there"])
+async def test_a_key_with_a_bad_name_cannot_be_made(name: str) -> None:
+    service = await make_service()
+
+    with pytest.raises(InvalidKeyName, match="1 to 64 printable"):
+        await service.add_key(name, "regular")
+
+
 async def test_another_callers_order_is_not_found_but_an_admin_sees_it() -> None:
     service = await make_service()
-    order, _ = await service.submit(ALICE, Submission())
+    order, _ = await service.submit(ALICE, OrderSpec())
 
     with pytest.raises(OrderNotFound):
         await service.get(BOB, order.id)
@@ -179,15 +207,15 @@ async def test_another_callers_order_is_not_found_but_an_admin_sees_it() -> None
 
 async def test_an_anonymous_order_is_readable_by_whoever_holds_its_id() -> None:
     service = await make_service()
-    order, _ = await service.submit(ANONYMOUS, Submission())
+    order, _ = await service.submit(ANONYMOUS, OrderSpec())
 
     assert (await service.get(BOB, order.id)).id == order.id
 
 
 async def test_listing_needs_a_key_and_shows_only_ones_own_orders() -> None:
     service = await make_service()
-    mine, _ = await service.submit(ALICE, Submission())
-    await service.submit(BOB, Submission())
+    mine, _ = await service.submit(ALICE, OrderSpec())
+    await service.submit(BOB, OrderSpec())
 
     with pytest.raises(NotAuthenticated):
         await service.list_orders(ANONYMOUS)

@@ -17,7 +17,7 @@ from skipline.api.schemas import SCHEMA_TYPES
 from skipline.domain.models import Status, Tier
 
 REF = "#/components/schemas/"
-PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'"
+DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 LOCATION = {"Location": {"description": "The order's URL.", "schema": {"type": "string"}}}
 ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-IDEMPOTENCY_KEY = {
+IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "Retrying with the same key returns the first order (200).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -97,7 +97,7 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
             "weight, FIFO inside a group. 429 also when the group has its tier's "
             "`max_queued_per_customer` orders queued.",
             "security": SECURED,
-            "parameters": [IDEMPOTENCY_KEY],
+            "parameters": [IDEMPOTENCY_KEY_PARAMETER],
             "requestBody": {"required": True, "content": _body("OrderRequest")},
             "responses": {
                 "202": _ok("Accepted.", "OrderOut", LOCATION),
@@ -245,7 +245,7 @@ def add_docs_routes(app: web.Application, tiers: Mapping[str, Tier]) -> None:
 
     async def docs(request: web.Request) -> web.Response:
         return web.Response(text=page, content_type="text/html",
-                            headers={"Content-Security-Policy": PAGE_SECURITY})
+                            headers={"Content-Security-Policy": DOCS_PAGE_SECURITY})
 
     app.router.add_get("/openapi.json", openapi_json, name="openapi")
     app.router.add_get("/docs", docs, name="docs")

@@ -29,7 +29,7 @@ from skipline.api.schemas import (
 )
 from skipline.crashpoints import crash_point
 from skipline.domain.errors import OutcomeUnknown, ShuttingDown, StoreUnavailable
-from skipline.service import Submission
+from skipline.service import OrderSpec
 
 READY_TIMEOUT = 2.0
 """Seconds the store has to answer a readiness ping."""
@@ -68,9 +68,7 @@ async def submit_order(request: web.Request) -> web.Response:
     """Checks run cheapest first; the body is read only once everything else has passed."""
     service = request.app[SERVICE]
     caller = request[CALLER]
-    service.check_rate(caller, request.remote or "unknown")
-    if not service.admits_at_once(caller.tier):
-        await service.check_admission(caller.tier)
+    await service.admit(caller, request.remote or "unknown")
     require_json(request)
     max_body = service.settings.max_body
     require_size(request, max_body)
@@ -79,12 +77,12 @@ async def submit_order(request: web.Request) -> web.Response:
     if raw is None:
         raw = await read_limited(request, max_body)
     body = decode_order_request(raw)
-    submission = Submission(
+    spec = OrderSpec(
         payload=body.payload, duration=body.duration, tier=body.user_type,
         idempotency_key=idempotency_key, customer=body.customer,
     )
     try:
-        order, created = await service.submit(caller, submission)
+        order, created = await service.submit(caller, spec)
     except OutcomeUnknown as unknown:
         # A 503 like any outage, which also says where to ask later: only here is the URL known.
         return problems.from_error(unknown, order_location(request, unknown.order_id))
@@ -149,7 +147,7 @@ async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            await service.store.ping()
+            await service.ping()
     except StoreUnavailable:
         raise
     except Exception as error:  # any failure to reach the store means "not ready"

@@ -11,10 +11,10 @@ import msgspec
 
 from skipline.api.errors import MalformedRequest
 from skipline.domain.errors import InvalidOrder
-from skipline.domain.models import Order, Status, StoreStats, Tier
+from skipline.domain.models import MAX_DURATION, Order, Status, StoreStats, Tier
+from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
 
-MAX_DURATION = 3600.0
 MAX_PAYLOAD_DEPTH = 64
 """Nesting limit for payloads, so no store ever recurses too deep serialising one."""
 
@@ -214,7 +214,7 @@ def stats_out(stats: StoreStats, tiers: dict[str, Tier], accepting: bool) -> Sta
     names += sorted(set(stats.counts) - set(tiers))
     return StatsOut(
         tiers={name: _tier_stats(name, stats, tiers) for name in names},
-        throughput_per_second=round(stats.finished_last_minute / 60.0, 3),
+        throughput_per_second=round(stats.finished_last_minute / THROUGHPUT_WINDOW, 3),
         accepting=accepting,
     )
 

@@ -22,6 +22,7 @@ from skipline.cli.bench_tally import BACKPRESSURE, Outcomes, Plan, Tally
 from skipline.cli.client import REQUEST_TIMEOUT, client_options
 from skipline.cli.errors import Failure
 from skipline.cli.options import option
+from skipline.domain.models import MAX_DURATION
 
 POLL_INTERVALS = (0.2, 1.0)
 """Pause between polling rounds (seconds): the shortest after a round that saw orders finish,
@@ -36,8 +37,8 @@ JSON_CONTENT = {"Content-Type": "application/json"}
 # Not --concurrency: every flag reads SKIPLINE_<FLAG>, and SKIPLINE_CONCURRENCY is the worker's.
 @option("--connections", "concurrency", type=click.IntRange(min=1), default=16,
         help="Requests in flight at once, one connection each.")
-@option("--duration", type=click.FloatRange(min=0, max=3600), default=0.0, metavar="SECONDS",
-        help="Simulated work per order (the 'simulate' handler sleeps it).")
+@option("--duration", type=click.FloatRange(min=0, max=MAX_DURATION), default=0.0,
+        metavar="SECONDS", help="Simulated work per order (the 'simulate' handler sleeps it).")
 @option("--user-type", default=None, metavar="TIER",
         help="Ask for a tier (your key's own or a worse one).")
 @click.option("--wait/--no-wait", default=True, envvar="SKIPLINE_WAIT", show_envvar=True,

@@ -7,9 +7,15 @@ from typing import IO, Any
 
 import click
 
-from skipline.domain.errors import ConfigError, HandlerNotFound, InvalidOrder, SkiplineError
+from skipline.domain.errors import (
+    ConfigError,
+    HandlerNotFound,
+    InvalidKeyName,
+    InvalidOrder,
+    SkiplineError,
+)
 
-CONFIG_ERRORS = (ConfigError, HandlerNotFound, InvalidOrder)
+CONFIG_ERRORS = (ConfigError, HandlerNotFound, InvalidOrder, InvalidKeyName)
 
 
 class Failure(click.ClickException):

@@ -96,3 +96,7 @@ class HandlerNotFound(SkiplineError):
 
 class InvalidOrder(SkiplineError):
     """The order is not valid."""
+
+
+class InvalidKeyName(SkiplineError):
+    """The API key name is not valid."""

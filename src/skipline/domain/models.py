@@ -58,6 +58,10 @@ DEFAULT_TIERS: dict[str, Tier] = {
 }
 ANONYMOUS_TIER = "regular"
 
+MAX_DURATION = 3600.0
+"""The longest `duration` an order may ask for, in seconds (what the `simulate` handler
+sleeps): checked by the API schema, the service, the handler and `skipline bench`."""
+
 
 class NewOrder(msgspec.Struct, frozen=True):
     """What a store needs to accept an order; the store assigns `seq` and timestamps. (A
@@ -80,6 +84,25 @@ class NewOrder(msgspec.Struct, frozen=True):
     """Shares of the order's group (the key's weight)."""
     fifo: bool = False
     """The tier is plain FIFO: every order of it is in one group."""
+
+    def overdue_from(self, accepted_at: float) -> float | None:
+        """When the order is overdue if a store accepts it at `accepted_at`; None: never."""
+        return None if self.max_wait is None else accepted_at + self.max_wait
+
+    def queued(
+        self, seq: int, created_at: float, overdue_at: float | None, start_tag: int = 0,
+    ) -> Order:
+        """The order a store made of this submission: queued as `seq` at `created_at` with
+        its fair-share `start_tag` (domain.fairness), never run, available at once.
+        `overdue_at` is passed in because PostgreSQL computes it on its own clock; the other
+        stores use `overdue_from(created_at)`."""
+        # Positional, in Order's field order (started_at, finished_at, result and error are
+        # None): on the submission hot path, about 0.1 µs less than by keyword, measured.
+        return Order(
+            self.id, seq, self.tier, self.priority, Status.QUEUED, 0, 0, self.payload,
+            self.duration, self.owner, created_at, overdue_at, created_at,
+            None, None, None, None, self.idempotency_key, self.customer, start_tag,
+        )
 
 
 class Order(msgspec.Struct, frozen=True):

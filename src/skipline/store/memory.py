@@ -24,10 +24,9 @@ from skipline.domain.models import (
     StoreStats,
     TierCounts,
 )
+from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.domain.scheduling import pick_claims
 from skipline.store.wakeup import WakeUp, wait_on
-
-RECENT_WAITS = 1000
 
 
 def matches(query: OrderQuery, order: Order) -> bool:
@@ -73,14 +72,7 @@ class MemoryStore:
         now = self._clock.now()
         self._seq += 1
         (tag,) = assign_tags((new,), self._clocks, self._finishes)
-        order = Order(
-            id=new.id, seq=self._seq, tier=new.tier, priority=new.priority,
-            status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
-            duration=new.duration, owner=new.owner, created_at=now,
-            overdue_at=None if new.max_wait is None else now + new.max_wait,
-            available_at=now, idempotency_key=new.idempotency_key, customer=new.customer,
-            start_tag=tag,
-        )
+        order = new.queued(self._seq, now, new.overdue_from(now), tag)
         self._orders[order.id] = order
         if new.idempotency_key is not None:
             self._idempotency[(new.owner, new.idempotency_key)] = order.id
@@ -227,7 +219,7 @@ class MemoryStore:
             tier[order.status.value] = tier.get(order.status.value, 0) + 1
             if order.started_at is not None:
                 started.append(order)
-            if order.finished_at is not None and order.finished_at >= now - 60:
+            if order.finished_at is not None and order.finished_at >= now - THROUGHPUT_WINDOW:
                 finished += 1
         started.sort(key=lambda o: o.started_at or 0.0, reverse=True)
         waits: dict[str, list[float]] = {}

@@ -1,4 +1,4 @@
-"""Numbered migrations, one folder per backend: sql/<backend>/migrations/NNNN_what.sql.
+"""Numbered migrations, in each backend package: <backend>/sql/migrations/NNNN_what.sql.
 
 Each store applies, in order, the migrations whose number is above the highest it has recorded;
 how it records them is the backend's business (both use a `schema_migrations` table).
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
+
+from skipline.store.queries import backend_sql
 
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -22,7 +23,7 @@ class Migration:
 
 def load_migrations(backend: str) -> list[Migration]:
     """All migrations of `backend`, ordered by version; gaps and duplicates are errors."""
-    folder = resources.files("skipline.store").joinpath("sql", backend, "migrations")
+    folder = backend_sql(backend).joinpath("migrations")
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = MIGRATION_FILE.match(entry.name)

@@ -1,4 +1,4 @@
-"""Named SQL queries, kept in .sql files (one folder per backend) and loaded once per store.
+"""Named SQL queries, kept in each backend package's sql/queries.sql and loaded once per store.
 
 A file holds blocks introduced by a line `-- name: some_name`; the text up to the next such
 line is that query.
@@ -7,6 +7,7 @@ line is that query.
 from __future__ import annotations
 
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 NAME_MARKER = "-- name:"
 
@@ -37,8 +38,11 @@ def _store_query(queries: dict[str, str], name: str | None, lines: list[str]) ->
 
 
 def load_queries(backend: str) -> dict[str, str]:
-    """The named queries of `backend` (the folder under store/sql/)."""
-    text = resources.files("skipline.store").joinpath("sql", backend, "queries.sql").read_text(
-        encoding="utf-8"
-    )
-    return parse_queries(text)
+    """The named queries of `backend` (sqlite, postgres): its package's sql/queries.sql."""
+    return parse_queries(backend_sql(backend).joinpath("queries.sql").read_text(encoding="utf-8"))
+
+
+def backend_sql(backend: str) -> Traversable:
+    """The sql/ folder of the store package `backend`, found as package data without importing
+    the package (which would import its driver)."""
+    return resources.files("skipline.store").joinpath(backend, "sql")

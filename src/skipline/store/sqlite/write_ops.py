@@ -14,7 +14,7 @@ from skipline.clock import Clock
 from skipline.crashpoints import crash_point
 from skipline.domain.errors import KeyExists, OrderNotCancellable, OrderNotFound
 from skipline.domain.models import ApiKey, NewOrder, Order, Status
-from skipline.store.sqlite_rows import Rows, encode_json, key_to_params, order_from_row
+from skipline.store.sqlite.rows import Rows, encode_json, key_to_params, order_from_row
 
 Queries = dict[str, str]
 
@@ -53,7 +53,7 @@ def submit(
         if found:
             return order_from_row(found[0]), False
     now = clock.now()
-    overdue_at = None if new.max_wait is None else now + new.max_wait
+    overdue_at = new.overdue_from(now)
     cursor = connection.execute(queries["insert_order"], {
         "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
         "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
@@ -64,13 +64,7 @@ def submit(
         "tier": new.tier, "status": Status.QUEUED.value, "n": 1,
     })
     crash_point("before_commit")
-    order = Order(
-        id=new.id, seq=cursor.lastrowid, tier=new.tier, priority=new.priority,
-        status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
-        duration=new.duration, owner=new.owner, created_at=now, overdue_at=overdue_at,
-        available_at=now, idempotency_key=new.idempotency_key,
-    )
-    return order, True
+    return new.queued(cursor.lastrowid, now, overdue_at), True
 
 
 def submit_many(
@@ -80,10 +74,10 @@ def submit_many(
     """Insert orders without idempotency keys, all with one statement; (order, True) each.
     `items` are (order, payload as JSON text)."""
     now = clock.now()
+    overdue = [new.overdue_from(now) for new, _ in items]
     connection.executemany(queries["insert_orders"], [
-        (new.id, new.tier, new.priority, payload, new.duration, new.owner, now,
-         None if new.max_wait is None else now + new.max_wait)
-        for new, payload in items])
+        (new.id, new.tier, new.priority, payload, new.duration, new.owner, now, overdue_at)
+        for (new, payload), overdue_at in zip(items, overdue, strict=True)])
     last_seq = connection.execute(queries["last_inserted_seq"]).fetchone()[0]
     for tier, n in Counter(new.tier for new, _ in items).items():
         connection.execute(queries["count_orders"], {
@@ -92,14 +86,8 @@ def submit_many(
     crash_point("before_commit")
     first_seq = last_seq - len(items) + 1
     return [
-        (Order(
-            id=new.id, seq=first_seq + offset, tier=new.tier, priority=new.priority,
-            status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
-            duration=new.duration, owner=new.owner, created_at=now,
-            overdue_at=None if new.max_wait is None else now + new.max_wait,
-            available_at=now, idempotency_key=None,
-        ), True)
-        for offset, (new, _) in enumerate(items)
+        (new.queued(first_seq + offset, now, overdue_at), True)
+        for offset, ((new, _), overdue_at) in enumerate(zip(items, overdue, strict=True))
     ]
 
 

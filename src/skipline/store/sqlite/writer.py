@@ -1,7 +1,7 @@
 """The one SQLite writer: a dedicated thread that runs every write of the store.
 
 Whatever writes are waiting when the thread becomes free run together in ONE transaction (group
-commit, see sqlite_batch.py), so concurrent submissions share one fsync. The loop collects the
+commit, see batch.py), so concurrent submissions share one fsync. The loop collects the
 writes of one loop iteration and hands them over in one queue put, so the thread wakes once per
 iteration rather than once per write (on a single core each wake-up also costs a GIL hand-over);
 the thread sends every result of a batch back with one callback, never one thread hop per
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from skipline.domain.errors import StoreUnavailable
-from skipline.store.sqlite_batch import Many, Outcome, Work, Write, run_batch, unavailable
+from skipline.store.sqlite.batch import Many, Outcome, Work, Write, run_batch, unavailable
 
 T = TypeVar("T")
 
@@ -99,7 +99,7 @@ class SqliteWriter:
         self, work: Work[Any] | None, many: Many | None, item: Any, wakes_workers: bool,
         urgent: bool = True,
     ) -> asyncio.Future[Any]:
-        """Queue a write for the next batch (see sqlite_batch.Write); its future resolves after
+        """Queue a write for the next batch (see batch.Write); its future resolves after
         that batch committed. A plain function, so callers await the future directly."""
         loop = self._loop
         if loop is None or not self.running:

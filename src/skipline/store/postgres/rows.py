@@ -8,6 +8,7 @@ comes back as the same float: the conversion adds integers first and divides onc
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from skipline.domain.models import JSON, ApiKey, Lease, NewOrder, Order, Status
@@ -52,17 +53,23 @@ def order_from_row(row: Any) -> Order:
     return order_from_columns(row, row["payload"])
 
 
-def submitted_order(new: NewOrder, row: Any) -> Order:
-    """A just inserted order: what the caller sent, and the row submit_many returned (id,
-    seq, created_at, overdue_at)."""
-    created_at = row["created_at"]
-    return Order(
-        id=new.id, seq=row["seq"], tier=new.tier, priority=new.priority,
-        status=Status.QUEUED, attempts=0, rescues=0, payload=new.payload,
-        duration=new.duration, owner=new.owner, created_at=created_at,
-        overdue_at=row["overdue_at"], available_at=created_at,
-        idempotency_key=new.idempotency_key,
+def submission_columns(
+    orders: Sequence[NewOrder], batch: Sequence[tuple[NewOrder, str | None]]
+) -> tuple[list[Any], ...]:
+    """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
+    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits."""
+    return (
+        [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
+        [payload for _, payload in batch], [n.duration for n in orders],
+        [n.owner for n in orders], [n.idempotency_key for n in orders],
+        [n.max_wait for n in orders],
     )
+
+
+def submitted_order(new: NewOrder, row: Any) -> Order:
+    """A just inserted order: what the caller sent, and the row insert_orders returned (id,
+    seq, created_at, overdue_at)."""
+    return new.queued(row["seq"], row["created_at"], row["overdue_at"])
 
 
 def leases_from_claim(rows: list[Any]) -> list[Lease]:

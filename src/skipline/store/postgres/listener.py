@@ -15,11 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from skipline.store.postgres_errors import is_outage
+from skipline.store.postgres.errors import is_outage
 from skipline.store.wakeup import WakeUp, wait_on
 
 WAKE_CHANNEL = "skipline_ready"
-"""Must match the channel of the `wake` CTEs in sql/postgres/queries.sql."""
+"""Must match the channel of the `wake` CTEs in sql/queries.sql."""
 
 FALLBACK_POLL_SECONDS = 0.25
 """How long a waiter sleeps between looks while the listening connection is down."""

@@ -1,17 +1,17 @@
 -- Named queries of the SQLite store. Times are REAL seconds since the epoch from the store's
 -- clock. Partial indexes are matched only by literal predicates, so statuses are spelled out.
 
--- name: schema_migrations_create
+-- name: migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,
     applied_at REAL NOT NULL
 )
 
--- name: schema_migrations_version
+-- name: migrations_version
 SELECT coalesce(max(version), 0) FROM schema_migrations
 
--- name: schema_migrations_record
+-- name: migrations_record
 INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)
 
 -- name: insert_order
@@ -42,14 +42,14 @@ SELECT * FROM orders WHERE owner = :owner AND idempotency_key = :idempotency_key
 -- name: get_order
 SELECT * FROM orders WHERE id = :id
 
--- name: list_orders_of_owner
+-- name: list_owner_orders
 SELECT * FROM orders
 WHERE owner = :owner AND seq < :before_seq
   AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
 ORDER BY seq DESC
 LIMIT :limit
 
--- name: list_orders_of_everyone
+-- name: list_orders
 SELECT * FROM orders
 WHERE seq < :before_seq
   AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)

@@ -4,7 +4,7 @@
 -- times are measured on the one clock that every process shares, whatever their own clocks say.
 --
 -- Wake-ups: each statement that makes orders queued (submit, release, retry, rescue) sends
--- one NOTIFY on channel 'skipline_ready' (postgres_listener.WAKE_CHANNEL) through its `wake`
+-- one NOTIFY on channel 'skipline_ready' (postgres/listener.py, WAKE_CHANNEL) through its `wake`
 -- CTE, only when it queued something. NOTIFY is transactional: listeners hear it on commit.
 
 -- name: migrations_lock
@@ -30,16 +30,16 @@ SELECT version FROM schema_migrations ORDER BY version;
 SELECT 1;
 
 -- name: backend_identity
--- The server process behind this connection, read once when it opens (postgres_doubt).
+-- The server process behind this connection, read once when it opens (postgres/doubt.py).
 SELECT pg_backend_pid() AS pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid();
 
 -- name: end_backend
--- Fencing a commit in doubt (postgres_doubt): if server process $1, started at $2, is still
+-- Fencing a commit in doubt (postgres/doubt.py): if server process $1, started at $2, is still
 -- there it is told to terminate and a row comes back (ask again shortly); no row: it is gone,
 -- and its transaction is over, committed or rolled back.
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2;
 
--- name: submit_many
+-- name: insert_orders
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
 -- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue); ord keeps the
@@ -99,7 +99,7 @@ WHERE owner = $1 AND owner <> ''
 ORDER BY owner DESC, seq DESC
 LIMIT $5;
 
--- name: cancel
+-- name: cancel_order
 UPDATE orders SET status = 'cancelled', finished_at = now()
 WHERE id = $1 AND status = 'queued'
 RETURNING *;
@@ -146,7 +146,7 @@ ORDER BY was_overdue DESC, CASE WHEN was_overdue THEN 0 ELSE priority END, seq;
 -- Extend the leases still held, given as parallel arrays $1 ids and $2 tokens; rows are
 -- locked in id order so concurrent batches cannot deadlock. $3 lease seconds. The arrays go
 -- through ARRAY(SELECT unnest(...)) so the planner sizes them as a small set and looks each
--- order up by its primary key (see complete_many).
+-- order up by its primary key (see complete_orders).
 WITH held AS (
     SELECT o.id
     FROM unnest(ARRAY(SELECT unnest($1::text[])), ARRAY(SELECT unnest($2::text[])))
@@ -161,7 +161,7 @@ SET lease_expires_at = now() + make_interval(secs => $3::float8)
 FROM held WHERE o.id = held.id
 RETURNING o.id;
 
--- name: complete_many
+-- name: complete_orders
 -- Mark succeeded the orders whose lease token still holds: parallel arrays $1 ids,
 -- $2 tokens, $3 results (JSON text). Returns the ids completed. Plan note: given the arrays
 -- as they are, the planner knows their length and, while the table is small or its
@@ -308,7 +308,7 @@ WHERE finished_at >= now() - make_interval(secs => $1::float8);
 -- name: queued_counts
 SELECT tier, count(*)::int AS orders FROM orders WHERE status = 'queued' GROUP BY tier;
 
--- name: add_key
+-- name: insert_key
 INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (name) DO NOTHING

@@ -6,14 +6,10 @@ from __future__ import annotations
 import sqlite3
 
 from skipline.domain.models import ApiKey, Order, OrderQuery, StoreStats, TierCounts
-from skipline.store.sqlite_rows import key_from_row, order_from_row
+from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
+from skipline.store.sqlite.rows import key_from_row, order_from_row
 
 Queries = dict[str, str]
-
-RECENT_WAITS = 1000
-"""Per tier, how many of the most recently started orders stats() reports waits for."""
-
-FINISHED_WINDOW_SECONDS = 60.0
 
 NO_CURSOR = 2**63 - 1
 """Above every seq: the first page of a listing."""
@@ -28,7 +24,7 @@ def list_orders(connection: sqlite3.Connection, queries: Queries, query: OrderQu
     """Newest first; the owner's own index when there is an owner, else the primary key."""
     if query.limit <= 0:
         return []
-    name = "list_orders_of_everyone" if query.owner is None else "list_orders_of_owner"
+    name = "list_orders" if query.owner is None else "list_owner_orders"
     rows = connection.execute(queries[name], {
         "owner": query.owner,
         "status": None if query.status is None else query.status.value,
@@ -55,7 +51,7 @@ def stats(connection: sqlite3.Connection, queries: Queries, now: float) -> Store
         ).fetchall()]
         if tier_waits:
             waits[tier] = tier_waits
-    since = now - FINISHED_WINDOW_SECONDS
+    since = now - THROUGHPUT_WINDOW
     finished = connection.execute(queries["finished_since"], {"since": since}).fetchone()[0]
     return StoreStats(
         counts={tier: TierCounts(**by_status) for tier, by_status in counts.items()},

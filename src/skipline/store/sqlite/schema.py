@@ -1,7 +1,7 @@
 """Opening SQLite connections the way the store needs them, and applying its migrations.
 
 Connection settings (PRAGMAs) and transaction control live here as Python constants; every
-query over the data lives in sql/sqlite/queries.sql.
+query over the data lives in sql/queries.sql.
 """
 
 from __future__ import annotations
@@ -79,14 +79,14 @@ def apply_migrations(
     at once do not both apply a migration."""
     connection.execute("BEGIN IMMEDIATE")
     try:
-        connection.execute(queries["schema_migrations_create"])
-        version = connection.execute(queries["schema_migrations_version"]).fetchone()[0]
+        connection.execute(queries["migrations_table"])
+        version = connection.execute(queries["migrations_version"]).fetchone()[0]
         applied = []
         for migration in pending(migrations, version):
             for statement in split_statements(migration.sql):
                 connection.execute(statement)
             connection.execute(
-                queries["schema_migrations_record"],
+                queries["migrations_record"],
                 {"version": migration.version, "name": migration.name, "applied_at": now},
             )
             applied.append(migration.version)

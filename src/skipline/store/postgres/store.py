@@ -5,12 +5,12 @@
   which every process shares whatever its own clock says; the injected `clock` is therefore
   not used for them.
 - Concurrent submissions and completions share statements and commits (group commit).
-- Idle workers are woken by LISTEN/NOTIFY (postgres_listener); polling is only a fallback.
+- Idle workers are woken by LISTEN/NOTIFY (listener.py); polling is only a fallback.
 - An outage surfaces as StoreUnavailable within about two seconds, and the store reconnects
   by itself when the database is back.
 - A submission or completion whose commit is in doubt (the connection died after it was sent)
   is not reported as failed blindly: its outcome is read back once it can be trusted
-  (postgres_doubt). A submission's callers wait for that until ANSWER_SECONDS after its write
+  (doubt.py). A submission's callers wait for that until ANSWER_SECONDS after its write
   began (then: OutcomeUnknown, with the order's id); a completion's, up to IN_DOUBT_SECONDS.
 """
 
@@ -47,8 +47,9 @@ from skipline.domain.models import (
     StoreStats,
     TierCounts,
 )
-from skipline.store.postgres_batch import Batcher, WriteInDoubt
-from skipline.store.postgres_doubt import (
+from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
+from skipline.store.postgres.batch import Batcher, WriteInDoubt
+from skipline.store.postgres.doubt import (
     ANSWER_SECONDS,
     IN_DOUBT_SECONDS,
     ORDER_OUTCOME_UNKNOWN,
@@ -60,14 +61,15 @@ from skipline.store.postgres_doubt import (
     identify_backend,
     read_once_settled,
 )
-from skipline.store.postgres_errors import is_outage, outage_as_unavailable
-from skipline.store.postgres_listener import WakeListener
-from skipline.store.postgres_migrate import migrate
-from skipline.store.postgres_rows import (
+from skipline.store.postgres.errors import is_outage, outage_as_unavailable
+from skipline.store.postgres.listener import WakeListener
+from skipline.store.postgres.migrate import migrate
+from skipline.store.postgres.rows import (
     key_from_row,
     leases_from_claim,
     order_from_row,
     prepare_connection,
+    submission_columns,
     submitted_order,
 )
 from skipline.store.queries import load_queries
@@ -80,9 +82,6 @@ OPERATION_TIMEOUT = 2.0
 """Seconds any one store call may take (waiting for a connection included)."""
 MIGRATION_TIMEOUT = 60.0
 POOL_SIZE = 10
-RECENT_WAITS = 1000
-"""Per tier, how many of the most recent starts the wait-time statistics look at."""
-FINISHED_WINDOW = 60.0
 
 Submission = tuple[NewOrder, str | None]
 """An order to accept and its payload as JSON text."""
@@ -108,7 +107,7 @@ class PostgresStore:
         database clock instead, so that many processes agree. `in_doubt_seconds`: how long
         settling a write in doubt may go on; a completion's callers wait that long for its
         outcome, a submission's only until ANSWER_SECONDS after its write began
-        (postgres_doubt)."""
+        (doubt.py)."""
         del clock
         self._url = url
         self._durability = durability
@@ -245,10 +244,7 @@ class PostgresStore:
         answer_by = asyncio.get_running_loop().time() + ANSWER_SECONDS
         try:
             rows = await self._fetch_committing(
-                "submit_many", [n.id for n in orders], [n.tier for n in orders],
-                [n.priority for n in orders], [payload for _, payload in batch],
-                [n.duration for n in orders], [n.owner for n in orders],
-                [n.idempotency_key for n in orders], [n.max_wait for n in orders],
+                "insert_orders", *submission_columns(orders, batch),
                 seconds=min(ANSWER_SECONDS, self._timeout),
             )
         except CommitInDoubt as doubt:
@@ -318,7 +314,7 @@ class PostgresStore:
         return [order_from_row(row) for row in rows]
 
     async def cancel(self, order_id: str) -> Order:
-        row = await self._fetchrow("cancel", order_id)
+        row = await self._fetchrow("cancel_order", order_id)
         if row is not None:
             return order_from_row(row)
         if await self.get(order_id) is None:
@@ -349,7 +345,7 @@ class PostgresStore:
         ids, tokens = [batch[i][0] for i in first], [batch[i][1] for i in first]
         try:
             rows = await self._fetch_committing(
-                "complete_many", ids, tokens, [batch[i][2] for i in first],
+                "complete_orders", ids, tokens, [batch[i][2] for i in first],
             )
         except CommitInDoubt as doubt:
             settle = partial(self._settle_completions, batch, ids, tokens, doubt.backend)
@@ -415,7 +411,7 @@ class PostgresStore:
         waits: dict[str, list[float]] = {}
         for row in await self._fetch("recent_starts", list(counts), RECENT_WAITS):
             waits.setdefault(row["tier"], []).append(row["started_at"] - row["created_at"])
-        finished = await self._fetchval("finished_since", FINISHED_WINDOW)
+        finished = await self._fetchval("finished_since", THROUGHPUT_WINDOW)
         return StoreStats(
             counts={tier: TierCounts(**c) for tier, c in counts.items()},
             recent_waits=waits,
@@ -431,7 +427,7 @@ class PostgresStore:
     # --- API keys ---------------------------------------------------------------------------
     async def add_key(self, key: ApiKey) -> None:
         added = await self._fetchval(
-            "add_key", key.name, key.tier, key.admin, key.key_hash, key.created_at, key.revoked,
+            "insert_key", key.name, key.tier, key.admin, key.key_hash, key.created_at, key.revoked,
         )
         if added is None:
             raise KeyExists(f"an API key named {key.name!r} already exists")

@@ -1,6 +1,6 @@
 """The embedded SQLite store: one file, WAL, one writer thread with group commit.
 
-Writes go to the writer (sqlite_writer.py), which batches whatever is waiting into one
+Writes go to the writer (writer.py), which batches whatever is waiting into one
 transaction; a write returns only after the COMMIT that holds it, so a 202 is never sent for an
 order that is not on disk. Reads use a second, read-only connection directly on the event loop:
 under WAL they neither wait for the writer nor block it, and each is a short indexed lookup
@@ -28,14 +28,13 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
-from skipline.store import sqlite_reads as reads
-from skipline.store import sqlite_writes as writes
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
-from skipline.store.sqlite_batch import Many, Work, unavailable
-from skipline.store.sqlite_rows import encode_json, leases_from_tuples
-from skipline.store.sqlite_schema import connect_reader, connect_writer
-from skipline.store.sqlite_writer import SqliteWriter
+from skipline.store.sqlite import reads, write_ops
+from skipline.store.sqlite.batch import Many, Work, unavailable
+from skipline.store.sqlite.rows import encode_json, leases_from_tuples
+from skipline.store.sqlite.schema import connect_reader, connect_writer
+from skipline.store.sqlite.writer import SqliteWriter
 from skipline.store.wakeup import WakeUp, wait_on
 
 T = TypeVar("T")
@@ -78,9 +77,9 @@ class SqliteStore:
         if self._writer is not None:
             return
         self._queries = load_queries("sqlite")
-        self._submit_many = partial(writes.submit_many, queries=self._queries, clock=self._clock)
+        self._submit_many = partial(write_ops.submit_many, queries=self._queries, clock=self._clock)
         self._complete_many = partial(
-            writes.complete_many, queries=self._queries, clock=self._clock)
+            write_ops.complete_many, queries=self._queries, clock=self._clock)
         if self.path != IN_MEMORY:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._wake = WakeUp()
@@ -127,7 +126,7 @@ class SqliteStore:
             submitted: tuple[Order, bool] = await self.writer.enqueue(
                 None, self._submit_many, (new, payload), True)
             return submitted
-        work = partial(writes.submit, queries=self._queries, clock=self._clock, new=new,
+        work = partial(write_ops.submit, queries=self._queries, clock=self._clock, new=new,
                        payload=payload)
         return await self._write(work, wakes_workers=True)
 
@@ -138,22 +137,23 @@ class SqliteStore:
         return await self._read(partial(reads.list_orders, queries=self._queries, query=query))
 
     async def cancel(self, order_id: str) -> Order:
-        work = partial(writes.cancel, queries=self._queries, clock=self._clock, order_id=order_id)
+        work = partial(
+            write_ops.cancel, queries=self._queries, clock=self._clock, order_id=order_id)
         return await self._write(work)
 
     # --- the worker side --------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
-        work = partial(writes.claim, queries=self._queries, clock=self._clock,
+        work = partial(write_ops.claim, queries=self._queries, clock=self._clock,
                        worker_id=worker_id, limit=limit, lease_seconds=lease_seconds)
         return leases_from_tuples(await self._write(work, urgent=False))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
-        work = partial(writes.heartbeat, queries=self._queries, clock=self._clock,
+        work = partial(write_ops.heartbeat, queries=self._queries, clock=self._clock,
                        leases=list(leases), lease_seconds=lease_seconds)
         return await self._write(work)
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
-        """Completions of one loop iteration share one UPDATE (sqlite_writes.complete_many)."""
+        """Completions of one loop iteration share one UPDATE (write_ops.complete_many)."""
         item = (order_id, token, encode_json(result, "result"))
         held: bool = await self.writer.enqueue(None, self._complete_many, item, False, False)
         return held
@@ -161,17 +161,17 @@ class SqliteStore:
     async def fail(
         self, order_id: str, token: str, error: str, retry_delay: float | None
     ) -> Status | None:
-        work = partial(writes.fail, queries=self._queries, clock=self._clock,
+        work = partial(write_ops.fail, queries=self._queries, clock=self._clock,
                        order_id=order_id, token=token, error=error, retry_delay=retry_delay)
         return await self._write(work, wakes_workers=retry_delay is not None)
 
     async def release(self, order_ids_tokens: Sequence[tuple[str, str]]) -> int:
-        work = partial(writes.release, queries=self._queries, clock=self._clock,
+        work = partial(write_ops.release, queries=self._queries, clock=self._clock,
                        order_ids_tokens=list(order_ids_tokens))
         return await self._write(work, wakes_workers=True)
 
     async def rescue_expired(self, max_rescues: int) -> int:
-        work = partial(writes.rescue_expired, queries=self._queries, clock=self._clock,
+        work = partial(write_ops.rescue_expired, queries=self._queries, clock=self._clock,
                        max_rescues=max_rescues)
         return await self._write(work, wakes_workers=True)
 
@@ -180,7 +180,7 @@ class SqliteStore:
         through orders_finished, an index every finish maintains already (measured: 1,000
         orders deleted in about 12 ms of the writer's time, 0.1 ms when none is due). Not
         urgent: it may wait a moment for company rather than cost a commit of its own."""
-        work = partial(writes.prune_finished, queries=self._queries, clock=self._clock,
+        work = partial(write_ops.prune_finished, queries=self._queries, clock=self._clock,
                        older_than=older_than, limit=limit)
         return await self._write(work, urgent=False)
 
@@ -202,7 +202,7 @@ class SqliteStore:
 
     # --- API keys ---------------------------------------------------------------------------
     async def add_key(self, key: ApiKey) -> None:
-        await self._write(partial(writes.add_key, queries=self._queries, key=key))
+        await self._write(partial(write_ops.add_key, queries=self._queries, key=key))
 
     async def find_key(self, key_hash: str) -> ApiKey | None:
         return await self._read(partial(reads.find_key, queries=self._queries, key_hash=key_hash))
@@ -211,4 +211,4 @@ class SqliteStore:
         return await self._read(partial(reads.list_keys, queries=self._queries))
 
     async def revoke_key(self, name: str) -> bool:
-        return await self._write(partial(writes.revoke_key, queries=self._queries, name=name))
+        return await self._write(partial(write_ops.revoke_key, queries=self._queries, name=name))
