@@ -7,21 +7,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from api_harness import STORE_KINDS, Api, assert_problem, running_api
 
 from skipline.config import Settings, parse_tiers
 from skipline.service import OrderService
+from tests.integration.api_harness import STORE_KINDS, Api, assert_problem, running_api
 
 CAPPED_TIERS = parse_tiers({"tiers": {
     "vip": {"priority": 0},
     "regular": {"priority": 1, "max_queued_per_customer": 3},
 }})
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(request.param, tmp_path) as running:
-        yield running
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -233,8 +233,8 @@ def test_keys_add_with_customers_and_a_weight_shows_in_the_list(workdir: Path) -
     assert "customers" in listed.stdout and "weight" in listed.stdout
     shop = next(line for line in listed.stdout.splitlines() if "shop" in line)
     plain = next(line for line in listed.stdout.splitlines() if "plain" in line)
-    assert [cell.strip() for cell in shop.split("│")][3:5] == ["yes", "3"]
-    assert [cell.strip() for cell in plain.split("│")][3:5] == ["no", "1"]
+    assert [cell.strip() for cell in shop.split("│")][4:6] == ["yes", "3"]
+    assert [cell.strip() for cell in plain.split("│")][4:6] == ["no", "1"]
 
 
 def test_keys_add_refuses_a_weight_out_of_range(workdir: Path) -> None:

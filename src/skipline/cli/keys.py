@@ -47,7 +47,7 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 @option(
     "--customers", is_flag=True, default=False,
     help="The key submits for its own customers: it may send `customer` on POST /orders, "
-    "and each customer is a fair-share group of its own (else 403).",
+    "and each customer is a fair-share group of its own. Other keys sending it get 403.",
 )
 @option(
     "--weight", type=click.IntRange(1, MAX_WEIGHT), default=1, show_default=True,

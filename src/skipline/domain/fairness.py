@@ -15,7 +15,7 @@ rounding), and the claim stays one index scan on (priority, start tag, seq).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 
 from skipline.domain.models import NewOrder
 
@@ -46,17 +46,27 @@ def start_tag(virtual_time: int, finish: int) -> int:
 
 
 def assign_tags(
-    news: Sequence[NewOrder], clocks: Mapping[int, int], finishes: MutableMapping[GroupKey, int],
-) -> list[int]:
-    """Start tags for `news`, accepted in this order; `finishes` is updated in place (the
-    caller stores it with the orders, in one transaction)."""
+    news: Sequence[NewOrder], clock_of: Callable[[int], int],
+    finish_of: Callable[[GroupKey], int],
+) -> tuple[list[int], dict[GroupKey, int]]:
+    """Start tags for `news`, accepted in this order, and the new finish tag of every group
+    they belong to (the caller stores those with the orders, in one transaction). The current
+    state comes from `clock_of(priority)` and `finish_of(group)`, asked once each."""
+    clocks: dict[int, int] = {}
+    finishes: dict[GroupKey, int] = {}
     tags = []
-    for new in news:
-        group = group_of(new)
-        start = start_tag(clocks.get(new.priority, 0), finishes.get(group, 0))
-        finishes[group] = start + tag_step(new.weight)
+    for new in news:  # once per order accepted: group_of and start_tag written out inline
+        group = (new.tier, "", "") if new.fifo else (new.tier, new.owner, new.customer)
+        finish = finishes.get(group)
+        if finish is None:
+            finish = finish_of(group)
+        clock = clocks.get(new.priority)
+        if clock is None:
+            clock = clocks[new.priority] = clock_of(new.priority)
+        start = finish if finish > clock else clock
+        finishes[group] = start + (TAG_SCALE if new.weight == 1 else tag_step(new.weight))
         tags.append(start)
-    return tags
+    return tags, finishes
 
 
 def advance(clocks: MutableMapping[int, int], priority: int, tag: int) -> None:

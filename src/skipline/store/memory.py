@@ -71,7 +71,8 @@ class MemoryStore:
                 return self._orders[existing], False
         now = self._clock.now()
         self._seq += 1
-        (tag,) = assign_tags((new,), self._clocks, self._finishes)
+        (tag,), finishes = assign_tags((new,), self._clock_of, self._finish_of)
+        self._finishes.update(finishes)
         order = new.queued(self._seq, now, new.overdue_from(now), tag)
         self._orders[order.id] = order
         if new.idempotency_key is not None:
@@ -240,8 +241,14 @@ class MemoryStore:
                 counts[order.tier] = counts.get(order.tier, 0) + 1
         return counts
 
+    def _clock_of(self, priority: int) -> int:
+        return self._clocks.get(priority, 0)
+
+    def _finish_of(self, group: GroupKey) -> int:
+        return self._finishes.get(group, 0)
+
     async def fair_position(self, priority: int, group: GroupKey) -> tuple[int, int]:
-        return self._clocks.get(priority, 0), self._finishes.get(group, 0)
+        return self._clock_of(priority), self._finish_of(group)
 
     async def ping(self) -> None:
         return None

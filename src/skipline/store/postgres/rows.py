@@ -57,19 +57,20 @@ def submission_columns(
     orders: Sequence[NewOrder], batch: Sequence[tuple[NewOrder, str | None]]
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
-    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits."""
-    return (
-        [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
-        [payload for _, payload in batch], [n.duration for n in orders],
-        [n.owner for n in orders], [n.idempotency_key for n in orders],
-        [n.max_wait for n in orders],
-    )
+    ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
+    customers, weights, fifo flags."""
+    rows = [
+        (n.id, n.tier, n.priority, payload, n.duration, n.owner, n.idempotency_key, n.max_wait,
+         n.customer, n.weight, n.fifo)
+        for n, (_, payload) in zip(orders, batch, strict=True)
+    ]
+    return tuple(map(list, zip(*rows, strict=True)))
 
 
 def submitted_order(new: NewOrder, row: Any) -> Order:
     """A just inserted order: what the caller sent, and the row insert_orders returned (id,
-    seq, created_at, overdue_at)."""
-    return new.queued(row["seq"], row["created_at"], row["overdue_at"])
+    seq, created_at, overdue_at, start_tag)."""
+    return new.queued(row["seq"], row["created_at"], row["overdue_at"], row["start_tag"])
 
 
 def leases_from_claim(rows: list[Any]) -> list[Lease]:
@@ -87,7 +88,8 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
-        idempotency_key=row["idempotency_key"],
+        idempotency_key=row["idempotency_key"], customer=row["customer"],
+        start_tag=row["start_tag"],
     )
 
 
@@ -95,5 +97,6 @@ def key_from_row(row: Any) -> ApiKey:
     """An `api_keys` row -> ApiKey."""
     return ApiKey(
         name=row["name"], tier=row["tier"], admin=row["admin"], key_hash=row["key_hash"],
-        created_at=row["created_at"], revoked=row["revoked"],
+        created_at=row["created_at"], revoked=row["revoked"], customers=row["customers"],
+        weight=row["weight"],
     )
