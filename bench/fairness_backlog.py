@@ -8,16 +8,16 @@ plain FIFO (`fairness = "fifo"`), each beside a run where that customer holds no
 Four runs, each on a fresh SQLite file and its own `skipline serve` on 127.0.0.1, in the
 order customers/none, customers/backlog, fifo/none, fifo/backlog. A heavy customer (its own
 API key) first queues its backlog (through the store, as fast as group commit allows; "none"
-is four orders per worker slot, so the slots are busy from the start), then tops it up over
-HTTP at the workers' drain rate, so all `--workers` slots stay busy with its jobs and its
-backlog keeps its size. Meanwhile `--light` other customers (a key each) post one order per
-second each for `--seconds`. A light order's wait is `started_at - created_at` as the server
-recorded them: the wait for a slot to free (about job_seconds / workers) plus the wait for its
-turn, which is what fair share changes. The regular tier's `max_wait` is longer than the run,
-so no order turns overdue. Light orders still waiting `--grace` seconds after the last one was
-posted are counted as not started, their wait so far a lower bound (FIFO behind 100,000
-orders would take 40 minutes). The target: with fair share, light p99 with the backlog
-<= 1.2 x light p99 without it.
+is four orders per worker slot, so the slots are busy from the start), then keeps it at that
+size over HTTP (every 0.2 s it posts what the slots took meanwhile), so all `--workers` slots
+stay busy with its jobs and its backlog neither drains nor grows. Meanwhile `--light` other
+customers (a key each) post one order per second each for `--seconds`. A light order's wait
+is `started_at - created_at` as the server recorded them: the wait for a slot to free (about
+job_seconds / workers) plus the wait for its turn, which is what fair share changes. The
+regular tier's `max_wait` is longer than the run, so no order turns overdue. Light orders
+still waiting `--grace` seconds after the last one was posted are counted as not started,
+their wait so far a lower bound (FIFO behind 100,000 orders would take 40 minutes). The
+target: with fair share, light p99 with the backlog <= 1.2 x light p99 without it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +64,8 @@ max_wait = 86400
 fairness = "{mode}"
 """
 TARGET = 1.2
+TOP_UP_EVERY = 0.2
+TOP_UP_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,6 @@ class Plan:
     job_seconds: float = 0.2
     grace: float = 10.0
     seed: int = 1
-
-    @property
-    def drain_rate(self) -> float:
-        return self.workers / self.job_seconds
 
     @property
     def no_backlog(self) -> int:
@@ -155,7 +153,7 @@ async def queued_regular(session: aiohttp.ClientSession, base: str) -> int:
 
 
 async def measure(plan: Plan, base: str, keys: dict[str, str], durations: Iterator[float],
-                  ) -> tuple[list[float], int, int]:
+                  target: int) -> tuple[list[float], int, int]:
     async with aiohttp.ClientSession() as session:
         await wait_ready(session, base)
         posted: list[tuple[str, str]] = []
@@ -167,8 +165,7 @@ async def measure(plan: Plan, base: str, keys: dict[str, str], durations: Iterat
             key = keys[name]
             posted.append((key, await post_order(session, base, next(durations), key)))
 
-        topup = Paced(plan.drain_rate, heavy_order)
-        feeding = asyncio.ensure_future(topup.run())
+        feeding = asyncio.ensure_future(keep_topped_up(session, base, target, heavy_order))
         try:
             lights = [Paced(1.0, lambda name=f"light-{n + 1}": light_order(name))
                       for n in range(plan.light)]
@@ -182,8 +179,18 @@ async def measure(plan: Plan, base: str, keys: dict[str, str], durations: Iterat
             feeding.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feeding
-            await topup.abandon()
     return waits, unstarted, queued
+
+
+async def keep_topped_up(session: aiohttp.ClientSession, base: str, target: int,
+                         post: Callable[[], Awaitable[None]]) -> None:
+    """Keep the regular tier's queued orders at `target`: every TOP_UP_EVERY seconds, post
+    what the workers took meanwhile (at most TOP_UP_BATCH at once)."""
+    while True:
+        missing = target - await queued_regular(session, base)
+        if missing > 0:
+            await asyncio.gather(*(post() for _ in range(min(missing, TOP_UP_BATCH))))
+        await asyncio.sleep(TOP_UP_EVERY)
 
 
 async def run_case(plan: Plan, mode: str, backlog: int) -> RunResult:
@@ -201,7 +208,7 @@ async def run_case(plan: Plan, mode: str, backlog: int) -> RunResult:
         server = await start_server(db, config, port, plan.workers)
         try:
             waits, unstarted, queued = await measure(
-                plan, f"http://127.0.0.1:{port}", keys, durations)
+                plan, f"http://127.0.0.1:{port}", keys, durations, backlog)
         finally:
             server.send_signal(signal.SIGTERM)
             await asyncio.wait_for(server.wait(), 60)
