@@ -44,6 +44,7 @@ from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.store.base import Store
 
 MAX_CUSTOMER = 128
+"""Longest `customer` a key may name, in characters."""
 QUEUED_COUNTS_TTL = 0.25
 """Seconds a snapshot of per-tier queued counts is trusted for admission control."""
 MAX_RETRY_AFTER = 60.0

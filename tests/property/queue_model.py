@@ -6,7 +6,7 @@ overdue oldest-first, then the rest by priority, then the fair-share turn, then 
 never by calling `domain.scheduling` or `domain.fairness` on the store's data. Turns are
 start-time fair queuing: each priority has a virtual time (the latest turn handed out), each
 group the end of its last turn; an accepted order's turn starts at the later of the two and
-lasts SHARE // weight.
+lasts SHARE // weight (SHARE in a fifo tier, one group whatever the weights).
 Likewise it says which finished orders retention may delete (`prunable`, `prune_problems`).
 """
 
@@ -223,7 +223,7 @@ class QueueModel:
         spec = self.tiers[tier]
         group = (tier, "", "") if spec.fairness == "fifo" else (tier, owner, customer)
         turn = max(self.virtual.get(spec.priority, 0), self.turn_ends.get(group, 0))
-        self.turn_ends[group] = turn + SHARE // weight
+        self.turn_ends[group] = turn + (SHARE if spec.fairness == "fifo" else SHARE // weight)
         record = ModelOrder(
             number=self.accepted, id=order_id, tier=spec, seq=seq,
             created_at=now, available_at=now, idempotency_key=key,

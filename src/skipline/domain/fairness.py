@@ -33,6 +33,12 @@ def tag_step(weight: int) -> int:
     return TAG_SCALE // min(max(weight, 1), MAX_WEIGHT)
 
 
+def order_step(new: NewOrder) -> int:
+    """How far `new` moves its group's finish tag: by its key's weight, or one weight-1 turn
+    in a `fifo` tier (one line, where weights mean nothing)."""
+    return TAG_SCALE if new.fifo or new.weight == 1 else tag_step(new.weight)
+
+
 def group_of(new: NewOrder) -> GroupKey:
     """The order's fair-share group; a `fifo` tier is a single group."""
     if new.fifo:
@@ -64,9 +70,25 @@ def assign_tags(
         if clock is None:
             clock = clocks[new.priority] = clock_of(new.priority)
         start = finish if finish > clock else clock
-        finishes[group] = start + (TAG_SCALE if new.weight == 1 else tag_step(new.weight))
+        finishes[group] = start + order_step(new)
         tags.append(start)
     return tags, finishes
+
+
+def batch_turns(news: Sequence[NewOrder]) -> tuple[list[int], list[int]]:
+    """For a batch accepted in this order, each order's steps ahead of it in its own group
+    within the batch, and the steps of its group's whole batch: a store that tags the batch
+    in one statement starts each group at max(V, F) and adds these (PostgreSQL)."""
+    ahead = []
+    totals: dict[GroupKey, int] = {}
+    groups = []
+    for new in news:
+        group = (new.tier, "", "") if new.fifo else (new.tier, new.owner, new.customer)
+        so_far = totals.get(group, 0)
+        ahead.append(so_far)
+        totals[group] = so_far + order_step(new)
+        groups.append(group)
+    return ahead, [totals[group] for group in groups]
 
 
 def advance(clocks: MutableMapping[int, int], priority: int, tag: int) -> None:

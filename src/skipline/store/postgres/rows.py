@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from skipline.domain.fairness import batch_turns
 from skipline.domain.models import JSON, ApiKey, Lease, NewOrder, Order, Status
 from skipline.store.lease_rows import leases_from_rows
 
@@ -58,13 +59,13 @@ def submission_columns(
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
     ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
-    customers, weights, fifo flags."""
+    customers, fifo flags, and each order's turn within the batch (batch_turns)."""
     rows = [
         (n.id, n.tier, n.priority, payload, n.duration, n.owner, n.idempotency_key, n.max_wait,
-         n.customer, n.weight, n.fifo)
+         n.customer, n.fifo)
         for n, (_, payload) in zip(orders, batch, strict=True)
     ]
-    return tuple(map(list, zip(*rows, strict=True)))
+    return (*map(list, zip(*rows, strict=True)), *batch_turns(orders))
 
 
 def submitted_order(new: NewOrder, row: Any) -> Order:

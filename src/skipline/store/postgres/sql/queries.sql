@@ -43,55 +43,51 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backen
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
 -- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 customers
--- ('' for none), $10 weights, $11 whether the tier is fifo; ord keeps the callers' order so
--- seq follows arrival. An order whose (owner, idempotency key) was used already is skipped:
--- it returns no row (and takes no turn). Only what the database decided comes back (id to
--- match, seq, the times, the start tag); the caller has the rest, and decoding it cost a few
--- µs per order.
+-- ('' for none), $10 whether the tier is fifo, $11 the steps ahead of each order in its
+-- fair-share group within the batch, $12 the steps of that group's whole batch
+-- (domain/fairness.py, batch_turns); ord keeps the callers' order so seq follows arrival. An
+-- order whose (owner, idempotency key) was used already is skipped: it returns no row (and
+-- takes no turn when it is alone in its batch, as a client's retry is; beside others of its
+-- group it leaves a gap of one turn). Only what the database decided comes back (id to
+-- match, seq, the times, the start tag); the caller has the rest, and decoding it cost a
+-- few µs per order.
 -- A replay is found by a scalar subquery per keyed order, which the planner runs as an
 -- index lookup whatever it thinks of the batch's size (as a join, a generic plan hashed the
 -- batch against a scan of every order).
--- Fair share (domain/fairness.py): each fair-share group of the batch (a fifo tier is one)
--- has its row in fair_groups upserted once, in key order so that concurrent batches lock
--- rows in the same order and cannot deadlock. Its first order starts at max(V, F) (V: the
--- priority's virtual time, read without a lock; F: the group's finish tag), so the new F is
--- max(V, F) + the steps of all its orders in the batch; each order starts where the steps of
--- the group's earlier orders in the batch end.
+-- Fair share: each fair-share group of the batch (a fifo tier is one) has its row in
+-- fair_groups upserted once, in key order so that concurrent batches lock rows in the same
+-- order and cannot deadlock. Its first order starts at max(V, F) (V: the priority's virtual
+-- time, read without a lock; F: the group's finish tag), so the new F is max(V, F) + the
+-- group's steps, and each order starts at the new F - the group's steps + its steps ahead.
 WITH batch AS (
-    SELECT b.*, grp.owner AS group_owner, grp.customer AS group_customer, grp.step
+    SELECT b.*,
+           CASE WHEN b.fifo THEN '' ELSE b.owner END AS group_owner,
+           CASE WHEN b.fifo THEN '' ELSE b.customer END AS group_customer
     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                $7::text[], $8::float8[], $9::text[], $10::int[], $11::bool[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::text[], $10::bool[], $11::bigint[],
+                $12::bigint[]) WITH ORDINALITY
          AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait,
-              customer, weight, fifo, ord)
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN b.fifo THEN '' ELSE b.owner END AS owner,
-               CASE WHEN b.fifo THEN '' ELSE b.customer END AS customer,
-               (720720 / b.weight)::bigint AS step
-    ) AS grp
+              customer, fifo, ahead, group_steps, ord)
     WHERE b.idempotency_key IS NULL OR (
         SELECT o.id FROM orders o
         WHERE o.owner = b.owner AND o.idempotency_key = b.idempotency_key) IS NULL
 ),
-turns AS (
-    SELECT batch.*,
-           sum(step) OVER (PARTITION BY tier, group_owner, group_customer ORDER BY ord)
-               - step AS ahead,
-           sum(step) OVER (PARTITION BY tier, group_owner, group_customer) AS group_steps
+groups AS (
+    SELECT tier, group_owner, group_customer, min(priority) AS priority,
+           min(group_steps) AS steps
     FROM batch
-),
-groups AS (  -- a group's first order is the one with none ahead of it
-    SELECT tier, group_owner, group_customer, priority, group_steps FROM turns WHERE ahead = 0
+    GROUP BY tier, group_owner, group_customer
 ),
 finishes AS (
     INSERT INTO fair_groups AS g (tier, owner, customer, finish)
     SELECT gr.tier, gr.group_owner, gr.group_customer,
            coalesce((SELECT c.virtual_time FROM fair_clocks c WHERE c.priority = gr.priority),
-                    0) + gr.group_steps
+                    0) + gr.steps
     FROM groups gr
     ORDER BY gr.tier, gr.group_owner, gr.group_customer
     ON CONFLICT (tier, owner, customer) DO UPDATE
     SET finish = greatest(excluded.finish, g.finish + (
-        SELECT gr.group_steps FROM groups gr
+        SELECT gr.steps FROM groups gr
         WHERE gr.tier = excluded.tier AND gr.group_owner = excluded.owner
           AND gr.group_customer = excluded.customer))
     RETURNING g.tier, g.owner, g.customer, g.finish
@@ -99,13 +95,13 @@ finishes AS (
 inserted AS (
     INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
                         created_at, overdue_at, available_at, customer, start_tag)
-    SELECT t.id, t.tier, t.priority, t.payload::json, t.duration, t.owner, t.idempotency_key,
-           now(), now() + make_interval(secs => t.max_wait), now(), t.customer,
-           f.finish - t.group_steps + t.ahead
-    FROM turns t
+    SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
+           now(), now() + make_interval(secs => b.max_wait), now(), b.customer,
+           f.finish - b.group_steps + b.ahead
+    FROM batch b
     JOIN finishes f
-      ON f.tier = t.tier AND f.owner = t.group_owner AND f.customer = t.group_customer
-    ORDER BY t.ord
+      ON f.tier = b.tier AND f.owner = b.group_owner AND f.customer = b.group_customer
+    ORDER BY b.ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, seq, created_at, overdue_at, start_tag
 ),
