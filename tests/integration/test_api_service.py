@@ -121,10 +121,12 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     schemas = document["components"]["schemas"]
     request_schema = schemas["OrderRequest"]
     assert request_schema["additionalProperties"] is False
-    assert set(request_schema["properties"]) == {"payload", "duration", "user_type"}
+    assert set(request_schema["properties"]) == {"payload", "duration", "user_type", "customer"}
     assert set(schemas["OrderOut"]["properties"]) == {
         "id", "tier", "priority", "status", "attempts", "created_at", "started_at",
-        "finished_at", "payload", "result", "error"}
+        "finished_at", "payload", "result", "error", "customer"}
+    listing = {p["name"] for p in document["paths"]["/orders"]["get"]["parameters"]}
+    assert "customer" in listing
     for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', reply.body.decode()):
         assert ref in schemas
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from skipline.store.migrate import load_migrations
 from tests.postgres_harness import PostgresServer, ThrowawayCluster, run_async
 
 pytestmark = pytest.mark.postgres
@@ -31,7 +32,7 @@ async def test_each_test_gets_a_migrated_database_of_its_own(postgres_url: str) 
     finally:
         await connection.close()
 
-    assert [row["version"] for row in versions] == [1]
+    assert [row["version"] for row in versions] == [m.version for m in load_migrations("postgres")]
     assert orders == 0
 
 
