@@ -66,15 +66,16 @@ class Recorder:
         sent_at = time.time()
         outcome, status, order_id, detail = await self._post(key, body)
         submission = Post(
-            key, sent_at, time.time(), outcome, status, order_id, shape.expect, detail
+            key, sent_at, time.time(), outcome, status, order_id, shape.expect, detail, body
         )
         self.history.record(submission)
         return submission
 
-    async def repost(self, key: str, base_url: str | None = None) -> tuple[int | None, str | None]:
-        """Send the same Idempotency-Key again, as a client resolving an unknown would.
-        The body is irrelevant when the key is known (the first order comes back)."""
-        body = {"payload": {"key": key, "repost": True}, "duration": 0}
+    async def repost(
+        self, key: str, body: dict[str, Any], base_url: str | None = None,
+    ) -> tuple[int | None, str | None]:
+        """Send the same request again, key and body, as a client resolving an unknown would
+        (the same key with another body is a different request: 422)."""
         _, status, order_id, _ = await self._post(key, body, base_url)
         return status, order_id
 

@@ -44,6 +44,9 @@ class Post:
     expect: str = "succeeded"
     """The final status this order must reach if it exists (poison orders: failed)."""
     detail: str = ""
+    body: dict[str, Any] | None = None
+    """The JSON body sent: a client resolving an unknown sends it again with its key (the
+    same key with another body would be refused, 422)."""
 
 
 @dataclass(frozen=True, slots=True)

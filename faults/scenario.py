@@ -111,7 +111,8 @@ async def resolve_unknowns(history: History, orders: list[Order], base_url: str)
         for submission in history.submissions:
             if submission.outcome is not Answer.UNKNOWN:
                 continue
-            status, order_id = await client.repost(submission.key)
+            body = submission.body or {"payload": {"key": submission.key}, "duration": 0}
+            status, order_id = await client.repost(submission.key, body)
             held = by_key.get(submission.key)
             expected = status == 200 and order_id == held.id if held else status == 202
             inconsistent += not expected

@@ -15,8 +15,10 @@ def new_secret() -> str:
 
 
 def hash_secret(secret: str) -> str:
-    """SHA-256 is enough for keys with 256 bits of entropy (no dictionary to attack)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """SHA-256 is enough for keys with 256 bits of entropy (no dictionary to attack). Any
+    string hashes, even one with lone surrogates (how undecodable header bytes arrive): it
+    then matches no key, rather than failing."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def same_hash(a: str, b: str) -> bool:

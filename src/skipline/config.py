@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skipline.domain.addresses import parse_networks
 from skipline.domain.errors import ConfigError
-from skipline.domain.models import DEFAULT_TIERS, Durability, Fairness, Tier
+from skipline.domain.models import ANONYMOUS_TIER, DEFAULT_TIERS, Durability, Fairness, Tier
 from skipline.domain.ratelimit import RateLimit
 
 DEFAULT_DB = "sqlite:///./skipline.db"
@@ -20,6 +21,9 @@ TIER_KEYS = {
     "max_queued_per_customer",
 }
 FAIRNESS_MODES: tuple[Fairness, ...] = ("customers", "fifo")
+TOP_LEVEL_KEYS = {"tiers", "anonymous_tier"}
+MAX_STATS_TTL = 1.0
+"""/stats and /metrics may be this many seconds old at most."""
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """A week: long enough to look a finished order up, short enough for the table to stay small."""
 
@@ -53,6 +57,19 @@ class Settings:
     max_queued: int | None = None
     """Global cap on queued orders (all tiers): 503 + Retry-After beyond it."""
     allow_anonymous: bool = True
+    anonymous_tier: str = ANONYMOUS_TIER
+    """The tier of callers without a key; it must be one of `tiers`."""
+    head_timeout: float = 10.0
+    """Seconds a client has to send a whole request head, from connecting or from its first
+    byte after a response; then 408 and the connection is closed."""
+    body_timeout: float = 30.0
+    """Seconds a client has to send a whole request body once it is being read; then 408."""
+    keepalive_timeout: float = 75.0
+    """Seconds an idle keep-alive connection is kept open between requests."""
+    forwarded_allow_ips: tuple[str, ...] = ()
+    """Proxies (addresses or networks, '*' for any) whose X-Forwarded-For names the client."""
+    stats_ttl: float = MAX_STATS_TTL
+    """Seconds one reading of the store's statistics serves /stats and /metrics."""
     tiers: dict[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
 
     def __post_init__(self) -> None:
@@ -71,21 +88,48 @@ class Settings:
             (self.max_queued is None or self.max_queued >= 1, "max_queued must be >= 1"),
             (self.durability in ("full", "normal"), "durability must be 'full' or 'normal'"),
             (bool(self.tiers), "at least one tier must be configured"),
+            (0 <= self.stats_ttl <= MAX_STATS_TTL,
+             f"stats_ttl must be between 0 and {MAX_STATS_TTL:g} seconds"),
+        ]
+        checks += [
+            (math.isfinite(value) and value > 0, f"{name} must be a number of seconds > 0")
+            for name, value in (("head_timeout", self.head_timeout),
+                                ("body_timeout", self.body_timeout),
+                                ("keepalive_timeout", self.keepalive_timeout))
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        parse_networks(self.forwarded_allow_ips)
+        self._check_anonymous_tier()
+
+    def _check_anonymous_tier(self) -> None:
+        """Anonymous callers need a configured tier (unless they are refused anyway)."""
+        if self.allow_anonymous and self.anonymous_tier not in self.tiers:
+            known = ", ".join(sorted(self.tiers))
+            raise ConfigError(
+                f"anonymous_tier {self.anonymous_tier!r} is not a configured tier ({known}): "
+                "set anonymous_tier to one of them, or refuse anonymous callers"
+            )
 
     def tier(self, name: str) -> Tier:
         return self.tiers[name]
 
 
-def load_tiers(path: Path | None) -> dict[str, Tier]:
-    """Tiers from `path`, or from ./skipline.toml when it exists, else the defaults."""
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """What skipline.toml says: its tiers and, when it names one, the anonymous tier."""
+
+    tiers: dict[str, Tier]
+    anonymous_tier: str | None = None
+
+
+def load_config_file(path: Path | None) -> ConfigFile:
+    """`path`, or ./skipline.toml when it exists, else the defaults."""
     if path is None:
         default = Path(CONFIG_FILE)
         if not default.exists():
-            return dict(DEFAULT_TIERS)
+            return ConfigFile(dict(DEFAULT_TIERS))
         path = default
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -93,7 +137,20 @@ def load_tiers(path: Path | None) -> dict[str, Tier]:
         raise ConfigError(f"config file {str(path)!r} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_tiers(data, str(path))
+    return ConfigFile(parse_tiers(data, str(path)), parse_anonymous_tier(data, str(path)))
+
+
+def load_tiers(path: Path | None) -> dict[str, Tier]:
+    """Tiers from `path`, or from ./skipline.toml when it exists, else the defaults."""
+    return load_config_file(path).tiers
+
+
+def parse_anonymous_tier(data: dict[str, Any], source: str = CONFIG_FILE) -> str | None:
+    """The top-level `anonymous_tier = "NAME"`, if given (Settings checks that it exists)."""
+    value = data.get("anonymous_tier")
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{source}: anonymous_tier must be a tier name, got {value!r}")
+    return value
 
 
 def tiers_from_text(text: str, source: str = "SKIPLINE_TIERS") -> dict[str, Tier]:
@@ -108,7 +165,7 @@ def tiers_from_text(text: str, source: str = "SKIPLINE_TIERS") -> dict[str, Tier
 
 def parse_tiers(data: dict[str, Any], source: str = CONFIG_FILE) -> dict[str, Tier]:
     """Validate the `[tiers.NAME]` tables; every message names the key and the problem."""
-    unknown = set(data) - {"tiers"}
+    unknown = set(data) - TOP_LEVEL_KEYS
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     raw = data.get("tiers")

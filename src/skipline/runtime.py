@@ -211,6 +211,8 @@ class _Parts:
             create_app(self.service, self.metrics),
             shutdown_timeout=API_SHUTDOWN_TIMEOUT,
             access_log=logging.getLogger("aiohttp.access") if debug else None,
+            keepalive_timeout=settings.keepalive_timeout,
+            head_timeout=settings.head_timeout,
         )
         await self.runner.setup()
         try:

@@ -14,6 +14,7 @@ from skipline.config import Settings
 from skipline.domain.errors import (
     CustomerNotAllowed,
     CustomerQueueFull,
+    IdempotencyKeyReused,
     InvalidApiKey,
     InvalidKeyName,
     InvalidOrder,
@@ -25,9 +26,9 @@ from skipline.domain.errors import (
     TierNotAllowed,
 )
 from skipline.domain.fairness import MAX_WEIGHT, group_backlog
+from skipline.domain.fingerprint import request_fingerprint
+from skipline.domain.ids import is_order_id
 from skipline.domain.models import (
-    ANONYMOUS,
-    ANONYMOUS_TIER,
     JSON,
     MAX_DURATION,
     ApiKey,
@@ -41,6 +42,7 @@ from skipline.domain.models import (
 )
 from skipline.domain.ratelimit import RateLimiter
 from skipline.domain.reporting import THROUGHPUT_WINDOW
+from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
 MAX_CUSTOMER = 128
@@ -89,14 +91,17 @@ class OrderService:
         """Per tier: submissions admitted under a cap whose commit has not returned yet."""
         self._uncapped = uncapped_tiers(settings)
         self._rate_limiter = RateLimiter()
+        self.anonymous = Caller(name="", tier=settings.anonymous_tier)
+        """Who a request without a key is (its tier is the configured anonymous tier)."""
+        self._stats = StatsCache(store.stats, settings.stats_ttl)
 
     # --- identity ---------------------------------------------------------------------------
     async def authenticate(self, secret: str | None) -> Caller:
-        """The caller behind a bearer key, or ANONYMOUS when no key is given."""
+        """The caller behind a bearer key, or the anonymous caller when no key is given."""
         if secret is None:
             if not self.settings.allow_anonymous:
                 raise NotAuthenticated()
-            return ANONYMOUS
+            return self.anonymous
         digest = hash_secret(secret)
         key = await self.store.find_key(digest)
         if key is None or key.revoked or not same_hash(key.key_hash, digest):
@@ -199,8 +204,9 @@ class OrderService:
         return self._queued_snapshot
 
     async def _retry_after(self) -> float:
-        """Seconds until a slot is likely free, from the recent drain rate (1..MAX_RETRY_AFTER)."""
-        stats = await self.store.stats()
+        """Seconds until a slot is likely free, from the recent drain rate (1..MAX_RETRY_AFTER)
+        (the statistics are the cached ones: a flood into a full queue reads them once)."""
+        stats = await self.stats()
         per_second = stats.finished_last_minute / THROUGHPUT_WINDOW
         if per_second <= 0:
             return MAX_RETRY_AFTER
@@ -213,8 +219,9 @@ class OrderService:
         """Submit an order from your own code, as the process itself: any configured tier
         (default: the anonymous callers' tier), no owner (whoever holds its id may read it),
         no rate limit; queue caps and draining apply. Returns the order once it is durably
-        committed; with an `idempotency_key` already used, the order first submitted with it."""
-        trusted = Caller(name="", tier=self.tier_named(tier or ANONYMOUS_TIER).name)
+        committed; with an `idempotency_key` already used, the order first submitted with it
+        (IdempotencyKeyReused if that was a different request)."""
+        trusted = Caller(name="", tier=self.tier_named(tier or self.anonymous.tier).name)
         spec = OrderSpec(payload, duration, idempotency_key=idempotency_key)
         order, _ = await self.submit(trusted, spec)
         return order
@@ -240,12 +247,17 @@ class OrderService:
             owner=caller.name,
             idempotency_key=spec.idempotency_key,
             max_wait=tier.max_wait,
+            fingerprint=None if spec.idempotency_key is None else request_fingerprint(
+                tier.name, spec.payload, spec.duration, customer),
             customer=customer,
             weight=caller.weight,
             fifo=tier.fairness == "fifo",
         )
         if not capped:
-            return await self.store.submit(new)
+            order, created = await self.store.submit(new)
+            if created:
+                self._stats.invalidate()
+            return check_replay(new, order, created)
         # Admitted but not yet committed: counted against the cap (check_admission adds these
         # to the snapshot), so concurrent submissions cannot all pass the same check. No await
         # since the check, so none slipped in between.
@@ -256,7 +268,8 @@ class OrderService:
             self._in_flight[tier_name] -= 1
         if created:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
-        return order, created
+            self._stats.invalidate()
+        return check_replay(new, order, created)
 
     async def check_customer_backlog(self, caller: Caller, tier: Tier, customer: str) -> None:
         """429 when the caller's group already has its tier's max_queued_per_customer orders
@@ -277,14 +290,16 @@ class OrderService:
             )
 
     async def get(self, caller: Caller, order_id: str) -> Order:
-        order = await self.store.get(order_id)
+        order = await self.store.get(order_id) if is_order_id(order_id) else None
         if order is None or not self._may_see(caller, order):
-            raise OrderNotFound(f"no order {order_id!r}")
+            raise OrderNotFound(f"no order {order_id[:80]!r}")
         return order
 
     async def cancel(self, caller: Caller, order_id: str) -> Order:
         await self.get(caller, order_id)
-        return await self.store.cancel(order_id)
+        cancelled = await self.store.cancel(order_id)
+        self._stats.invalidate()
+        return cancelled
 
     async def list_orders(
         self, caller: Caller, status: Status | None = None, tier: str | None = None,
@@ -292,14 +307,22 @@ class OrderService:
     ) -> list[Order]:
         """The caller's own orders (every order for an admin), newest first; `customer`
         keeps only that customer's."""
-        if caller.anonymous and not caller.admin:
-            raise NotAuthenticated("listing orders needs an API key")
+        self.check_may_list(caller)
         owner = None if caller.admin else caller.name
         query = OrderQuery(owner, status, tier, limit, before_seq, customer)
         return await self.store.list_orders(query)
 
+    @staticmethod
+    def check_may_list(caller: Caller) -> None:
+        """Listing needs a key: NotAuthenticated for an anonymous caller (checked before the
+        query is, so a caller without a key learns nothing from a 422)."""
+        if caller.anonymous and not caller.admin:
+            raise NotAuthenticated("listing orders needs an API key")
+
     async def stats(self) -> StoreStats:
-        return await self.store.stats()
+        """The store's statistics, at most `settings.stats_ttl` seconds old (fresh after a
+        submission or a cancellation through this service)."""
+        return await self._stats.get()
 
     async def ping(self) -> None:
         """Returns when the store answers; raises StoreUnavailable when it does not."""
@@ -322,6 +345,20 @@ def customer_of(caller: Caller, customer: str | None) -> str:
     if not 1 <= len(customer) <= MAX_CUSTOMER or not customer.isprintable():
         raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable characters")
     return customer
+
+
+def check_replay(new: NewOrder, order: Order, created: bool) -> tuple[Order, bool]:
+    """(order, created) as the store answered, unless the store returned an earlier order
+    whose request was a different one: then the key is being reused (an order stored
+    before fingerprints were kept, without one, is believed)."""
+    if not created and order.fingerprint not in (None, new.fingerprint):
+        # Not a word about the first order: anonymous callers share keys, and its id would
+        # let whoever guessed the key read it.
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {new.idempotency_key!r} was already used for a different "
+            "request; use a new key for a new order"
+        )
+    return order, created
 
 
 def uncapped_tiers(settings: Settings) -> frozenset[str]:

@@ -23,6 +23,7 @@ def make_new_order(
     idempotency_key: str | None = None,
     max_wait: float | None = None,
     tiers: Mapping[str, Tier] = DEFAULT_TIERS,
+    fingerprint: str | None = None,
     customer: str = "",
     weight: int = 1,
     fifo: bool = False,
@@ -37,7 +38,7 @@ def make_new_order(
     return NewOrder(
         id=str(uuid.uuid4()), tier=tier, priority=priority, payload=payload,
         duration=duration, owner=owner, idempotency_key=idempotency_key, max_wait=max_wait,
-        customer=customer, weight=weight, fifo=fifo,
+        fingerprint=fingerprint, customer=customer, weight=weight, fifo=fifo,
     )
 
 

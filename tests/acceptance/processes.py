@@ -156,6 +156,20 @@ async def wait_healthy(server: Server, within: float = STARTUP_SECONDS) -> None:
     pytest.fail(f"skipline did not answer /healthz within {within} s\n" + server.log_tail())
 
 
+async def wait_logged(server: Server, text: str, within: float = STARTUP_SECONDS) -> None:
+    """Wait until the process's log contains `text` (a process without HTTP, such as
+    `skipline worker`, says it is ready only there)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if text in server.log_tail(1000):
+            return
+        if server.process.poll() is not None:
+            pytest.fail(f"skipline exited with {server.process.returncode} during startup\n"
+                        + server.log_tail())
+        await asyncio.sleep(0.05)
+    pytest.fail(f"skipline did not log {text!r} within {within} s\n" + server.log_tail())
+
+
 def auth(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 

@@ -30,6 +30,7 @@ from tests.acceptance.processes import (
     get_order,
     post_order,
     wait_healthy,
+    wait_logged,
 )
 from tests.postgres_harness import ThrowawayCluster
 
@@ -245,6 +246,8 @@ async def test_hard_database_restarts_under_load_lose_no_acknowledged_order(
 ) -> None:
     apis = await start_apis(fault_launcher)
     workers = start_workers(fault_launcher, "--lease-seconds", "3")
+    for worker in workers:  # the outages must begin after the workers have opened the store
+        await wait_logged(worker, "skipline worker running")
     record, stop = LoadRecord(), asyncio.Event()
     clients = [asyncio.create_task(keep_submitting(http, apis, stop, record)) for _ in range(8)]
 

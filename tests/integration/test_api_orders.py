@@ -158,10 +158,12 @@ async def test_a_repeated_idempotency_key_returns_the_first_order(api: Api) -> N
     key = await api.service.add_key("acme", "vip")
     headers = {"Idempotency-Key": "order-2024-0001"}
     first = await api.submit({"payload": {"n": 1}}, key=key, headers=headers)
-    again = await api.submit({"payload": {"n": 2}}, key=key, headers=headers)
+    again = await api.submit({"payload": {"n": 1}}, key=key, headers=headers)
     assert (first.status, again.status) == (202, 200)
     assert again.json() == first.json()
     assert again.headers["Location"] == first.headers["Location"]
+    reused = await api.submit({"payload": {"n": 2}}, key=key, headers=headers)
+    assert_problem(reused, 422, "order-2024-0001", "different request")
     assert (await api.service.store.queued_counts()) == {"vip": 1}
     other = await api.submit({}, key=key, headers={"Idempotency-Key": "order-2024-0002"})
     assert other.status == 202 and other.json()["id"] != first.json()["id"]

@@ -71,6 +71,19 @@ def test_environment_variables_reach_settings(workdir: Path) -> None:
     assert settings["max_queued"] == 50
 
 
+def test_connection_limits_and_proxies_come_from_flags_and_environment(workdir: Path) -> None:
+    env = {"SKIPLINE_HEAD_TIMEOUT": "4", "SKIPLINE_KEEPALIVE_TIMEOUT": "30",
+           "SKIPLINE_FORWARDED_ALLOW_IPS": "10.0.0.0/8, ::1", "SKIPLINE_ANONYMOUS_TIER": "vip"}
+    settings = checked_settings("serve", "--body-timeout", "12", env=env)
+    assert (settings["head_timeout"], settings["body_timeout"]) == (4.0, 12.0)
+    assert settings["keepalive_timeout"] == 30.0
+    assert settings["forwarded_allow_ips"] == ["10.0.0.0/8", "::1"]
+    assert settings["anonymous_tier"] == "vip"
+    defaults = checked_settings("serve")
+    assert (defaults["head_timeout"], defaults["body_timeout"]) == (10.0, 30.0)
+    assert defaults["keepalive_timeout"] == 75.0 and defaults["forwarded_allow_ips"] == []
+
+
 def test_flags_beat_environment_variables(workdir: Path) -> None:
     settings = checked_settings("serve", "--workers", "2", env={"SKIPLINE_WORKERS": "7"})
     assert settings["workers"] == 2
@@ -113,23 +126,26 @@ def test_a_negative_retention_exits_2(workdir: Path) -> None:
 
 def test_tiers_come_from_skipline_toml_in_the_working_directory(workdir: Path) -> None:
     (workdir / "skipline.toml").write_text(
+        'anonymous_tier = "bronze"\n'
         "[tiers.gold]\npriority = 0\n[tiers.bronze]\npriority = 5\nmax_wait = 60\n"
     )
-    tiers = checked_settings("serve")["tiers"]
-    assert set(tiers) == {"gold", "bronze"}
-    assert tiers["bronze"]["max_wait"] == 60.0
+    settings = checked_settings("serve")
+    assert set(settings["tiers"]) == {"gold", "bronze"}
+    assert settings["tiers"]["bronze"]["max_wait"] == 60.0
+    assert settings["anonymous_tier"] == "bronze"
 
 
 def test_config_flag_and_its_environment_variable(workdir: Path) -> None:
     other = workdir / "elsewhere.toml"
-    other.write_text("[tiers.only]\npriority = 3\n")
+    other.write_text('anonymous_tier = "only"\n[tiers.only]\npriority = 3\n')
     assert set(checked_settings("serve", "--config", str(other))["tiers"]) == {"only"}
     from_env = checked_settings("serve", env={"SKIPLINE_CONFIG": str(other)})
     assert set(from_env["tiers"]) == {"only"}
 
 
 def test_tiers_from_the_environment_override_the_file(workdir: Path) -> None:
-    (workdir / "skipline.toml").write_text("[tiers.from_file]\npriority = 0\n")
+    (workdir / "skipline.toml").write_text(
+        'anonymous_tier = "from_file"\n[tiers.from_file]\npriority = 0\n')
     inline = "gold = {priority = 0}\nregular = {priority = 1, max_wait = 60, max_queued = 5}"
     tiers = checked_settings("serve", env={"SKIPLINE_TIERS": inline})["tiers"]
     assert set(tiers) == {"gold", "regular"}

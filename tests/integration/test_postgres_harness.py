@@ -32,7 +32,8 @@ async def test_each_test_gets_a_migrated_database_of_its_own(postgres_url: str) 
     finally:
         await connection.close()
 
-    assert [row["version"] for row in versions] == [m.version for m in load_migrations("postgres")]
+    assert [row["version"] for row in versions] == [
+        migration.version for migration in load_migrations("postgres")]
     assert orders == 0
 
 

@@ -297,9 +297,9 @@ async def test_the_status_check_rebuild_keeps_rows_seqs_and_the_check(tmp_path: 
     try:
         with sqlite3.connect(path) as check:
             after = check.execute("SELECT * FROM orders ORDER BY seq").fetchall()
-        width = len(before[0])
+        width = len(before[0])  # later migrations add columns, empty in the old rows
         assert [row[:width] for row in after] == before
-        assert {row[width:] for row in after} == {("", 0)}, "later columns take their defaults"
+        assert all(not any(row[width:]) for row in after)
         order, _ = await store.submit(new_order())
         assert order.seq == 5
         [lease] = await store.claim("w", 1, LEASE)

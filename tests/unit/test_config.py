@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from skipline.config import Settings, load_tiers, parse_tiers
+from skipline.cli.options import build_settings
+from skipline.config import Settings, load_config_file, load_tiers, parse_tiers
 from skipline.domain.errors import ConfigError
 from skipline.domain.models import DEFAULT_TIERS, Tier
 from skipline.domain.ratelimit import RateLimit
@@ -212,6 +213,12 @@ def test_settings_are_frozen() -> None:
         ("max_queued", 0, "max_queued must be >= 1"),
         ("durability", "off", "durability must be 'full' or 'normal'"),
         ("tiers", {}, "at least one tier"),
+        ("head_timeout", 0, "head_timeout must be a number of seconds > 0"),
+        ("body_timeout", float("inf"), "body_timeout must be a number of seconds > 0"),
+        ("keepalive_timeout", -1, "keepalive_timeout must be a number of seconds > 0"),
+        ("stats_ttl", 1.5, "stats_ttl must be between 0 and 1 seconds"),
+        ("forwarded_allow_ips", ("10.0.0.0/8", "proxy.local"), "'proxy.local' is not an IP"),
+        ("anonymous_tier", "gold", "anonymous_tier 'gold' is not a configured tier"),
     ],
 )
 def test_each_invalid_setting_is_refused_by_name(field: str, value: Any, fragment: str) -> None:
@@ -240,3 +247,39 @@ def test_boundary_settings_are_accepted() -> None:
                         max_queued=1, durability="normal")
 
     assert (settings.workers, settings.max_queued, settings.durability) == (0, 1, "normal")
+
+
+# --- the anonymous tier ---------------------------------------------------------------------------
+GOLD_AND_SILVER = {"gold": Tier("gold", 0), "silver": Tier("silver", 1)}
+
+
+def test_tiers_without_the_anonymous_tier_are_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match="anonymous_tier 'regular' is not a configured tier "
+                                          r"\(gold, silver\)"):
+        Settings(tiers=GOLD_AND_SILVER)
+
+
+def test_the_anonymous_tier_may_be_any_configured_tier() -> None:
+    assert Settings(tiers=GOLD_AND_SILVER, anonymous_tier="silver").anonymous_tier == "silver"
+
+
+def test_without_anonymous_callers_the_anonymous_tier_does_not_matter() -> None:
+    assert not Settings(tiers=GOLD_AND_SILVER, allow_anonymous=False).allow_anonymous
+
+
+def test_the_file_names_the_anonymous_tier_at_the_top_level(tmp_path: Path) -> None:
+    path = tmp_path / "skipline.toml"
+    path.write_text('anonymous_tier = "silver"\n[tiers.gold]\npriority = 0\n'
+                    "[tiers.silver]\npriority = 1\n", encoding="utf-8")
+    loaded = load_config_file(path)
+    assert loaded.anonymous_tier == "silver" and set(loaded.tiers) == {"gold", "silver"}
+    assert build_settings(path).anonymous_tier == "silver"
+    assert build_settings(path, anonymous_tier="gold").anonymous_tier == "gold"  # the flag wins
+
+
+@pytest.mark.parametrize("value", ["1", "''", "['a']"])
+def test_an_anonymous_tier_that_is_no_name_is_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "skipline.toml"
+    path.write_text(f"anonymous_tier = {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="anonymous_tier must be a tier name"):
+        load_config_file(path)

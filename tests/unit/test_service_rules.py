@@ -8,6 +8,7 @@ from skipline.auth import hash_secret
 from skipline.clock import FakeClock
 from skipline.config import Settings
 from skipline.domain.errors import (
+    IdempotencyKeyReused,
     InvalidApiKey,
     InvalidKeyName,
     InvalidOrder,
@@ -88,7 +89,10 @@ async def test_library_code_submits_in_one_call_with_any_tier() -> None:
 
     order = await service.submit_order(payload={"sku": 1}, tier="vip", duration=0.5,
                                        idempotency_key="buy-1")
-    again = await service.submit_order(payload={"sku": 2}, tier="vip", idempotency_key="buy-1")
+    again = await service.submit_order(payload={"sku": 1}, tier="vip", duration=0.5,
+                                       idempotency_key="buy-1")
+    with pytest.raises(IdempotencyKeyReused):
+        await service.submit_order(payload={"sku": 2}, tier="vip", idempotency_key="buy-1")
     plain = await service.submit_order()
 
     assert (order.tier, order.priority, order.owner, order.payload) == ("vip", 0, "", {"sku": 1})

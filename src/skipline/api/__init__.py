@@ -7,10 +7,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from skipline.api.appkeys import METRICS, SERVICE
+from skipline.api.clients import PROXIES
 from skipline.api.middleware import skipline_middleware
 from skipline.api.openapi import add_docs_routes
 from skipline.api.pages import add_dashboard_routes
 from skipline.api.routes import add_routes
+from skipline.domain.addresses import TrustedProxies
 from skipline.metrics import Metrics
 from skipline.service import OrderService
 
@@ -22,6 +24,7 @@ def create_app(service: OrderService, metrics: Metrics | None = None) -> web.App
     app = web.Application(middlewares=[skipline_middleware])
     app[SERVICE] = service
     app[METRICS] = metrics or Metrics()
+    app[PROXIES] = TrustedProxies.of(service.settings.forwarded_allow_ips)
     add_routes(app)
     add_docs_routes(app, service.settings.tiers)
     add_dashboard_routes(app)

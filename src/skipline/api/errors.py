@@ -24,3 +24,15 @@ class BodyTooLarge(SkiplineError):
 
 class UnsupportedExpectation(SkiplineError):
     """Only `Expect: 100-continue` is supported."""
+
+
+class UndecodableBody(SkiplineError):
+    """The request body is not encoded as its Content-Encoding says."""
+
+
+class UnsupportedContentEncoding(SkiplineError):
+    """The request body's Content-Encoding is not supported (use gzip, deflate or none)."""
+
+
+class RequestTimeout(SkiplineError):
+    """The request did not arrive in time."""

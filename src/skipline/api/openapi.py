@@ -13,16 +13,19 @@ from aiohttp import web
 
 import skipline
 from skipline.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREFIX, title_of
-from skipline.api.schemas import SCHEMA_TYPES
+from skipline.api.query import CURSOR_PATTERN
+from skipline.api.schemas import MAX_PAYLOAD_DEPTH, SCHEMA_TYPES
+from skipline.domain.ids import MAX_ORDER_ID
 from skipline.domain.models import Status, Tier
 
 REF = "#/components/schemas/"
-DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'"
+DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
     _, schemas = msgspec.json.schema_components(SCHEMA_TYPES, ref_template=REF + "{name}")
     _name_tiers(schemas["OrderRequest"]["properties"]["user_type"], sorted(tiers))
+    _state_payload_rules(schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -43,6 +46,34 @@ def _name_tiers(property_schema: dict[str, Any], tiers: list[str]) -> None:
     for alternative in property_schema.get("anyOf", [property_schema]):
         if alternative.get("type") == "string":
             alternative["enum"] = tiers
+
+
+NUL_FREE = {"type": "string", "pattern": "^[^\\u0000]*$"}
+"""A string without NUL characters (PostgreSQL's JSON cannot hold them)."""
+
+
+def _state_payload_rules(schemas: dict[str, Any]) -> None:
+    """A payload is any JSON object without NUL characters in its strings and keys (and
+    nested at most MAX_PAYLOAD_DEPTH deep, which JSON Schema cannot say): a recursive
+    `JsonValue` schema says the first rule."""
+    schemas["JsonValue"] = {
+        "description": "Any JSON value whose strings and keys contain no NUL (\\u0000).",
+        "anyOf": [
+            NUL_FREE, {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": {"$ref": REF + "JsonValue"}},
+            {"type": "object", "propertyNames": NUL_FREE,
+             "additionalProperties": {"$ref": REF + "JsonValue"}},
+        ],
+    }
+    payload = schemas["OrderRequest"]["properties"]["payload"]
+    for alternative in payload.get("anyOf", [payload]):
+        if alternative.get("type") == "object":
+            alternative["propertyNames"] = NUL_FREE
+            alternative["additionalProperties"] = {"$ref": REF + "JsonValue"}
+    payload["description"] = (
+        f"Any JSON object, kept as given: no NUL (\\u0000) in its strings or keys, nested "
+        f"at most {MAX_PAYLOAD_DEPTH} levels deep."
+    )
 
 
 def _body(schema: str, media: str = "application/json") -> dict[str, Any]:
@@ -75,11 +106,18 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 
 LOCATION = {"Location": {"description": "The order's URL.", "schema": {"type": "string"}}}
-ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+ID_PARAMETER = {
+    "name": "id", "in": "path", "required": True,
+    "description": "An order id: lowercase hex digits and dashes.",
+    "schema": {"type": "string", "pattern": f"^[0-9a-f-]{{1,{MAX_ORDER_ID}}}$"},
+}
 IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Retrying with the same key returns the first order (200).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retrying with the same key and the same body returns the first order "
+                   "(200); the same key with another body is 422 (idempotency-key-reused). "
+                   "Printable ASCII, no leading or trailing space.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[!-~]([ -~]*[!-~])?$"},
 }
 SECURED: list[dict[str, list[str]]] = [{"apiKey": []}, {}]
 
@@ -103,7 +141,7 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                 "202": _ok("Accepted.", "OrderOut", LOCATION),
                 "200": _ok("A retry with a known Idempotency-Key: the first order.", "OrderOut",
                            LOCATION),
-                **_problems(400, 401, 403, 413, 415, 422, 429, 503),
+                **_problems(400, 401, 403, 408, 413, 415, 422, 429, 503),
             },
         },
         "get": {
@@ -115,7 +153,8 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                 _query("tier", "Only this tier.", {"type": "string", "enum": tiers}),
                 _query("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": 500,
                                                "default": 50}),
-                _query("cursor", "`next_cursor` of the previous page.", {"type": "string"}),
+                _query("cursor", "`next_cursor` of the previous page.",
+                       {"type": "string", "pattern": CURSOR_PATTERN}),
                 _query("customer", "Only orders submitted for this customer.",
                        {"type": "string", "minLength": 1, "maxLength": 128}),
             ],

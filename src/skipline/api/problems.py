@@ -14,6 +14,9 @@ from skipline.api.errors import (
     BodyTooLarge,
     InvalidRequest,
     MalformedRequest,
+    RequestTimeout,
+    UndecodableBody,
+    UnsupportedContentEncoding,
     UnsupportedExpectation,
     UnsupportedMediaType,
 )
@@ -21,6 +24,7 @@ from skipline.api.schemas import Problem
 from skipline.domain.errors import (
     CustomerNotAllowed,
     CustomerQueueFull,
+    IdempotencyKeyReused,
     InvalidApiKey,
     InvalidKeyName,
     InvalidOrder,
@@ -41,6 +45,8 @@ TYPE_PREFIX = "urn:skipline:problem:"
 SHUTTING_DOWN_RETRY_AFTER = 5
 """Seconds a client should wait before retrying a draining process (or reach another one)."""
 GENERIC_DETAIL = "An unexpected error occurred; it has been logged."
+ACCEPTED_ENCODINGS = "gzip, deflate, identity"
+"""The request Content-Encodings the server decodes (the 415's Accept-Encoding)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +59,22 @@ class ProblemType:
 
 PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     MalformedRequest: ProblemType(400, "malformed-request"),
+    UndecodableBody: ProblemType(400, "undecodable-body"),
     NotAuthenticated: ProblemType(401, "not-authenticated"),
     InvalidApiKey: ProblemType(401, "invalid-api-key"),
     TierNotAllowed: ProblemType(403, "tier-not-allowed"),
     CustomerNotAllowed: ProblemType(403, "customer-not-allowed"),
     OrderNotFound: ProblemType(404, "order-not-found"),
+    RequestTimeout: ProblemType(408, "request-timeout"),
     OrderNotCancellable: ProblemType(409, "order-not-cancellable"),
     BodyTooLarge: ProblemType(413, "body-too-large"),
     UnsupportedMediaType: ProblemType(415, "unsupported-media-type"),
+    UnsupportedContentEncoding: ProblemType(415, "unsupported-content-encoding"),
     UnsupportedExpectation: ProblemType(417, "unsupported-expectation"),
     InvalidOrder: ProblemType(422, "invalid-order"),
     InvalidKeyName: ProblemType(422, "invalid-key-name"),
     InvalidRequest: ProblemType(422, "invalid-request"),
+    IdempotencyKeyReused: ProblemType(422, "idempotency-key-reused"),
     RateLimited: ProblemType(429, "rate-limited"),
     CustomerQueueFull: ProblemType(429, "max-queued-per-customer"),
     QueueFull: ProblemType(503, "queue-full"),
@@ -111,6 +121,8 @@ def from_error(error: SkiplineError, location: str | None = None) -> web.Respons
         headers["Retry-After"] = str(retry_after_seconds(error))
     if kind.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="skipline"'
+    if isinstance(error, UnsupportedContentEncoding):
+        headers["Accept-Encoding"] = ACCEPTED_ENCODINGS  # RFC 9110 section 15.5.16
     type_uri, title = TYPE_PREFIX + kind.slug, title_of(type(error))
     if isinstance(error, OutcomeUnknown):
         problem: Problem = UnknownOutcomeProblem(

@@ -17,6 +17,7 @@ from skipline.api.body import (
     require_json,
     require_size,
 )
+from skipline.api.clients import client_address
 from skipline.api.errors import InvalidRequest
 from skipline.api.query import encode_cursor, parse_list_query
 from skipline.api.schemas import (
@@ -68,7 +69,7 @@ async def submit_order(request: web.Request) -> web.Response:
     """Checks run cheapest first; the body is read only once everything else has passed."""
     service = request.app[SERVICE]
     caller = request[CALLER]
-    await service.admit(caller, request.remote or "unknown")
+    await service.admit(caller, client_address(request))
     require_json(request)
     max_body = service.settings.max_body
     require_size(request, max_body)
@@ -120,6 +121,7 @@ async def cancel_order(request: web.Request) -> web.Response:
 
 async def list_orders(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
+    service.check_may_list(request[CALLER])
     query = parse_list_query(request.query, service.settings.tiers)
     found = await service.list_orders(
         request[CALLER], query.status, query.tier, query.limit + 1, query.before_seq,

@@ -14,6 +14,8 @@ from rich.table import Table
 
 from skipline.cli.errors import Failure, SkiplineGroup
 from skipline.cli.options import build_settings, option, store_options
+
+# Key management serves no requests, so it needs no anonymous tier (allow_anonymous=False).
 from skipline.config import Settings
 from skipline.domain.fairness import MAX_WEIGHT
 from skipline.domain.models import ApiKey
@@ -64,7 +66,7 @@ def add_key(
     Inside a tier, orders are served fairly among fair-share groups (unless the tier sets
     fairness = "fifo"): each key is one group, or with --customers each of its customers is,
     and groups take turns in proportion to --weight; FIFO inside a group."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     if tier not in settings.tiers:
         known = ", ".join(sorted(settings.tiers))
         message = f"{tier!r} is not a configured tier ({known})"
@@ -86,7 +88,7 @@ def add_key(
 def list_keys(db: str, durability: str, config: Path | None, tiers: str | None) -> None:
     """Show every key: name, tier, admin, customers, weight, created, revoked (never the
     secret or its hash)."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     found = asyncio.run(_with_store(settings, lambda store: store.list_keys()))
     Console(soft_wrap=True).print(_key_table(found))
 
@@ -116,7 +118,7 @@ def revoke_key(
     name: str, db: str, durability: str, config: Path | None, tiers: str | None
 ) -> None:
     """Revoke a key at once: requests using it get 401 from then on."""
-    settings = build_settings(config, tiers, db=db, durability=durability)
+    settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     if not asyncio.run(_with_store(settings, lambda store: store.revoke_key(name))):
         raise Failure(f"no API key named {name!r}")
     click.echo(f"Revoked API key {name!r}.", err=True)

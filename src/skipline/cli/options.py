@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from skipline.config import Settings, load_tiers, tiers_from_text
+from skipline.config import Settings, load_config_file, tiers_from_text
 from skipline.runtime import display_url
 
 Command = Callable[..., Any]
@@ -89,6 +89,20 @@ api_options: Decorator = combine(
            help="Largest accepted request body; bigger ones get 413."),
     option("--no-anonymous", is_flag=True, default=False,
            help="Refuse requests without an API key (401)."),
+    option("--anonymous-tier", default=None, metavar="TIER",
+           help="The tier of requests without a key [default: anonymous_tier in "
+                "skipline.toml, else 'regular']."),
+    option("--head-timeout", type=float, default=DEFAULTS.head_timeout, metavar="SECONDS",
+           help="A request head must arrive whole within this; then 408 and the connection "
+                "is closed."),
+    option("--body-timeout", type=float, default=DEFAULTS.body_timeout, metavar="SECONDS",
+           help="A request body must arrive whole within this once it is read; then 408."),
+    option("--keepalive-timeout", type=float, default=DEFAULTS.keepalive_timeout,
+           metavar="SECONDS", help="An idle keep-alive connection is closed after this."),
+    option("--forwarded-allow-ips", default=None, metavar="IPS", callback=lambda _c, _p, v:
+           None if v is None else tuple(part.strip() for part in v.split(",") if part.strip()),
+           help="Comma-separated addresses or networks of the reverse proxies whose "
+                "X-Forwarded-For names the client ('*': any); from others it is ignored."),
 )
 
 run_options: Decorator = combine(
@@ -100,10 +114,15 @@ run_options: Decorator = combine(
 
 
 def build_settings(config: Path | None, tiers: str | None = None, **values: Any) -> Settings:
-    """Settings from skipline.toml or --tiers, and the flags; raises ConfigError when invalid."""
-    tier_table = tiers_from_text(tiers) if tiers is not None else load_tiers(config)
+    """Settings from skipline.toml or --tiers, and the flags; raises ConfigError when invalid.
+    --tiers replaces the whole file (its anonymous_tier too)."""
     given = {name: value for name, value in values.items() if value is not None}
-    return Settings(tiers=tier_table, **given)
+    if tiers is not None:
+        return Settings(tiers=tiers_from_text(tiers), **given)
+    file = load_config_file(config)
+    if file.anonymous_tier is not None:
+        given.setdefault("anonymous_tier", file.anonymous_tier)
+    return Settings(tiers=file.tiers, **given)
 
 
 def settings_json(settings: Settings) -> str:

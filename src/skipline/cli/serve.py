@@ -60,7 +60,8 @@ def worker(
     Several worker processes can share one PostgreSQL store to scale out."""
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    settings = build_settings(config, workers=concurrency, **values)
+    # A worker serves no requests, so it needs no anonymous tier.
+    settings = build_settings(config, workers=concurrency, allow_anonymous=False, **values)
     _start(settings, log_level, check, api=False, workers=True)
 
 

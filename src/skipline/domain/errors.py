@@ -100,3 +100,7 @@ class InvalidOrder(SkiplineError):
 
 class InvalidKeyName(SkiplineError):
     """The API key name is not valid."""
+
+
+class IdempotencyKeyReused(SkiplineError):
+    """This Idempotency-Key was already used for a different request."""

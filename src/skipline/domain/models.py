@@ -77,6 +77,9 @@ class NewOrder(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     max_wait: float | None = None
     """Seconds after acceptance past which the order is overdue (served first)."""
+    fingerprint: str | None = None
+    """Of the request that submitted it under an idempotency key (domain/fingerprint.py):
+    a replay with another fingerprint is another request reusing the key."""
     customer: str = ""
     """The key's own customer (keys made with --customers); with `owner` it names the order's
     fair-share group."""
@@ -101,7 +104,8 @@ class NewOrder(msgspec.Struct, frozen=True):
         return Order(
             self.id, seq, self.tier, self.priority, Status.QUEUED, 0, 0, self.payload,
             self.duration, self.owner, created_at, overdue_at, created_at,
-            None, None, None, None, self.idempotency_key, self.customer, start_tag,
+            None, None, None, None, self.idempotency_key, self.fingerprint, self.customer,
+            start_tag,
         )
 
 
@@ -131,6 +135,9 @@ class Order(msgspec.Struct, frozen=True):
     result: JSON = None
     error: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
+    """The submitting request's fingerprint when it had an idempotency key (else None, as
+    for orders stored before fingerprints were kept)."""
     customer: str = ""
     start_tag: int = 0
     """Virtual start time given at acceptance (domain.fairness): the order's place among the

@@ -59,10 +59,11 @@ def submission_columns(
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
     ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
-    customers, fifo flags, and each order's turn within the batch (batch_turns)."""
+    request fingerprints, customers, fifo flags, and each order's turn within the batch
+    (batch_turns)."""
     rows = [
         (n.id, n.tier, n.priority, payload, n.duration, n.owner, n.idempotency_key, n.max_wait,
-         n.customer, n.fifo)
+         n.fingerprint, n.customer, n.fifo)
         for n, (_, payload) in zip(orders, batch, strict=True)
     ]
     return (*map(list, zip(*rows, strict=True)), *batch_turns(orders))
@@ -89,8 +90,8 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         created_at=row["created_at"], overdue_at=row["overdue_at"],
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
-        idempotency_key=row["idempotency_key"], customer=row["customer"],
-        start_tag=row["start_tag"],
+        idempotency_key=row["idempotency_key"], fingerprint=row["fingerprint"],
+        customer=row["customer"], start_tag=row["start_tag"],
     )
 
 

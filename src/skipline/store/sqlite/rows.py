@@ -50,6 +50,7 @@ def order_from_row(row: sqlite3.Row) -> Order:
         result=decode_json(row["result"]),
         error=row["error"],
         idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
         customer=row["customer"],
         start_tag=row["start_tag"],
     )

@@ -59,7 +59,8 @@ def submit(
     cursor = connection.execute(queries["insert_order"], {
         "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
         "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
-        "idempotency_key": new.idempotency_key, "customer": new.customer, "start_tag": tag,
+        "idempotency_key": new.idempotency_key, "fingerprint": new.fingerprint,
+        "customer": new.customer, "start_tag": tag,
     })
     assert cursor.lastrowid is not None
     connection.execute(queries["count_orders"], {

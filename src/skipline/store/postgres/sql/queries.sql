@@ -42,15 +42,15 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backen
 -- name: insert_orders
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
--- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 customers
--- ('' for none), $10 whether the tier is fifo, $11 the steps ahead of each order in its
--- fair-share group within the batch, $12 the steps of that group's whole batch
--- (domain/fairness.py, batch_turns); ord keeps the callers' order so seq follows arrival. An
--- order whose (owner, idempotency key) was used already is skipped: it returns no row (and
--- takes no turn when it is alone in its batch, as a client's retry is; beside others of its
--- group it leaves a gap of one turn). Only what the database decided comes back (id to
--- match, seq, the times, the start tag); the caller has the rest, and decoding it cost a
--- few µs per order.
+-- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 request
+-- fingerprints (NULL without a key), $10 customers ('' for none), $11 whether the tier is
+-- fifo, $12 the steps ahead of each order in its fair-share group within the batch, $13 the
+-- steps of that group's whole batch (domain/fairness.py, batch_turns); ord keeps the
+-- callers' order so seq follows arrival. An order whose (owner, idempotency key) was used
+-- already is skipped: it returns no row (and takes no turn when it is alone in its batch, as
+-- a client's retry is; beside others of its group it leaves a gap of one turn). Only what
+-- the database decided comes back (id to match, seq, the times, the start tag); the caller
+-- has the rest, and decoding it cost a few µs per order.
 -- A replay is found by a scalar subquery per keyed order, which the planner runs as an
 -- index lookup whatever it thinks of the batch's size (as a join, a generic plan hashed the
 -- batch against a scan of every order).
@@ -64,10 +64,10 @@ WITH batch AS (
            CASE WHEN b.fifo THEN '' ELSE b.owner END AS group_owner,
            CASE WHEN b.fifo THEN '' ELSE b.customer END AS group_customer
     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                $7::text[], $8::float8[], $9::text[], $10::bool[], $11::bigint[],
-                $12::bigint[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::text[], $10::text[], $11::bool[], $12::bigint[],
+                $13::bigint[]) WITH ORDINALITY
          AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait,
-              customer, fifo, ahead, group_steps, ord)
+              fingerprint, customer, fifo, ahead, group_steps, ord)
     WHERE b.idempotency_key IS NULL OR (
         SELECT o.id FROM orders o
         WHERE o.owner = b.owner AND o.idempotency_key = b.idempotency_key) IS NULL
@@ -94,9 +94,9 @@ finishes AS (
 ),
 inserted AS (
     INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
-                        created_at, overdue_at, available_at, customer, start_tag)
+                        fingerprint, created_at, overdue_at, available_at, customer, start_tag)
     SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
-           now(), now() + make_interval(secs => b.max_wait), now(), b.customer,
+           b.fingerprint, now(), now() + make_interval(secs => b.max_wait), now(), b.customer,
            f.finish - b.group_steps + b.ahead
     FROM batch b
     JOIN finishes f

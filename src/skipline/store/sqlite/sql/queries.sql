@@ -17,10 +17,10 @@ INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :nam
 -- name: insert_order
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
-    created_at, overdue_at, available_at, idempotency_key, customer, start_tag
+    created_at, overdue_at, available_at, idempotency_key, fingerprint, customer, start_tag
 ) VALUES (
     :id, :tier, :priority, 'queued', 0, 0, :payload, :duration, :owner,
-    :now, :overdue_at, :now, :idempotency_key, :customer, :start_tag
+    :now, :overdue_at, :now, :idempotency_key, :fingerprint, :customer, :start_tag
 )
 
 -- name: insert_orders

@@ -1,0 +1,13 @@
+"""What an order id looks like. Ids are made of lowercase hex digits and dashes (a time
+prefix and 128 random bits; older ones were UUIDs); anything else names no order, and is
+answered as such before it reaches a store (PostgreSQL refuses a NUL in text outright)."""
+
+from __future__ import annotations
+
+MAX_ORDER_ID = 64
+ORDER_ID_CHARACTERS = frozenset("0123456789abcdef-")
+
+
+def is_order_id(text: str) -> bool:
+    """True when `text` could be an order id; False means no order has it."""
+    return 0 < len(text) <= MAX_ORDER_ID and ORDER_ID_CHARACTERS.issuperset(text)
