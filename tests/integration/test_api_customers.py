@@ -121,3 +121,16 @@ async def test_add_key_refuses_a_weight_out_of_range(tmp_path: Path) -> None:
         service: OrderService = api.service
         with pytest.raises(Exception, match="weight"):
             await service.add_key("heavy", "regular", weight=0)
+
+
+async def test_an_idempotency_key_reused_for_another_customer_is_422(api: Api) -> None:
+    shop = await api.service.add_key("shop", "regular", customers=True)
+    key = {"Idempotency-Key": "order-7"}
+
+    first = await api.submit({"customer": "x"}, key=shop, headers=key)
+    again = await api.submit({"customer": "x"}, key=shop, headers=key)
+    other = await api.submit({"customer": "y"}, key=shop, headers=key)
+
+    assert (first.status, again.status) == (202, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert_problem(other, 422, "Idempotency-Key")
