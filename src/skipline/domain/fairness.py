@@ -70,7 +70,9 @@ def assign_tags(
         if clock is None:
             clock = clocks[new.priority] = clock_of(new.priority)
         start = finish if finish > clock else clock
-        finishes[group] = start + order_step(new)
+        weight = new.weight  # order_step, inline: this runs once per order accepted
+        finishes[group] = start + (
+            TAG_SCALE if weight == 1 or new.fifo else tag_step(weight))
         tags.append(start)
     return tags, finishes
 

@@ -32,6 +32,13 @@ INSERT INTO orders (
     created_at, overdue_at, available_at, idempotency_key, customer, start_tag
 ) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL, ?9, ?10)
 
+-- name: fair_state
+-- A priority's virtual time and a group's finish tag (0 for what was never written), in one
+-- statement: what tagging a batch of one group needs.
+SELECT coalesce((SELECT virtual_time FROM fair_clocks WHERE priority = :priority), 0),
+       coalesce((SELECT finish FROM fair_groups
+                 WHERE tier = :tier AND owner = :owner AND customer = :customer), 0)
+
 -- name: fair_group_finish
 -- The finish tag of a fair-share group's last accepted order (domain/fairness.py).
 SELECT finish FROM fair_groups WHERE tier = :tier AND owner = :owner AND customer = :customer
