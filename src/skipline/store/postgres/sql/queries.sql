@@ -191,9 +191,10 @@ claimed AS (
 tops AS (
     SELECT priority, max(start_tag) AS top FROM claimed GROUP BY priority
 ),
-first_clocks AS (
+first_clocks AS (  -- the NOT EXISTS probe spares the usual claim a speculative insertion
     INSERT INTO fair_clocks (priority, virtual_time)
     SELECT priority, top FROM tops
+    WHERE NOT EXISTS (SELECT 1 FROM fair_clocks c WHERE c.priority = tops.priority)
     ON CONFLICT (priority) DO NOTHING
 ),
 free_clocks AS (
