@@ -1,35 +1,38 @@
 """The process runtime: open the store, serve the API and/or run the workers (the pool, and the
-lease reaper and pruner beside it), and shut down gracefully on SIGTERM/SIGINT (invariant 5
-(docs/architecture.md)). Also `skipline_context` and `skipline_app`, the same lifecycle for
-users' own aiohttp applications."""
+lease reaper and pruner beside it), and shut down gracefully on SIGTERM/SIGINT (invariant 5,
+docs/architecture.md; the signals themselves: skipline.shutdown_signals). Also
+`skipline_context` and `skipline_app`, the same lifecycle for users' own aiohttp applications."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from skipline.api import METRICS, SERVICE, create_app
+from skipline.api.access_log import AccessLogger, access_logger
 from skipline.api.protocol import ProblemAppRunner
 from skipline.clock import Clock
 from skipline.config import Settings
+from skipline.database import check_location
+from skipline.database import display_url as display_url  # where callers found it first
 from skipline.domain.errors import ConfigError, StoreUnavailable
 from skipline.handlers import Handler, load_handler
 from skipline.maintenance import Maintenance
 from skipline.metrics import Metrics
+from skipline.process_log import log_database, log_started, log_stopped, queue_counts
 from skipline.service import OrderService
+from skipline.shutdown_signals import FAST_EXIT_CODE, ShutdownSignals
 from skipline.store import open_store
 from skipline.store.base import Store
 from skipline.worker import WorkerPool
 
 logger = logging.getLogger("skipline")
 
-SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 API_SHUTDOWN_TIMEOUT = 5.0
 """Seconds in-flight HTTP requests get to finish once the worker drain is over."""
 
@@ -51,18 +54,6 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, oldest)
 
 
-def display_url(url: str) -> str:
-    """A database URL fit for logs: any password is replaced by '***'."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 async def open_ready_store(settings: Settings) -> Store:
     """The store named by `settings.db`, opened and migrated. A bad URL raises ConfigError; a
     store that cannot be opened raises StoreUnavailable with a one-line reason."""
@@ -72,7 +63,9 @@ async def open_ready_store(settings: Settings) -> Store:
 
 
 async def open_ready(store: Store, settings: Settings) -> None:
-    """Open and migrate a built store (open_ready_store's second half)."""
+    """Open and migrate a built store (open_ready_store's second half). A SQLite file in a
+    directory that does not exist is refused (ConfigError), not created."""
+    check_location(settings.db)
     try:
         await store.open()
     except ConfigError:
@@ -113,81 +106,81 @@ class Workers:
         await self.drain(self.pool.settings.drain_timeout)
 
 
-class ShutdownSignals:
-    """SIGTERM/SIGINT set one event; repeats while already shutting down are logged and
-    ignored, so an impatient supervisor cannot break the drain."""
-
-    def __init__(self, event: asyncio.Event) -> None:
-        self.event = event
-        self.received = 0
-
-    def install(self) -> None:
-        loop = asyncio.get_running_loop()
-        for number in SHUTDOWN_SIGNALS:
-            loop.add_signal_handler(number, self._on_signal, number)
-
-    def remove(self) -> None:
-        """Give the signals back. Once a signal has started the shutdown, later ones are
-        ignored until the process exits, so they cannot kill it while it finishes."""
-        loop = asyncio.get_running_loop()
-        for number in SHUTDOWN_SIGNALS:
-            loop.remove_signal_handler(number)
-            if self.received:
-                signal.signal(number, signal.SIG_IGN)
-
-    def _on_signal(self, number: signal.Signals) -> None:
-        self.received += 1
-        if self.event.is_set():
-            logger.info("%s received again; already shutting down, ignored", number.name)
-            return
-        logger.info("%s received: draining (no new orders accepted)", number.name)
-        self.event.set()
-
-
 async def run(
-    settings: Settings, *, api: bool, workers: bool, shutdown: asyncio.Event | None = None
+    settings: Settings, *, api: bool, workers: bool, shutdown: asyncio.Event | None = None,
+    access_log: bool = False,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or until `shutdown` is set), then drain; the exit code.
-    The signal handlers stay installed until the store is closed."""
+    """Run until SIGTERM/SIGINT (or until `shutdown` is set), then drain; the exit code (130
+    after a fast exit: see skipline.shutdown_signals). The signal handlers stay installed
+    until the store is closed. `access_log` logs every request to `skipline.access`."""
     handler = load_handler(settings.handler) if workers else None
     shutdown = shutdown or asyncio.Event()
-    signals = ShutdownSignals(shutdown)
+    hurry = _Hurry()
+    signals = ShutdownSignals(shutdown, on_fast_exit=hurry)
     signals.install()
     try:
-        code = await _run_with_store(settings, handler, api, shutdown)
+        code = await _run_with_store(settings, _Plan(handler, api, access_log), shutdown, hurry)
     finally:
         signals.remove()
-    if code == 0:
-        logger.info("skipline stopped cleanly")
-    return code
+    return FAST_EXIT_CODE if code == 0 and hurry.requested else code
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What this process runs: a handler for its workers (None: no workers), the API."""
+
+    handler: Handler | None
+    api: bool
+    access_log: bool
+
+
+class _Hurry:
+    """The fast exit's way to the worker pool, which exists only once the store is open."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.pool: WorkerPool | None = None
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self.pool is not None:
+            self.pool.hurry()
+
+    def watch(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        if self.requested:
+            pool.hurry()
 
 
 async def _run_with_store(
-    settings: Settings, handler: Handler | None, api: bool, shutdown: asyncio.Event
+    settings: Settings, plan: _Plan, shutdown: asyncio.Event, hurry: _Hurry
 ) -> int:
     try:
         store = await open_ready_store(settings)
     except StoreUnavailable as exc:
         logger.error("%s", exc.detail)
         return 1
+    log_database(settings)
     try:
-        return await _run_parts(OrderService(store, settings), handler, api, shutdown)
+        return await _run_parts(OrderService(store, settings), plan, shutdown, hurry)
     finally:
         await store.close()
 
 
 async def _run_parts(
-    service: OrderService, handler: Handler | None, api: bool, shutdown: asyncio.Event
+    service: OrderService, plan: _Plan, shutdown: asyncio.Event, hurry: _Hurry
 ) -> int:
     parts = _Parts(service)
     try:
-        if api and not await parts.start_api():
+        if plan.api and not await parts.start_api(plan.access_log):
             return 1
-        if handler is not None:
-            await parts.start_pool(handler)
-        _log_started(service.settings, api, handler is not None)
+        if plan.handler is not None:
+            hurry.watch(await parts.start_pool(plan.handler))
+        found = await queue_counts(service.store)
+        log_started(service.settings, plan.api, plan.handler is not None, found)
         await shutdown.wait()
         await parts.shut_down()
+        log_stopped(await queue_counts(service.store), fast=hurry.requested)
         return 0
     finally:
         await parts.close()
@@ -203,14 +196,14 @@ class _Parts:
         self.runner: web.AppRunner | None = None
         self.workers: Workers | None = None
 
-    async def start_api(self) -> bool:
+    async def start_api(self, access_log: bool) -> bool:
         """Listen on settings.host:port; False (after one log line) if that is impossible."""
         settings = self.service.settings
-        debug = logger.isEnabledFor(logging.DEBUG)
         self.runner = ProblemAppRunner(
             create_app(self.service, self.metrics),
             shutdown_timeout=API_SHUTDOWN_TIMEOUT,
-            access_log=logging.getLogger("aiohttp.access") if debug else None,
+            access_log=access_logger() if access_log else None,
+            access_log_class=AccessLogger,
             keepalive_timeout=settings.keepalive_timeout,
             head_timeout=settings.head_timeout,
         )
@@ -223,10 +216,11 @@ class _Parts:
             return False
         return True
 
-    async def start_pool(self, handler: Handler) -> None:
+    async def start_pool(self, handler: Handler) -> WorkerPool:
         self.workers = Workers(
             self.service.store, self.service.settings, handler, metrics=self.metrics)
         await self.workers.start()
+        return self.workers.pool
 
     async def shut_down(self) -> None:
         """Invariant 5: refuse new orders (503; the site stays up meanwhile), drain the
@@ -246,21 +240,6 @@ class _Parts:
             await workers.stop()
         if runner is not None:
             await runner.cleanup()
-
-
-def _log_started(settings: Settings, api: bool, workers: bool) -> None:
-    db = display_url(settings.db)
-    slots = settings.workers if workers else 0
-    if api:
-        logger.info(
-            "skipline serving on http://%s:%s (db=%s, workers=%d, handler=%s)",
-            settings.host, settings.port, db, slots, settings.handler,
-        )
-    else:
-        logger.info(
-            "skipline worker running (db=%s, concurrency=%d, handler=%s)",
-            db, slots, settings.handler,
-        )
 
 
 def skipline_context(

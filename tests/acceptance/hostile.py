@@ -4,7 +4,6 @@ no client library can normalise (or refuse to send) what a hostile client would.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -13,12 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from skipline.testing import free_port
 from tests.acceptance.processes import Server, clean_environment
+from tests.integration.api_harness import RawReply
 
 READ_SECONDS = 5.0
 """A refusal must arrive within this."""
@@ -29,27 +28,6 @@ SHORT_LIMITS = (
     "--head-timeout", str(HEAD_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
     "--keepalive-timeout", str(KEEPALIVE_TIMEOUT),
 )
-
-
-@dataclass
-class RawReply:
-    status: int
-    headers: dict[str, str]
-    """Lower-cased names; a repeated header keeps its last value."""
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def problem(self) -> dict[str, Any]:
-        """The body, checked to be an RFC 9457 problem of this reply's status."""
-        assert self.headers.get("content-type", "").startswith("application/problem+json"), (
-            self.status, self.headers, self.body)
-        problem: dict[str, Any] = self.json()
-        assert problem["status"] == self.status and problem["title"] and problem["type"]
-        assert "Traceback" not in problem["detail"]
-        return problem
 
 
 @dataclass

@@ -5,6 +5,7 @@ run, and an unreachable server or an unfinished order makes it exit 1."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -102,3 +103,23 @@ def test_bench_reads_its_own_environment_variable_for_connections() -> None:
     envvars = {param.name: param.envvar for param in bench.params}
     assert envvars["concurrency"] == "SKIPLINE_CONNECTIONS"
     assert "SKIPLINE_CONCURRENCY" not in envvars.values()
+
+
+async def test_progress_goes_to_stderr_bounded_when_piped(launcher: Launcher) -> None:
+    """Into a pipe, a progress line at most every PIPED_EVERY seconds; stdout keeps the report
+    alone. (In a terminal the line is rewritten in place: tests/unit/test_bench_progress.py.)"""
+    from skipline.cli.bench_progress import PIPED_EVERY
+
+    server = await launcher.serve("--workers", "2")
+    started = time.monotonic()
+    result = await launcher.cli("bench", "--url", server.url, "--orders", "12",
+                                "--duration", "0.5", "--json", check=False)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)
+    progress = [line for line in result.stderr.splitlines() if line.startswith("bench: ")]
+    assert 1 <= len(progress) <= elapsed / PIPED_EVERY + 1, result.stderr
+    assert "final" in progress[-1] and "\r" not in result.stderr
+    quiet = await launcher.cli("bench", "--url", server.url, "--orders", "4",
+                               "--duration", "0.8", "--no-progress", "--json")
+    assert "bench: " not in quiet.stderr

@@ -137,11 +137,21 @@ def assert_problem(reply: Reply, status: int, *words: str) -> dict[str, Any]:
 class RawReply:
     status: int
     headers: dict[str, str]
-    """Lower-cased names."""
+    """Lower-cased names; a repeated header keeps its last value."""
     body: bytes
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def problem(self) -> dict[str, Any]:
+        """The body, checked to be an RFC 9457 problem of this reply's status."""
+        assert self.headers.get("content-type", "").startswith("application/problem+json"), (
+            self.status, self.headers, self.body)
+        problem: dict[str, Any] = self.json()
+        assert problem["status"] == self.status and problem["title"] and problem["type"]
+        assert "Traceback" not in problem["detail"]
+        return problem
 
 
 async def read_response(reader: asyncio.StreamReader) -> RawReply:

@@ -207,6 +207,23 @@ def test_unknown_handler_exits_2(workdir: Path) -> None:
     assert_config_error(result, "no_such_module_xyz", "not found")
 
 
+def test_the_installed_script_finds_a_handler_in_the_working_directory(tmp_path: Path) -> None:
+    """README's handler example, followed literally: ./shop/handlers.py, no PYTHONPATH, the
+    `skipline` script (not `python -m`, which would put the directory on the path itself)."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "handlers.py").write_text(
+        "async def ship(order):\n    return {'shipped': order.id}\n", encoding="utf-8")
+    script = Path(sys.executable).parent / "skipline"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SKIPLINE_") and k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(script), "serve", "--check", "--handler", "shop.handlers:ship"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["handler"] == "shop.handlers:ship"
+
+
 def test_non_integer_flag_is_a_usage_error(workdir: Path) -> None:
     result = invoke("serve", "--check", "--port", "eighty")
     assert result.exit_code == 2
@@ -295,7 +312,9 @@ def test_keys_tiers_come_from_the_configuration(workdir: Path) -> None:
 
 
 def test_keys_revoke_unknown_name_exits_1(workdir: Path) -> None:
-    result = invoke("keys", "revoke", "nobody", "--db", f"sqlite:///{workdir / 'keys.db'}")
+    db = f"sqlite:///{workdir / 'keys.db'}"
+    assert invoke("keys", "add", "somebody", "--tier", "regular", "--db", db).exit_code == 0
+    result = invoke("keys", "revoke", "nobody", "--db", db)
     assert result.exit_code == 1
     assert "no API key named 'nobody'" in result.stderr
 
@@ -368,3 +387,92 @@ def test_serve_on_a_taken_port_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- first steps: stumbles a newcomer hit -----------------------------------------------------
+def test_a_url_without_a_scheme_says_to_add_http() -> None:
+    for command in (["submit"], ["status", "some-id"], ["stats"], ["bench"]):
+        result = invoke(*command, "--url", "127.0.0.1:8080")
+        assert result.exit_code == 2
+        assert "'127.0.0.1:8080' has no scheme: write it as http://127.0.0.1:8080" in result.stderr
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_refused(workdir: Path) -> None:
+    db = f"sqlite:///{workdir / 'no' / 'such' / 'x.db'}"
+    for command in (["serve", "--port", str(free_port())], ["worker"],
+                    ["keys", "add", "acme", "--tier", "vip"], ["keys", "list"]):
+        result = invoke(*command, "--db", db)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"the directory {workdir / 'no' / 'such'} does not exist" in result.stderr
+    assert not (workdir / "no").exists()
+    checked = invoke("serve", "--db", db, "--check")
+    assert checked.exit_code == 2 and "does not exist" in checked.stderr
+
+
+def test_keys_list_elsewhere_does_not_create_an_empty_database(workdir: Path) -> None:
+    for command in (["keys", "list"], ["keys", "revoke", "acme"]):
+        result = invoke(*command)
+        assert result.exit_code == 2
+        assert f"no database at {workdir / 'skipline.db'}" in result.stderr
+        assert "--db" in result.stderr
+    assert not (workdir / "skipline.db").exists()
+
+
+def test_keys_commands_say_which_database_they_opened(workdir: Path) -> None:
+    added = invoke("keys", "add", "acme", "--tier", "vip", "--db", "sqlite:///./k.db")
+    assert added.exit_code == 0
+    assert f"database: {workdir / 'k.db'}" in added.stderr
+    assert added.stdout.strip().startswith("sk_") and "database" not in added.stdout
+
+
+def all_commands() -> list[list[str]]:
+    found: list[list[str]] = [[]]
+    for name, command in cli.commands.items():
+        found.append([name])
+        for sub in getattr(command, "commands", {}):
+            found.append([name, sub])
+    return found
+
+
+def test_every_help_ends_with_examples() -> None:
+    for path in all_commands():
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0
+        examples = result.stdout.split("Examples:", 1)
+        assert len(examples) == 2, f"skipline {' '.join(path)} --help has no examples"
+        assert "skipline " in examples[1]
+
+
+def test_shell_completion_is_documented_and_works() -> None:
+    assert '_SKIPLINE_COMPLETE=bash_source skipline' in invoke("--help").stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
+    script = subprocess.run(
+        [sys.executable, "-m", "skipline"], env={**env, "_SKIPLINE_COMPLETE": "bash_source"},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert "complete -o nosort -F _skipline_completion" in script.stdout
+    words = subprocess.run(
+        [sys.executable, "-m", "skipline"],
+        env={**env, "_SKIPLINE_COMPLETE": "bash_complete", "COMP_WORDS": "skipline ser",
+             "COMP_CWORD": "1"},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert "plain,serve" in words.stdout
+
+
+def test_the_log_format_comes_from_the_environment_too(tmp_path: Path) -> None:
+    """SKIPLINE_LOG_FORMAT=json: even a start that fails (a taken port) logs JSON lines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKIPLINE_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "skipline", "serve", "--port", str(port), "--db", "memory://"],
+            cwd=tmp_path, env={**env, "SKIPLINE_LOG_FORMAT": "json"}, capture_output=True,
+            text=True, timeout=30,
+        )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines[-1]["level"] == "error"
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[-1]["message"]

@@ -22,7 +22,7 @@ from tests.property.queue_machine import PROPERTY_SETTINGS, QueueMachine
 
 ClaimKey = Callable[[Order, float], tuple[int, int, int, int]]
 FIND_ONLY = PROPERTY_SETTINGS.__class__(
-    PROPERTY_SETTINGS, max_examples=200, phases=[Phase.generate]
+    PROPERTY_SETTINGS, max_examples=400, phases=[Phase.generate]
 )
 
 

@@ -1,10 +1,14 @@
 """The OpenAPI 3.1 document: schemas generated from the msgspec Structs, paths written by hand
-(they are few). `GET /docs` renders it as plain server-side HTML: no CDN, no script."""
+(they are few), an example answer per operation (api/examples.py). `GET /docs` renders it as
+plain server-side HTML: no CDN, no script. Mounted under a prefix (`add_subapp`), both name
+the prefix: the document in `servers`, the page in its curl examples."""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 import skipline
+from skipline.api.examples import EXAMPLES, add_response_examples
 from skipline.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREFIX, title_of
 from skipline.api.query import CURSOR_PATTERN
 from skipline.api.schemas import MAX_PAYLOAD_DEPTH, SCHEMA_TYPES
@@ -33,12 +38,25 @@ def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
             "version": skipline.__version__,
             "description": "A durable priority order queue. Errors are RFC 9457 problems.",
         },
-        "paths": _paths(sorted(tiers)),
+        "paths": _with_examples(_paths(sorted(tiers))),
         "components": {
             "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _with_examples(paths: dict[str, Any]) -> dict[str, Any]:
+    add_response_examples(paths)
+    return paths
+
+
+def with_servers(document: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The document as served under `prefix` ('' at the root): a `servers` entry names the
+    prefix, so that clients generated from it call /prefix/orders rather than /orders."""
+    if not prefix:
+        return document
+    return {**document, "servers": [{"url": prefix, "description": "where this API is mounted"}]}
 
 
 def _name_tiers(property_schema: dict[str, Any], tiers: list[str]) -> None:
@@ -201,8 +219,9 @@ def _service_paths() -> dict[str, Any]:
 
 
 # --- rendering ------------------------------------------------------------------------------
-def render_docs(document: dict[str, Any]) -> str:
-    """A readable page of the document: operations, problem types, then schemas."""
+def render_docs(document: dict[str, Any], base: str = "http://127.0.0.1:8080") -> str:
+    """A readable page of the document: operations (each with a curl example and its answer),
+    problem types, then schemas. `base` is the server's URL the examples use."""
     info = document["info"]
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
@@ -214,7 +233,7 @@ def render_docs(document: dict[str, Any]) -> str:
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method != "parameters":
-                parts.append(_render_operation(method, path, operation, item))
+                parts.append(_render_operation(method, path, operation, item, base))
     parts.append(_render_problem_types())
     parts.append("<h2>Schemas</h2>")
     for name, schema in document["components"]["schemas"].items():
@@ -225,10 +244,11 @@ def render_docs(document: dict[str, Any]) -> str:
 
 
 def _render_operation(method: str, path: str, operation: dict[str, Any],
-                      item: dict[str, Any]) -> str:
+                      item: dict[str, Any], base: str) -> str:
     parameters = item.get("parameters", []) + operation.get("parameters", [])
     rows = "".join(
-        f"<li><code>{_e(p['name'])}</code> ({_e(p['in'])}) {_e(p.get('description', ''))}</li>"
+        f"<li><code>{_e(p['name'])}</code> ({_e(p['in'])}) {_text(p.get('description', ''))}"
+        "</li>"
         for p in parameters
     )
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
@@ -237,20 +257,21 @@ def _render_operation(method: str, path: str, operation: dict[str, Any],
         name = body["schema"]["$ref"].removeprefix(REF)
         body_line = f"<p>Body: <a href=#schema-{_e(name)}>{_e(name)}</a></p>"
     responses = "".join(
-        f"<li><b>{_e(code)}</b> {_e(response['description'])}</li>"
+        f"<li><b>{_e(code)}</b> {_text(response['description'])}</li>"
         for code, response in operation["responses"].items()
     )
     return (
         f"<section><h3><span class=method>{_e(method.upper())}</span> <code>{_e(path)}</code>"
-        f"</h3><p>{_e(operation['summary'])}</p>{body_line}"
-        f"{'<ul>' + rows + '</ul>' if rows else ''}<ul>{responses}</ul></section>"
+        f"</h3><p>{_text(operation['summary'])}</p>{body_line}"
+        f"{'<ul>' + rows + '</ul>' if rows else ''}<ul>{responses}</ul>"
+        f"{_render_example(method, path, base)}</section>"
     )
 
 
 def _render_problem_types() -> str:
     rows = "".join(
         f"<tr><td>{kind.status}</td><td><code>{_e(TYPE_PREFIX + kind.slug)}</code></td>"
-        f"<td>{_e(title_of(error_class))}</td></tr>"
+        f"<td>{_text(title_of(error_class))}</td></tr>"
         for error_class, kind in sorted(PROBLEM_TYPES.items(), key=lambda e: e[1].status)
     )
     return (
@@ -261,8 +282,28 @@ def _render_problem_types() -> str:
     )
 
 
+def _render_example(method: str, path: str, base: str) -> str:
+    example = EXAMPLES.get((method, path))
+    if example is None:
+        return ""
+    answer = example.answer
+    shown = answer if isinstance(answer, str) else json.dumps(answer, indent=2)
+    return (
+        f"<p class=example>Example</p><pre>{_e(example.curl(base))}</pre>"
+        f"<p class=example>Answer ({example.status})</p><pre>{_e(shown)}</pre>"
+    )
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+INLINE_CODE = re.compile(r"`([^`]+)`")
+
+
+def _text(text: object) -> str:
+    """Escaped prose, with `backticked` words shown as code (not as literal backticks)."""
+    return INLINE_CODE.sub(r"<code>\1</code>", _e(text))
 
 
 DOCS_STYLE = (
@@ -270,21 +311,41 @@ DOCS_STYLE = (
     "pre{background:#f4f4f4;padding:.75rem;overflow:auto}section{border-top:1px solid #ddd}"
     ".method{font-family:monospace;background:#234;color:#fff;padding:0 .4rem;border-radius:3px}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
+    ".example{margin:.5rem 0 0;font-size:.85rem;color:#555}"
 )
 
 
 def add_docs_routes(app: web.Application, tiers: Mapping[str, Tier]) -> None:
-    """Build the document once, at app creation, and serve it and its HTML rendering."""
+    """Build the document once, at app creation, and serve it and its HTML rendering. The
+    mount prefix is read from each request's path (it is unknown until the app is mounted);
+    the few variants are kept once made."""
     document = build_document(tiers)
-    document_bytes = json.dumps(document, indent=2).encode()
-    page = render_docs(document)
+
+    @functools.lru_cache(maxsize=4)
+    def document_bytes(prefix: str) -> bytes:
+        return json.dumps(with_servers(document, prefix), indent=2).encode()
+
+    @functools.lru_cache(maxsize=16)
+    def page(base: str) -> str:
+        return render_docs(document, base)
 
     async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=document_bytes, content_type="application/json")
+        prefix = _mount_prefix(request, "/openapi.json")
+        return web.Response(body=document_bytes(prefix), content_type="application/json")
 
     async def docs(request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html",
+        try:
+            origin = str(request.url.origin())
+        except ValueError:  # a Host header yarl cannot make a URL of
+            origin = ""
+        base = origin + _mount_prefix(request, "/docs")
+        return web.Response(text=page(base), content_type="text/html",
                             headers={"Content-Security-Policy": DOCS_PAGE_SECURITY})
 
     app.router.add_get("/openapi.json", openapi_json, name="openapi")
     app.router.add_get("/docs", docs, name="docs")
+
+
+def _mount_prefix(request: web.Request, own_path: str) -> str:
+    """'/queue' for /queue/docs when mounted with add_subapp('/queue/', …); '' at the root."""
+    return request.path.removesuffix(own_path).rstrip("/")

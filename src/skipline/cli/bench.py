@@ -7,7 +7,7 @@ ends without waiting out a Retry-After. The whole run is bounded by --timeout.""
 from __future__ import annotations
 
 import asyncio
-import os
+import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import aiohttp
 import click
 from rich.console import Console
-from yarl import URL
 
+from skipline.cli.bench_progress import PIPED_EVERY, Progress
 from skipline.cli.bench_report import summarise, table
 from skipline.cli.bench_tally import BACKPRESSURE, Outcomes, Plan, Tally
-from skipline.cli.client import REQUEST_TIMEOUT, client_options
 from skipline.cli.errors import Failure
-from skipline.cli.options import option
+from skipline.cli.http import REQUEST_TIMEOUT, client_options, describe, unreachable
+from skipline.cli.options import examples, option
 from skipline.domain.models import MAX_DURATION
 
 POLL_INTERVALS = (0.2, 1.0)
@@ -31,7 +31,12 @@ The figures come from the orders' own times, so the polling rate does not change
 JSON_CONTENT = {"Content-Type": "application/json"}
 
 
-@click.command()
+@click.command(epilog=examples(
+    "skipline bench                                   # 1000 orders, 16 connections",
+    "skipline bench --orders 2000 --duration 0.01 --connections 32",
+    "skipline bench --key \"$KEY\" --user-type vip --no-wait",
+    "skipline bench --json --no-progress > run.json",
+))
 @client_options
 @option("--orders", type=click.IntRange(min=1), default=1000, help="Orders to submit.")
 # Not --concurrency: every flag reads SKIPLINE_<FLAG>, and SKIPLINE_CONCURRENCY is the worker's.
@@ -49,9 +54,13 @@ JSON_CONTENT = {"Content-Type": "application/json"}
         "reported and the exit code is 1.")
 @option("--json", "as_json", is_flag=True, default=False,
         help="Print one JSON object instead of a table.")
+@click.option("--progress/--no-progress", default=True, envvar="SKIPLINE_PROGRESS",
+              show_envvar=True, show_default=True,
+              help="Progress on stderr: one line updated in place in a terminal, a line "
+                   f"every {PIPED_EVERY:g} s into a file or pipe.")
 def bench(
     url: str, key: str | None, orders: int, concurrency: int, duration: float,
-    user_type: str | None, wait: bool, timeout: float, as_json: bool,
+    user_type: str | None, wait: bool, timeout: float, as_json: bool, progress: bool,
 ) -> None:
     """Load a running server with orders and report rates, answers, latencies and outcomes.
 
@@ -61,10 +70,11 @@ def bench(
 
     Exits 1 when the server cannot be reached or an order is unaccounted for: not sent, not
     answered, answered other than 202, 503 or 429, lost, or not final within --timeout."""
-    check_url(url)
     plan = Plan(url=url.rstrip("/"), orders=orders, concurrency=concurrency, duration=duration,
                 user_type=user_type, wait=wait, timeout=timeout)
-    tally = asyncio.run(run(plan, key))
+    tally = Tally(plan)
+    shown = Progress(tally, sys.stderr, sys.stderr.isatty()) if progress else None
+    asyncio.run(run(tally, key, shown))
     if tally.submissions.sent == 0 and tally.stop_reason:
         raise Failure(tally.stop_reason)
     summary = summarise(tally)
@@ -76,19 +86,21 @@ def bench(
         raise Failure("; ".join(summary.problems))
 
 
-def check_url(url: str) -> None:
+async def run(tally: Tally, key: str | None, progress: Progress | None = None) -> None:
+    """Submit, then wait, all within one deadline; the tally holds what was seen either way.
+    `progress`, when given, is shown meanwhile."""
+    shower = asyncio.create_task(progress.show()) if progress else None
     try:
-        parsed = URL(url)
-    except ValueError:
-        parsed = URL()
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise click.BadParameter(f"{url!r} is not an http(s)://HOST[:PORT] URL",
-                                 param_hint="--url")
+        await run_plan(tally, key)
+    finally:
+        if shower is not None and progress is not None:
+            shower.cancel()
+            await asyncio.wait({shower})
+            progress.done()
 
 
-async def run(plan: Plan, key: str | None) -> Tally:
-    """Submit, then wait, all within one deadline; the tally holds what was seen either way."""
-    tally = Tally(plan)
+async def run_plan(tally: Tally, key: str | None) -> None:
+    plan = tally.plan
     deadline = asyncio.get_running_loop().time() + plan.timeout
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=plan.concurrency),
@@ -100,7 +112,6 @@ async def run(plan: Plan, key: str | None) -> Tally:
             tally.outcomes = Outcomes.expecting(list(tally.submissions.accepted))
             if tally.stop_reason is None:
                 await within(deadline, wait_all(session, tally), tally, "waiting for orders")
-    return tally
 
 
 async def within(deadline: float, work: Awaitable[None], tally: Tally, doing: str) -> None:
@@ -205,15 +216,3 @@ async def poll_order(
         outcomes.last_error = describe(exc)  # still pending: asked again next round
         return
     outcomes.observed(order_id, response.status, body)
-
-
-def unreachable(url: str, error: aiohttp.ClientConnectorError) -> str:
-    """'Connection refused' rather than asyncio's 'Connect call failed (address)'."""
-    reason = error.os_error
-    code = reason.errno
-    text = os.strerror(code) if code and code > 0 else reason.strerror or str(reason)
-    return f"cannot reach {url}: {text}"
-
-
-def describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__

@@ -1,5 +1,6 @@
-"""`skipline submit|status|stats`: small HTTP clients of a running server, for scripts and
-humans. Errors come back as one line: the server's problem detail, or why it was unreachable."""
+"""`skipline submit|status|stats`: small HTTP clients of a running server. A readable table by
+default, the server's JSON with --json; errors come back as one line (the problem the server
+answered, or why it could not be reached) and, where the fix is the caller's, a hint."""
 
 from __future__ import annotations
 
@@ -7,21 +8,27 @@ import asyncio
 import json
 from typing import Any
 
-import aiohttp
 import click
+from rich.console import Console
 
-from skipline.cli.errors import Failure
-from skipline.cli.options import combine, option
+from skipline.cli.http import call_once, client_options
+from skipline.cli.options import examples, option
+from skipline.cli.tables import order_table, stats_table
+from skipline.cli.watch import change_line, follow, outcome_failure
 
-REQUEST_TIMEOUT = 30.0
+JSON_OPTION = option("--json", "as_json", is_flag=True, default=False,
+                     help="Print the server's JSON instead of a table.")
+INTERVAL_OPTION = option("--interval", type=click.FloatRange(min=0.05), default=0.5,
+                         metavar="SECONDS", help="Pause between two looks at the order.")
 
-client_options = combine(
-    option("--url", default="http://127.0.0.1:8080", help="Base URL of the skipline server."),
-    option("--key", default=None, help="API key (sent as 'Authorization: Bearer KEY')."),
+SUBMIT_EXAMPLES = examples(
+    "skipline submit --payload '{\"item\": \"book\"}' --duration 1.5",
+    "skipline submit --key \"$KEY\" --user-type vip --wait",
+    "skipline submit --idempotency-key order-42 --json | jq -r .id",
 )
 
 
-@click.command()
+@click.command(epilog=SUBMIT_EXAMPLES)
 @client_options
 @option("--duration", type=float, default=None, help="Seconds the 'simulate' handler sleeps.")
 @option("--payload", default=None, metavar="JSON", help="The order's payload, as JSON.")
@@ -31,11 +38,35 @@ client_options = combine(
         "first order instead of creating another.")
 @option("--customer", default=None, help="Your own customer the order is for: its own "
         "fair-share group (keys made with `keys add --customers` only).")
+@click.option("--wait", is_flag=True, default=False,
+              help="Then follow the order until it is final: polls GET /orders/ID every "
+                   "--interval (the server has no long-poll yet); exit 1 if it failed or was "
+                   "cancelled.")
+@INTERVAL_OPTION
+@option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+        metavar="SECONDS", help="With --wait: give up (exit 1) after this long.")
+@JSON_OPTION
 def submit(
     url: str, key: str | None, duration: float | None, payload: str | None,
-    user_type: str | None, idempotency_key: str | None, customer: str | None,
+    user_type: str | None, idempotency_key: str | None, customer: str | None, wait: bool,
+    interval: float, timeout: float, as_json: bool,
 ) -> None:
-    """Submit an order and print it as JSON."""
+    """Submit an order and show it (with --wait: once it is final)."""
+    body = _order_body(payload, duration, user_type)
+    if customer is not None:
+        body["customer"] = customer
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    status, order = asyncio.run(call_once("POST", url, "/orders", key, body, headers))
+    if status == 200:
+        click.echo("An order with this idempotency key already existed; shown below.", err=True)
+    if wait:
+        order = _follow(url, key, order["id"], interval, timeout)
+    _show_order(order, as_json)
+    if wait:
+        _exit_on_bad_outcome(order)
+
+
+def _order_body(payload: str | None, duration: float | None, user_type: str | None) -> Any:
     body: dict[str, Any] = {}
     if payload is not None:
         body["payload"] = _parse_json(payload)
@@ -43,32 +74,71 @@ def submit(
         body["duration"] = duration
     if user_type is not None:
         body["user_type"] = user_type
-    if customer is not None:
-        body["customer"] = customer
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    status, order = asyncio.run(_call("POST", url, "/orders", key, body, headers))
-    _print_json(order)
-    if status == 200:
-        click.echo("An order with this idempotency key already existed; shown above.", err=True)
+    return body
 
 
-@click.command()
+@click.command(epilog=examples(
+    "skipline status 01a2359b8f3e-4b1c…",
+    "skipline status --watch \"$ID\"          # until it is final",
+    "skipline status --json \"$ID\" | jq .status",
+))
 @client_options
 @click.argument("order_id")
-def status(url: str, key: str | None, order_id: str) -> None:
-    """Print one order as JSON."""
-    _, order = asyncio.run(_call("GET", url, f"/orders/{order_id}", key))
-    _print_json(order)
+@click.option("--watch", is_flag=True, default=False,
+              help="Follow the order until it is final: a line per status change, then the "
+                   "order; exit 1 if it failed or was cancelled.")
+@INTERVAL_OPTION
+@option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+        metavar="SECONDS", help="With --watch: give up (exit 1) after this long "
+        "[default: no limit].")
+@JSON_OPTION
+def status(
+    url: str, key: str | None, order_id: str, watch: bool, interval: float,
+    timeout: float | None, as_json: bool,
+) -> None:
+    """Show one order."""
+    if watch:
+        order = _follow(url, key, order_id, interval, timeout)
+    else:
+        _, order = asyncio.run(call_once("GET", url, f"/orders/{order_id}", key))
+    _show_order(order, as_json)
+    if watch:
+        _exit_on_bad_outcome(order)
 
 
-@click.command()
+@click.command(epilog=examples("skipline stats", "skipline stats --json | jq .tiers.vip"))
 @client_options
-def stats(url: str, key: str | None) -> None:
-    """Print the server's statistics as JSON.
+@JSON_OPTION
+def stats(url: str, key: str | None, as_json: bool) -> None:
+    """Show the server's statistics.
 
     Per tier: counts by status and wait percentiles; and the recent throughput."""
-    _, report = asyncio.run(_call("GET", url, "/stats", key))
-    _print_json(report)
+    _, report = asyncio.run(call_once("GET", url, "/stats", key))
+    if as_json:
+        _print_json(report)
+    else:
+        Console(soft_wrap=True).print(stats_table(report))
+
+
+def _follow(url: str, key: str | None, order_id: str, interval: float,
+            timeout: float | None) -> dict[str, Any]:
+    def show(order: dict[str, Any]) -> None:
+        click.echo(change_line(order), err=True)
+
+    return asyncio.run(follow(url, key, order_id, interval, timeout, show))
+
+
+def _exit_on_bad_outcome(order: dict[str, Any]) -> None:
+    failure = outcome_failure(order)
+    if failure is not None:
+        raise failure
+
+
+def _show_order(order: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(order)
+    else:
+        Console(soft_wrap=True).print(order_table(order))
 
 
 def _parse_json(text: str) -> Any:
@@ -80,41 +150,3 @@ def _parse_json(text: str) -> Any:
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-async def _call(
-    method: str, base_url: str, path: str, key: str | None,
-    body: Any = None, headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    """(status, decoded JSON) of a successful request; Failure with one line otherwise."""
-    sent = dict(headers or {})
-    if key:
-        sent["Authorization"] = f"Bearer {key}"
-    url = base_url.rstrip("/") + path
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, url, json=body, headers=sent) as response,
-        ):
-            text = await response.text()
-            return _decoded(response.status, text)
-    except aiohttp.ClientConnectorError as exc:
-        reason = exc.os_error.strerror or str(exc.os_error)
-        raise Failure(f"cannot reach {base_url}: {reason}") from None
-    except aiohttp.InvalidURL:
-        raise Failure(f"not a valid URL: {url}") from None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise Failure(f"{method} {url} failed: {exc or type(exc).__name__}") from None
-
-
-def _decoded(status: int, text: str) -> tuple[int, Any]:
-    try:
-        data = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        data = None
-    if status < 400:
-        return status, data
-    if isinstance(data, dict) and "detail" in data:
-        raise Failure(f"{status} {data.get('title', '')}: {data['detail']}".replace("  ", " "))
-    raise Failure(f"the server answered {status}: {text[:200].strip()}")

@@ -19,12 +19,19 @@ CONFIG_ERRORS = (ConfigError, HandlerNotFound, InvalidOrder, InvalidKeyName)
 
 
 class Failure(click.ClickException):
-    """The command could not do its job (exit code 1)."""
+    """The command could not do its job (exit code 1). A `hint`, when given, says on a second
+    line what the user can do about it."""
 
     exit_code = 1
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"skipline: error: {self.format_message()}", err=True, file=file)
+        if self.hint:
+            click.echo(f"skipline: hint: {self.hint}", err=True, file=file)
 
 
 class ConfigProblem(Failure):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from typing import Any
 import click
 
 from skipline.config import Settings, load_config_file, tiers_from_text
-from skipline.runtime import display_url
+from skipline.database import display_url
+from skipline.logs import LOG_FORMATS
 
 Command = Callable[..., Any]
 Decorator = Callable[[Command], Command]
@@ -108,8 +108,19 @@ api_options: Decorator = combine(
 run_options: Decorator = combine(
     option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info",
            help="Log lines on stderr from this level up."),
+    option("--log-format", type=click.Choice(LOG_FORMATS), default="text",
+           help="'text' for people; 'json' for a log pipeline: one object per line with ts, "
+                "level, event, message and, where they apply, order_id, tier, attempt, "
+                "wait_ms, run_ms, error."),
     option("--check", is_flag=True, default=False,
            help="Validate the configuration, print the effective settings as JSON and exit."),
+)
+
+
+access_log_option: Decorator = option(
+    "--access-log", is_flag=True, default=False,
+    help="One line per HTTP request (method, path without query, status, time), whatever "
+         "--log-level says. Never logs credentials.",
 )
 
 
@@ -132,9 +143,6 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
 
 
-def configure_logging(level: str) -> None:
-    """Log lines on stderr: time, level, logger, message."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def examples(*lines: str) -> str:
+    """A command's epilog: example command lines, kept as written (click rewraps otherwise)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

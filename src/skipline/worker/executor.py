@@ -10,6 +10,7 @@ import logging
 from skipline.deadlines import Deadlines
 from skipline.domain.models import JSON, Order
 from skipline.handlers import Handler
+from skipline.logs import order_fields
 from skipline.retrying import describe_error
 from skipline.worker.runs import Outcome, Run
 
@@ -74,12 +75,14 @@ class Executor:
 
     def _timed_out(self, order: Order) -> Outcome:
         limit = self.order_timeout
-        log.warning("order %s: handler timed out after %g s", order.id, limit)
+        log.warning("order %s: handler timed out after %g s", order.id, limit,
+                    extra=order_fields("order.timeout", order, run_ms=1000 * limit))
         return Outcome(error=f"TimeoutError: the handler ran longer than {limit:g} s")
 
     def _handler_error(self, order: Order, exc: BaseException) -> Outcome:
         log.warning(
-            "order %s: handler failed on attempt %d", order.id, order.attempts, exc_info=exc
+            "order %s: handler failed on attempt %d", order.id, order.attempts, exc_info=exc,
+            extra=order_fields("order.handler_error", order, error=describe_error(exc)),
         )
         return Outcome(error=describe_error(exc))
 

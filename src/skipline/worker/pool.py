@@ -19,6 +19,7 @@ from skipline.config import Settings
 from skipline.crashpoints import crash_point
 from skipline.domain.models import Lease
 from skipline.handlers import Handler
+from skipline.logs import order_fields
 from skipline.retrying import describe_error, log_store_error, store_pause
 from skipline.store.base import Store
 from skipline.worker.executor import Executor
@@ -92,7 +93,7 @@ class WorkerPool:
             raise RuntimeError("a drained WorkerPool cannot be started again")
         if self._signals is not None:
             return
-        self._signals = Signals(asyncio.Event(), asyncio.Event())
+        self._signals = Signals(asyncio.Event(), asyncio.Event(), asyncio.Event())
         self._executor.open()
         if self._heartbeat is not None:
             self._heartbeat.start()
@@ -109,6 +110,12 @@ class WorkerPool:
                 self._drain(timeout), name=f"skipline-drain-{self.worker_id}"
             )
         await asyncio.shield(self._drain_task)
+
+    def hurry(self) -> None:
+        """Cut a drain short (a fast exit): stop waiting for running orders, cancel them and
+        release their leases now. Before the drain starts, it makes the drain that short."""
+        if self._signals is not None:
+            self._signals.hurry.set()
 
     async def stop(self) -> None:
         """Drain with the configured `drain_timeout` unless already drained. Idempotent."""
@@ -152,14 +159,22 @@ class WorkerPool:
         tasks = {run.task for run in self._runs.values() if run.task is not None}
         remaining = deadline - asyncio.get_running_loop().time()
         if tasks and remaining > 0:
-            await asyncio.wait(tasks, timeout=remaining)
+            await self._wait_unless_hurried(tasks, remaining)
         leftover = [run for run in self._runs.values() if not run.lease_lost]
         if leftover:
             await self._cancel_and_release(leftover)
 
+    async def _wait_unless_hurried(self, tasks: set[asyncio.Task[None]], grace: float) -> None:
+        finished = asyncio.ensure_future(asyncio.wait(tasks))
+        hurried = asyncio.ensure_future(self.signals.hurry.wait())
+        await asyncio.wait({finished, hurried}, timeout=grace,
+                           return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (finished, hurried):
+            waiter.cancel()
+
     async def _cancel_and_release(self, leftover: list[Run]) -> None:
         log.warning(
-            "worker %s: %d order(s) still running after the drain timeout; cancelling them "
+            "worker %s: %d order(s) still running at the end of the drain; cancelling them "
             "and releasing their leases", self.worker_id, len(leftover),
         )
         cancelled = [run.task for run in leftover if run.task is not None]
@@ -328,7 +343,8 @@ class WorkerPool:
                 await self._recorder.fail(run, outcome.error)
         except asyncio.CancelledError:
             why = "its lease was lost" if run.lease_lost else "the worker is draining"
-            log.info("order %s: handler cancelled because %s", order.id, why)
+            log.info("order %s: handler cancelled because %s", order.id, why,
+                     extra=order_fields("order.cancelled", order, error=why))
             raise
         except Exception as exc:
             log.error(

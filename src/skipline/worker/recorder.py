@@ -13,6 +13,7 @@ from skipline.clock import Clock
 from skipline.config import Settings
 from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
+from skipline.logs import order_fields
 from skipline.retrying import EXPECTED_STORE_ERRORS, describe_error, retry_store_call
 from skipline.store.base import Store
 from skipline.worker.runs import Run
@@ -67,9 +68,12 @@ class Recorder:
             return
         if done:
             if log.isEnabledFor(logging.INFO):
-                log.info("order %s succeeded in %.3f s", order_id, self.clock.now() - run.started)
+                ran = self.clock.now() - run.started
+                log.info("order %s succeeded in %.3f s", order_id, ran, extra=order_fields(
+                    "order.succeeded", run.order, run_ms=round(1000 * ran, 1)))
         else:
-            log.warning("order %s: lease lost before completion; result dropped", order_id)
+            log.warning("order %s: lease lost before completion; result dropped", order_id,
+                        extra=order_fields("order.lease_lost", run.order))
 
     async def fail(self, run: Run, error: str) -> None:
         order_id, token = run.key
@@ -85,10 +89,12 @@ class Recorder:
             wake = asyncio.get_running_loop().time() + delay + RETRY_WAKE_SLACK
             heapq.heappush(self._retry_times, wake)
             log.info("order %s: attempt %d failed; retry in %.2f s", order_id,
-                     run.order.attempts, delay)
+                     run.order.attempts, delay,
+                     extra=order_fields("order.retry", run.order, error=error))
         else:
             log.warning("order %s failed for good after %d attempt(s): %s", order_id,
-                        run.order.attempts, error)
+                        run.order.attempts, error,
+                        extra=order_fields("order.failed", run.order, error=error))
 
     def _retry_delay(self, order: Order) -> float | None:
         """Backoff before the next attempt, or None when this was the last (dead letter)."""

@@ -45,3 +45,5 @@ class Signals:
 
     stopping: asyncio.Event
     slot_freed: asyncio.Event
+    hurry: asyncio.Event
+    """Set by WorkerPool.hurry(): a drain stops waiting for running orders."""
