@@ -3,6 +3,13 @@
     .venv/bin/python bench/simulate_scheduling.py [--store sqlite|memory] [--workers 4]
         [--job-seconds 1] [--job-spread 0.5] [--vip-load 1.5] [--regular-load 0.25] [--max-wait 60]
         [--seconds 600] [--seed 1] [--regular-poisson] [--plot docs/img/scheduling.png]
+    .venv/bin/python bench/simulate_scheduling.py --scenario noisy-neighbour [--store ...]
+        [--workers 4] [--heavy 2400] [--light 4] [--light-every 5] [--seconds 300]
+        [--plot docs/img/fairness.png]
+
+The noisy-neighbour scenario (bench/noisy_neighbour.py) runs one customer's large backlog
+against light customers inside one tier, with `fairness = "fifo"` and then `"customers"`, and
+plots the light customers' start wait for both.
 
 Orders go through a real store (SQLite on a temporary file by default) and the store's own claim
 query decides what each free worker slot runs; only time is simulated (a FakeClock the store
@@ -30,6 +37,8 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from noisy_neighbour import NoisyWorkload, plot_noisy, report_noisy, run_noisy
 
 from skipline.clock import FakeClock
 from skipline.config import parse_tiers
@@ -327,6 +336,7 @@ def plot(workload: Workload, outcome: SimulationResult, store_kind: str, path: P
 def parse_args(argv: list[str] | None = None) -> tuple[Workload, str, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Workload()
+    parser.add_argument("--scenario", choices=["overload"], default="overload")
     parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--job-seconds", type=float, default=defaults.job_seconds)
@@ -348,7 +358,44 @@ def parse_args(argv: list[str] | None = None) -> tuple[Workload, str, Path | Non
     return workload, args.store, plot_path
 
 
+def parse_noisy_args(argv: list[str]) -> tuple[NoisyWorkload, str, Path | None]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = NoisyWorkload()
+    parser.add_argument("--scenario", choices=["noisy-neighbour"], required=True)
+    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--job-seconds", type=float, default=defaults.job_seconds)
+    parser.add_argument("--job-spread", type=float, default=defaults.job_spread)
+    parser.add_argument("--heavy", type=int, default=defaults.heavy,
+                        help="orders the heavy customer queues at t=0")
+    parser.add_argument("--light", type=int, default=defaults.light,
+                        help="how many light customers")
+    parser.add_argument("--light-every", type=float, default=defaults.light_every,
+                        help="seconds between two orders of one light customer")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--plot", type=Path, default=Path("docs/img/fairness.png"),
+                        help="where to write the PNG; 'none' to skip")
+    args = parser.parse_args(argv)
+    workload = NoisyWorkload(args.workers, args.job_seconds, args.job_spread, args.heavy,
+                             args.light, args.light_every, args.seconds, args.seed)
+    return workload, args.store, None if str(args.plot) == "none" else args.plot
+
+
+def noisy_main(argv: list[str]) -> int:
+    workload, store_kind, plot_path = parse_noisy_args(argv)
+    outcomes = asyncio.run(run_noisy(workload, store_kind))
+    passed = report_noisy(workload, outcomes)
+    if plot_path is not None:
+        plot_noisy(workload, outcomes, store_kind, plot_path)
+        print(f"plot: {plot_path}")
+    return 0 if passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "noisy-neighbour" in args or "--scenario=noisy-neighbour" in args:
+        return noisy_main(args)
     workload, store_kind, plot_path = parse_args(argv)
     outcome = asyncio.run(simulate(workload, store_kind))
     passed = report(workload, outcome)

@@ -12,12 +12,16 @@ from urllib.parse import urlsplit
 
 from skipline.domain.addresses import parse_networks
 from skipline.domain.errors import ConfigError
-from skipline.domain.models import ANONYMOUS_TIER, DEFAULT_TIERS, Durability, Tier
+from skipline.domain.models import ANONYMOUS_TIER, DEFAULT_TIERS, Durability, Fairness, Tier
 from skipline.domain.ratelimit import RateLimit
 
 DEFAULT_DB = "sqlite:///./skipline.db"
 CONFIG_FILE = "skipline.toml"
-TIER_KEYS = {"priority", "max_wait", "max_queued", "rate_limit", "burst"}
+TIER_KEYS = {
+    "priority", "max_wait", "max_queued", "rate_limit", "burst", "fairness",
+    "max_queued_per_customer",
+}
+FAIRNESS_MODES: tuple[Fairness, ...] = ("customers", "fifo")
 TOP_LEVEL_KEYS = {"tiers", "anonymous_tier", "callbacks"}
 MAX_STATS_TTL = 1.0
 """/stats and /metrics may be this many seconds old at most."""
@@ -281,11 +285,26 @@ def _parse_tier(name: str, table: Any, source: str) -> Tier:
         raise ConfigError(f"{where}.priority must be an integer, got {priority!r}")
     max_wait = _optional_number(table, "max_wait", where, minimum=0.0)
     max_queued = _optional_number(table, "max_queued", where, minimum=1.0, integer=True)
+    fairness, per_customer = _fairness(table, where)
     return Tier(
         name, priority, max_wait,
         None if max_queued is None else int(max_queued),
         _rate_limit(table, where),
+        fairness, per_customer,
     )
+
+
+def _fairness(table: dict[str, Any], where: str) -> tuple[Fairness, int | None]:
+    """`fairness` ('customers' by default, or 'fifo') and `max_queued_per_customer`, which
+    needs groups to count."""
+    value = table.get("fairness", "customers")
+    modes = [mode for mode in FAIRNESS_MODES if value == mode]
+    if not modes:
+        raise ConfigError(f"{where}.fairness must be 'customers' or 'fifo', got {value!r}")
+    cap = _optional_number(table, "max_queued_per_customer", where, minimum=1.0, integer=True)
+    if modes[0] == "fifo" and cap is not None:
+        raise ConfigError(f"{where}.max_queued_per_customer needs fairness = 'customers'")
+    return modes[0], None if cap is None else int(cap)
 
 
 def _rate_limit(table: dict[str, Any], where: str) -> RateLimit | None:

@@ -13,6 +13,8 @@ from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.domain.errors import (
     CallbackNotAllowed,
+    CustomerNotAllowed,
+    CustomerQueueFull,
     IdempotencyKeyReused,
     InvalidApiKey,
     InvalidKeyName,
@@ -24,6 +26,7 @@ from skipline.domain.errors import (
     ShuttingDown,
     TierNotAllowed,
 )
+from skipline.domain.fairness import MAX_WEIGHT, group_backlog
 from skipline.domain.fingerprint import request_fingerprint
 from skipline.domain.ids import is_order_id
 from skipline.domain.models import (
@@ -45,6 +48,8 @@ from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
+MAX_CUSTOMER = 128
+"""Longest `customer` a key may name, in characters."""
 QUEUED_COUNTS_TTL = 0.25
 """Seconds a snapshot of per-tier queued counts is trusted for admission control."""
 MAX_RETRY_AFTER = 60.0
@@ -73,6 +78,8 @@ class OrderSpec(msgspec.Struct, frozen=True):
     tier: str | None = None
     """The tier the caller asks for (the tutorial's `user_type`); None means its own."""
     idempotency_key: str | None = None
+    customer: str | None = None
+    """The calling key's own customer (keys made with --customers only)."""
     callback_url: str | None = None
     """Where to POST the outcome; must match the `[callbacks]` allow list."""
 
@@ -109,15 +116,26 @@ class OrderService:
             raise InvalidApiKey()
         if key.tier not in self.settings.tiers:
             raise InvalidApiKey(f"the API key's tier {key.tier!r} is not configured")
-        return Caller(name=key.name, tier=key.tier, admin=key.admin)
+        return Caller(
+            name=key.name, tier=key.tier, admin=key.admin, customers=key.customers,
+            weight=key.weight,
+        )
 
-    async def add_key(self, name: str, tier: str, admin: bool = False) -> str:
+    async def add_key(
+        self, name: str, tier: str, admin: bool = False, customers: bool = False,
+        weight: int = 1,
+    ) -> str:
         """Create a key and return its secret; only its hash is stored."""
         self.tier_named(tier)
         if not name or len(name) > 64 or not name.isprintable():
             raise InvalidKeyName("key names are 1 to 64 printable characters")
+        if not 1 <= weight <= MAX_WEIGHT:
+            raise InvalidOrder(f"a key's weight is an integer from 1 to {MAX_WEIGHT}")
         secret = new_secret()
-        record = ApiKey(name, tier, admin, hash_secret(secret), self._clock.now())
+        record = ApiKey(
+            name, tier, admin, hash_secret(secret), self._clock.now(),
+            customers=customers, weight=weight,
+        )
         await self.store.add_key(record)
         return secret
 
@@ -228,6 +246,9 @@ class OrderService:
         if capped:
             await self.check_admission(tier_name)
         tier = self.settings.tiers[tier_name]
+        customer = customer_of(caller, spec.customer)
+        if tier.max_queued_per_customer is not None and tier.fairness == "customers":
+            await self.check_customer_backlog(caller, tier, customer)
         new = NewOrder(
             id=new_order_id(),
             tier=tier.name,
@@ -238,7 +259,10 @@ class OrderService:
             idempotency_key=spec.idempotency_key,
             max_wait=tier.max_wait,
             fingerprint=None if spec.idempotency_key is None else request_fingerprint(
-                tier.name, spec.payload, spec.duration),
+                tier.name, spec.payload, spec.duration, customer),
+            customer=customer,
+            weight=caller.weight,
+            fifo=tier.fairness == "fifo",
             callback_url=spec.callback_url,
         )
         if not capped:
@@ -269,6 +293,24 @@ class OrderService:
             raise CallbackNotAllowed(
                 f"callback_url {url[:200]!r} matches none of the allowed prefixes: "
                 + ", ".join(callbacks.allow or ("(none)",)))
+
+    async def check_customer_backlog(self, caller: Caller, tier: Tier, customer: str) -> None:
+        """429 when the caller's group already has its tier's max_queued_per_customer orders
+        queued, counted from its fair-share position (one small read, see group_backlog)."""
+        cap = tier.max_queued_per_customer
+        if cap is None:
+            return
+        virtual_time, finish = await self.store.fair_position(
+            tier.priority, (tier.name, caller.name, customer),
+        )
+        if group_backlog(virtual_time, finish, caller.weight) >= cap:
+            who = "anonymous callers" if caller.anonymous else f"key {caller.name!r}"
+            if customer:
+                who += f", customer {customer!r},"
+            raise CustomerQueueFull(
+                f"{who} already has {cap} orders queued in tier {tier.name!r} "
+                f"(max_queued_per_customer)", await self._retry_after(),
+            )
 
     async def get(self, caller: Caller, order_id: str) -> Order:
         order = await self.store.get(order_id) if is_order_id(order_id) else None
@@ -309,12 +351,13 @@ class OrderService:
 
     async def list_orders(
         self, caller: Caller, status: Status | None = None, tier: str | None = None,
-        limit: int = 50, before_seq: int | None = None,
+        limit: int = 50, before_seq: int | None = None, customer: str | None = None,
     ) -> list[Order]:
-        """The caller's own orders (every order for an admin), newest first."""
+        """The caller's own orders (every order for an admin), newest first; `customer`
+        keeps only that customer's."""
         self.check_may_list(caller)
         owner = None if caller.admin else caller.name
-        query = OrderQuery(owner, status, tier, limit, before_seq)
+        query = OrderQuery(owner, status, tier, limit, before_seq, customer)
         return await self.store.list_orders(query)
 
     @staticmethod
@@ -337,6 +380,19 @@ class OrderService:
     def _may_see(caller: Caller, order: Order) -> bool:
         """Admins see all; a key its own; an anonymous order whoever holds its id."""
         return caller.admin or order.owner == "" or order.owner == caller.name
+
+
+def customer_of(caller: Caller, customer: str | None) -> str:
+    """The customer an order is submitted for: only keys made with --customers may name one,
+    so nobody multiplies their share by inventing customers."""
+    if customer is None:
+        return ""
+    if not caller.customers:
+        who = "anonymous callers" if caller.anonymous else f"key {caller.name!r}"
+        raise CustomerNotAllowed(f"{who} may not name a customer (keys add --customers)")
+    if not 1 <= len(customer) <= MAX_CUSTOMER or not customer.isprintable():
+        raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable characters")
+    return customer
 
 
 def check_replay(new: NewOrder, order: Order, created: bool) -> tuple[Order, bool]:

@@ -24,6 +24,9 @@ def make_new_order(
     max_wait: float | None = None,
     tiers: Mapping[str, Tier] = DEFAULT_TIERS,
     fingerprint: str | None = None,
+    customer: str = "",
+    weight: int = 1,
+    fifo: bool = False,
 ) -> NewOrder:
     """A NewOrder with a fresh random id. `priority` defaults to the tier's own (from `tiers`).
     Unlike the service, `max_wait` is NOT taken from the tier: None means never overdue, so a
@@ -35,7 +38,7 @@ def make_new_order(
     return NewOrder(
         id=str(uuid.uuid4()), tier=tier, priority=priority, payload=payload,
         duration=duration, owner=owner, idempotency_key=idempotency_key, max_wait=max_wait,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, customer=customer, weight=weight, fifo=fifo,
     )
 
 

@@ -15,7 +15,7 @@ from tests.integration.api_harness import Api, assert_problem, running_api
 
 ORDER_FIELDS = {
     "id", "tier", "priority", "status", "attempts", "created_at", "started_at", "finished_at",
-    "payload", "result", "error", "callback", "history",
+    "payload", "result", "error", "customer", "callback", "history",
 }
 
 

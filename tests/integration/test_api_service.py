@@ -122,10 +122,12 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     request_schema = schemas["OrderRequest"]
     assert request_schema["additionalProperties"] is False
     assert set(request_schema["properties"]) == {
-        "payload", "duration", "user_type", "callback_url"}
+        "payload", "duration", "user_type", "customer", "callback_url"}
     assert set(schemas["OrderOut"]["properties"]) == {
         "id", "tier", "priority", "status", "attempts", "created_at", "started_at",
-        "finished_at", "payload", "result", "error", "callback", "history"}
+        "finished_at", "payload", "result", "error", "customer", "callback", "history"}
+    listing = {p["name"] for p in document["paths"]["/orders"]["get"]["parameters"]}
+    assert "customer" in listing
     assert set(document["paths"]["/orders/{id}/retry"]) >= {"post"}
     for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', reply.body.decode()):
         assert ref in schemas

@@ -253,6 +253,36 @@ def test_keys_add_list_revoke(workdir: Path) -> None:
     assert row.rstrip(" │|").endswith("yes")
 
 
+def test_keys_add_with_customers_and_a_weight_shows_in_the_list(workdir: Path) -> None:
+    db = f"sqlite:///{workdir / 'keys.db'}"
+    added = invoke("keys", "add", "shop", "--tier", "regular", "--customers", "--weight", "3",
+                   "--db", db)
+    assert added.exit_code == 0, added.output
+    assert "customers" in added.stderr and "weight 3" in added.stderr
+    assert invoke("keys", "add", "plain", "--tier", "regular", "--db", db).exit_code == 0
+
+    listed = invoke("keys", "list", "--db", db)
+
+    assert "customers" in listed.stdout and "weight" in listed.stdout
+    shop = next(line for line in listed.stdout.splitlines() if "shop" in line)
+    plain = next(line for line in listed.stdout.splitlines() if "plain" in line)
+    assert [cell.strip() for cell in shop.split("│")][4:6] == ["yes", "3"]
+    assert [cell.strip() for cell in plain.split("│")][4:6] == ["no", "1"]
+
+
+def test_keys_add_refuses_a_weight_out_of_range(workdir: Path) -> None:
+    result = invoke("keys", "add", "x", "--tier", "regular", "--weight", "0", "--db", "memory://")
+    assert result.exit_code == 2
+    assert "--weight" in result.stderr
+
+
+def test_keys_add_help_explains_customers_and_weight() -> None:
+    result = invoke("keys", "add", "--help")
+    assert result.exit_code == 0
+    for words in ("--customers", "--weight", "fair-share", "customer"):
+        assert words in result.output
+
+
 def test_keys_add_twice_fails(workdir: Path) -> None:
     db = f"sqlite:///{workdir / 'keys.db'}"
     assert invoke("keys", "add", "bob", "--tier", "regular", "--db", db).exit_code == 0

@@ -66,7 +66,7 @@ TIERS = parse_tiers(
         "tiers": {
             "vip": {"priority": 0},
             "regular": {"priority": 5, "max_wait": 12},
-            "batch": {"priority": 9, "max_wait": 4},
+            "batch": {"priority": 9, "max_wait": 4, "fairness": "fifo"},
         }
     },
     "property-test tiers",
@@ -76,6 +76,9 @@ LEASES = (4.0, 20.0)
 MAX_RESCUES = 1
 """Low, so a second lost lease dead-letters the order (the poison path) within a short run."""
 KEY_OWNER = "alice"
+GROUPS = (("", "", 1), (KEY_OWNER, "", 1), ("bob", "", 2), ("shop", "x", 3), ("shop", "y", 3))
+"""(owner, customer, weight) of the fair-share groups that submit: anonymous, two keys of
+their own, and a key's two customers; weights 1 to 3 (the batch tier is fifo: one line)."""
 IDEMPOTENCY_KEYS = ("k1", "k2", "k3")
 """Few, so keys are often replayed, and reused once retention deleted their order."""
 PRUNE_AGES = (0.0, 0.5, 5.0, 30.0)
@@ -165,10 +168,13 @@ class QueueMachine(RuleBasedStateMachine):
         return "held" if order.lease_until > self.now else "expired"
 
     # --- client side -------------------------------------------------------------------------
-    @rule(target=orders, tiers=st.lists(st.sampled_from(sorted(TIERS)), min_size=1, max_size=4))
-    def submit(self, tiers: list[str]) -> MultipleResults[str]:
-        """Accept orders one after another, in the order given."""
-        return multiple(*(self.submit_one(tier) for tier in tiers))
+    @rule(target=orders, submissions=st.lists(
+        st.tuples(st.sampled_from(sorted(TIERS)), st.sampled_from(GROUPS)),
+        min_size=1, max_size=4,
+    ))
+    def submit(self, submissions: list[tuple[str, tuple[str, str, int]]]) -> MultipleResults[str]:
+        """Accept orders one after another, in the order given, each from its group."""
+        return multiple(*(self.submit_one(tier, group=group) for tier, group in submissions))
 
     @rule(target=orders, tier=st.sampled_from(sorted(TIERS)),
           key=st.sampled_from(IDEMPOTENCY_KEYS))
@@ -177,11 +183,15 @@ class QueueMachine(RuleBasedStateMachine):
         order once retention deleted it."""
         return self.submit_one(tier, key)
 
-    def submit_one(self, tier: str, key: str | None = None) -> str:
+    def submit_one(
+        self, tier: str, key: str | None = None, group: tuple[str, str, int] | None = None,
+    ) -> str:
         spec = TIERS[tier]
+        owner, customer, weight = group or (GROUPS[1] if key else GROUPS[0])
         new = NewOrder(
             id=str(uuid.uuid4()), tier=tier, priority=spec.priority, payload={"n": 1},
-            max_wait=spec.max_wait, owner=KEY_OWNER if key else "", idempotency_key=key,
+            max_wait=spec.max_wait, owner=owner, idempotency_key=key, customer=customer,
+            weight=weight, fifo=spec.fairness == "fifo",
         )
         stored, created = self.run(self.store.submit(new))
         holder = None if key is None else self.model.keys.get(key)
@@ -208,7 +218,9 @@ class QueueMachine(RuleBasedStateMachine):
             f"acceptance sequence went backwards (or reused a pruned order's seq): "
             f"{stored.seq} after {previous}"
         )
-        record = self.model.accept(new.id, tier, stored.seq, self.now, key)
+        record = self.model.accept(
+            new.id, tier, stored.seq, self.now, key, owner, customer, weight,
+        )
         self.check_order(stored, record)
         if reused:
             event("submit: an idempotency key reused after its order was pruned")
@@ -289,8 +301,12 @@ class QueueMachine(RuleBasedStateMachine):
         late = {o.overdue(now) for o in ready}
         if late == {True, False}:
             event("claim: overdue and on-time orders both ready")
-        if len({o.tier.priority for o in ready if not o.overdue(now)}) > 1:
+        on_time = [o for o in ready if not o.overdue(now)]
+        if len({o.tier.priority for o in on_time}) > 1:
             event("claim: several priorities ready")
+        groups = {(o.tier.priority, o.owner, o.customer) for o in on_time}
+        if len(groups) > len({o.tier.priority for o in on_time}):
+            event("claim: several groups ready at one priority")
         if any(o.attempts for o in ready):
             event("claim: a retried or rescued order is ready")
         if any(o.token and o.lease_until <= now for o in orders):
@@ -485,7 +501,8 @@ class QueueMachine(RuleBasedStateMachine):
             "priority": record.tier.priority, "seq": record.seq, "attempts": record.attempts,
             "rescues": record.rescues, "overdue_at": expected_overdue,
             "finished_at": None if record.finished_at is None else START + record.finished_at,
-            "idempotency_key": record.idempotency_key,
+            "idempotency_key": record.idempotency_key, "owner": record.owner,
+            "customer": record.customer, "start_tag": record.turn,
         }
         if record.status is Status.QUEUED:
             wanted["available_at"] = START + record.available_at

@@ -2,8 +2,11 @@
 
 The model keeps its own record of every order and computes what a claim must return from the
 rule as invariants 2 and 3 (docs/architecture.md) state it, in their own words (two queues:
-overdue oldest-first, then the rest by priority and acceptance), never by calling
-`domain.scheduling` on the store's data.
+overdue oldest-first, then the rest by priority, then the fair-share turn, then acceptance),
+never by calling `domain.scheduling` or `domain.fairness` on the store's data. Turns are
+start-time fair queuing: each priority has a virtual time (the latest turn handed out), each
+group the end of its last turn; an accepted order's turn starts at the later of the two and
+lasts SHARE // weight (SHARE in a fifo tier, one group whatever the weights).
 Likewise it says which finished orders retention may delete (`prunable`, `prune_problems`).
 """
 
@@ -13,7 +16,12 @@ from dataclasses import dataclass, field
 
 from skipline.domain.models import Status, Tier
 
+SHARE = 720_720
+"""The length of one turn of a weight-1 group, in tag units (what the stores use)."""
+
 Time = float
+Group = tuple[str, str, str]
+"""(tier, owner, customer); a fifo tier is the single group (tier, "", "")."""
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
@@ -37,10 +45,15 @@ class ModelOrder:
     finished_at: Time | None = None
     """When it became final (succeeded, failed, cancelled); None while it is not."""
     idempotency_key: str | None = None
+    owner: str = ""
+    customer: str = ""
+    turn: int = 0
+    """Start of the order's fair-share turn (the store's start tag)."""
 
     @property
     def label(self) -> str:
-        return f"#{self.number}({self.tier.name})"
+        who = f"{self.owner}/{self.customer}" if self.customer else self.owner or "anon"
+        return f"#{self.number}({self.tier.name},{who})"
 
     @property
     def overdue_at(self) -> Time | None:
@@ -56,7 +69,8 @@ class ModelOrder:
         return self.status is Status.QUEUED and now >= self.available_at
 
     def describe(self, now: Time) -> str:
-        parts = [self.label, self.status.value, f"prio={self.tier.priority}"]
+        parts = [self.label, self.status.value, f"prio={self.tier.priority}",
+                 f"turn={self.turn / SHARE:g}"]
         if self.status is Status.QUEUED and now < self.available_at:
             parts.append(f"backoff-until=+{self.available_at - now:g}s")
         if self.overdue(now):
@@ -81,8 +95,12 @@ def serves_before(first: ModelOrder, second: ModelOrder, now: Time) -> str | Non
         return None
     if first.tier.priority < second.tier.priority:
         return "a better priority must be served first"
-    if first.tier.priority == second.tier.priority and first.number < second.number:
-        return "FIFO among equal priorities"
+    if first.tier.priority != second.tier.priority:
+        return None
+    if first.turn < second.turn:
+        return "fair share: an earlier turn must be served first"
+    if first.turn == second.turn and first.number < second.number:
+        return "FIFO among equal priorities and turns"
     return None
 
 
@@ -92,7 +110,7 @@ def expected_claim(orders: list[ModelOrder], now: Time, limit: int) -> list[Mode
     overdue = sorted((o for o in ready if o.overdue(now)), key=lambda o: o.number)
     on_time = sorted(
         (o for o in ready if not o.overdue(now)),
-        key=lambda o: (o.tier.priority, o.number),
+        key=lambda o: (o.tier.priority, o.turn, o.number),
     )
     return (overdue + on_time)[: max(0, limit)]
 
@@ -192,14 +210,24 @@ class QueueModel:
     accepted: int = 0
     last_seq: int | None = None
     """The highest seq ever handed out, pruned orders' included (seqs are never reused)."""
+    virtual: dict[int, int] = field(default_factory=dict)
+    """Per priority, the latest turn handed out by a claim."""
+    turn_ends: dict[Group, int] = field(default_factory=dict)
+    """Per group, where the turn of its last accepted order ends."""
 
     def accept(
         self, order_id: str, tier: str, seq: int, now: Time, key: str | None = None,
+        owner: str = "", customer: str = "", weight: int = 1,
     ) -> ModelOrder:
         self.accepted += 1
+        spec = self.tiers[tier]
+        group = (tier, "", "") if spec.fairness == "fifo" else (tier, owner, customer)
+        turn = max(self.virtual.get(spec.priority, 0), self.turn_ends.get(group, 0))
+        self.turn_ends[group] = turn + (SHARE if spec.fairness == "fifo" else SHARE // weight)
         record = ModelOrder(
-            number=self.accepted, id=order_id, tier=self.tiers[tier], seq=seq,
+            number=self.accepted, id=order_id, tier=spec, seq=seq,
             created_at=now, available_at=now, idempotency_key=key,
+            owner=owner, customer=customer, turn=turn,
         )
         self.orders[order_id] = record
         self.last_seq = seq
@@ -226,6 +254,8 @@ class QueueModel:
     def start(self, order: ModelOrder, token: str, now: Time, lease_seconds: float) -> None:
         order.status = Status.RUNNING
         order.attempts += 1
+        priority = order.tier.priority
+        self.virtual[priority] = max(self.virtual.get(priority, 0), order.turn)
         order.token = token
         order.lease_until = now + lease_seconds
         self.tokens_seen.add(token)

@@ -58,6 +58,19 @@ def test_no_tiers_table_means_the_defaults() -> None:
     assert parse_tiers({}) == DEFAULT_TIERS
 
 
+def test_fairness_is_customers_unless_a_tier_asks_for_fifo() -> None:
+    tiers = parse_tiers({"tiers": {
+        "vip": {"priority": 0, "fairness": "fifo"},
+        "regular": {"priority": 1, "max_queued_per_customer": 500},
+    }})
+
+    assert tiers["vip"].fairness == "fifo"
+    assert tiers["vip"].max_queued_per_customer is None
+    assert tiers["regular"].fairness == "customers"
+    assert tiers["regular"].max_queued_per_customer == 500
+    assert DEFAULT_TIERS["regular"].fairness == "customers"
+
+
 @pytest.mark.parametrize(
     ("data", "fragments"),
     [
@@ -89,6 +102,12 @@ def test_no_tiers_table_means_the_defaults() -> None:
                                                                             ">= 1"]),
         ({"tiers": {"vip": {"priority": 0, "rate_limit": 5, "burst": 2.5}}}, ["tiers.vip.burst",
                                                                               "an integer"]),
+        ({"tiers": {"vip": {"priority": 0, "fairness": "random"}}}, ["tiers.vip.fairness",
+                                                                     "'customers' or 'fifo'"]),
+        ({"tiers": {"vip": {"priority": 0, "max_queued_per_customer": 0}}}, [
+            "tiers.vip.max_queued_per_customer", ">= 1"]),
+        ({"tiers": {"vip": {"priority": 0, "fairness": "fifo", "max_queued_per_customer": 5}}},
+         ["tiers.vip.max_queued_per_customer", "fairness = 'customers'"]),
         ({"tiers": {"v i p": {"priority": 0}}}, ["tiers.v i p", "letters, digits"]),
         ({"tiers": {"x" * 33: {"priority": 0}}}, ["at most 32"]),
     ],

@@ -16,7 +16,7 @@ def _order(status: str, **changes: Any) -> dict[str, Any]:
         "id": ORDER_ID, "tier": "vip", "priority": 0, "status": status, "attempts": 0,
         "created_at": "2026-12-02T07:05:41.120000Z", "started_at": None,
         "finished_at": None, "payload": {"item": "book"}, "result": None, "error": None,
-        "callback": None, "history": [],
+        "customer": None, "callback": None, "history": [],
     }
     order.update(changes)
     return order

@@ -149,6 +149,10 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
     return {
         "post": {
             "summary": "Accept an order (acknowledged once durably stored)",
+            "description": "Inside its tier the order takes its turn in its fair-share group "
+            "(the API key, or the key's `customer`): groups share the workers by the key's "
+            "weight, FIFO inside a group. 429 also when the group has its tier's "
+            "`max_queued_per_customer` orders queued.",
             "security": SECURED,
             "parameters": [IDEMPOTENCY_KEY_PARAMETER],
             "requestBody": {"required": True, "content": _body("OrderRequest")},
@@ -170,6 +174,8 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                                                "default": 50}),
                 _query("cursor", "`next_cursor` of the previous page.",
                        {"type": "string", "pattern": CURSOR_PATTERN}),
+                _query("customer", "Only orders submitted for this customer.",
+                       {"type": "string", "minLength": 1, "maxLength": 128}),
             ],
             "responses": {"200": _ok("A page of orders.", "OrderPage"), **_problems(401, 422)},
         },

@@ -23,6 +23,8 @@ from skipline.api.errors import (
 from skipline.api.schemas import Problem
 from skipline.domain.errors import (
     CallbackNotAllowed,
+    CustomerNotAllowed,
+    CustomerQueueFull,
     IdempotencyKeyReused,
     InvalidApiKey,
     InvalidKeyName,
@@ -63,6 +65,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     NotAuthenticated: ProblemType(401, "not-authenticated"),
     InvalidApiKey: ProblemType(401, "invalid-api-key"),
     TierNotAllowed: ProblemType(403, "tier-not-allowed"),
+    CustomerNotAllowed: ProblemType(403, "customer-not-allowed"),
     OrderNotFound: ProblemType(404, "order-not-found"),
     RequestTimeout: ProblemType(408, "request-timeout"),
     OrderNotCancellable: ProblemType(409, "order-not-cancellable"),
@@ -77,6 +80,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     InvalidRequest: ProblemType(422, "invalid-request"),
     IdempotencyKeyReused: ProblemType(422, "idempotency-key-reused"),
     RateLimited: ProblemType(429, "rate-limited"),
+    CustomerQueueFull: ProblemType(429, "max-queued-per-customer"),
     QueueFull: ProblemType(503, "queue-full"),
     OutcomeUnknown: ProblemType(503, "outcome-unknown"),
     StoreUnavailable: ProblemType(503, "store-unavailable"),

@@ -11,7 +11,7 @@ from multidict import MultiMapping
 from skipline.api.errors import InvalidRequest
 from skipline.domain.models import Status, Tier
 
-LIST_PARAMETERS = frozenset({"status", "tier", "limit", "cursor"})
+LIST_PARAMETERS = frozenset({"status", "tier", "limit", "cursor", "customer"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_CURSOR_DIGITS = 18
@@ -26,6 +26,7 @@ class ListQuery:
     tier: str | None
     limit: int
     before_seq: int | None
+    customer: str | None = None
 
 
 def parse_list_query(query: MultiMapping[str], tiers: Mapping[str, Tier]) -> ListQuery:
@@ -40,7 +41,14 @@ def parse_list_query(query: MultiMapping[str], tiers: Mapping[str, Tier]) -> Lis
         tier=_tier(query.get("tier"), tiers),
         limit=_limit(query.get("limit")),
         before_seq=None if query.get("cursor") is None else decode_cursor(query["cursor"]),
+        customer=_customer(query.get("customer")),
     )
+
+
+def _customer(raw: str | None) -> str | None:
+    if raw is not None and not (1 <= len(raw) <= 128 and raw.isprintable()):
+        raise InvalidRequest("customer must be 1 to 128 printable characters")
+    return raw
 
 
 def _status(raw: str | None) -> Status | None:

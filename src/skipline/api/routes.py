@@ -82,7 +82,8 @@ async def submit_order(request: web.Request) -> web.Response:
     body = decode_order_request(raw)
     spec = OrderSpec(
         payload=body.payload, duration=body.duration, tier=body.user_type,
-        idempotency_key=idempotency_key, callback_url=body.callback_url,
+        idempotency_key=idempotency_key, customer=body.customer,
+        callback_url=body.callback_url,
     )
     try:
         order, created = await service.submit(caller, spec)
@@ -164,6 +165,7 @@ async def list_orders(request: web.Request) -> web.Response:
     query = parse_list_query(request.query, service.settings.tiers)
     found = await service.list_orders(
         request[CALLER], query.status, query.tier, query.limit + 1, query.before_seq,
+        query.customer,
     )
     page = found[: query.limit]
     more = len(found) > query.limit

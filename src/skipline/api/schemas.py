@@ -33,6 +33,14 @@ class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
         str | None,
         msgspec.Meta(description="A tier name; no better than the API key's tier (else 403)."),
     ] = None
+    customer: Annotated[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None,
+        msgspec.Meta(
+            description="Your own customer this order is for (1 to 128 printable "
+            "characters): its own fair-share group inside the tier. Only keys created with "
+            "`keys add --customers` may send it (else 403).",
+        ),
+    ] = None
     callback_url: Annotated[
         str, msgspec.Meta(max_length=2048, description=(
             "Where to POST the order's JSON once it is final, signed with the "
@@ -74,6 +82,9 @@ class OrderOut(msgspec.Struct):
     payload: Any
     result: Any
     error: str | None
+    customer: Annotated[
+        str | None, msgspec.Meta(description="The customer named on submission, if any."),
+    ]
     callback: CallbackOut | None = None
     history: list[PastRunOut] = []
 
@@ -222,7 +233,8 @@ def order_out(order: Order, delivery: Delivery | None = None) -> OrderOut:
         id=order.id, tier=order.tier, priority=order.priority, status=order.status,
         attempts=order.attempts, created_at=created, started_at=timestamp(order.started_at),
         finished_at=timestamp(order.finished_at), payload=order.payload, result=order.result,
-        error=order.error, callback=callback_out(order, delivery),
+        error=order.error, customer=order.customer or None,
+        callback=callback_out(order, delivery),
         history=[PastRunOut(run.status, run.error, run.attempts, timestamp(run.finished_at))
                  for run in order.history],
     )

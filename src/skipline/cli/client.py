@@ -36,6 +36,8 @@ SUBMIT_EXAMPLES = examples(
         help="Ask for a tier (your key's own or a worse one).")
 @option("--idempotency-key", default=None, help="Retrying with the same key returns the "
         "first order instead of creating another.")
+@option("--customer", default=None, help="Your own customer the order is for: its own "
+        "fair-share group (keys made with `keys add --customers` only).")
 @click.option("--wait", is_flag=True, default=False,
               help="Then follow the order until it is final (GET /orders/ID?wait= of "
                    "--interval seconds each); exit 1 if it failed or was cancelled.")
@@ -45,11 +47,13 @@ SUBMIT_EXAMPLES = examples(
 @JSON_OPTION
 def submit(
     url: str, key: str | None, duration: float | None, payload: str | None,
-    user_type: str | None, idempotency_key: str | None, wait: bool, interval: float,
-    timeout: float, as_json: bool,
+    user_type: str | None, idempotency_key: str | None, customer: str | None, wait: bool,
+    interval: float, timeout: float, as_json: bool,
 ) -> None:
     """Submit an order and show it (with --wait: once it is final)."""
     body = _order_body(payload, duration, user_type)
+    if customer is not None:
+        body["customer"] = customer
     submitted, created = asyncio.run(with_client(url, key, lambda client: (
         client.submit_with_outcome(idempotency_key=idempotency_key, **body))))
     order = plain_json(submitted)

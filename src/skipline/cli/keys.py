@@ -19,6 +19,7 @@ from skipline.cli.options import build_settings, examples, option, store_options
 # Key management serves no requests, so it needs no anonymous tier (allow_anonymous=False).
 from skipline.config import Settings
 from skipline.database import check_exists, describe
+from skipline.domain.fairness import MAX_WEIGHT
 from skipline.domain.models import ApiKey
 from skipline.runtime import open_ready_store
 from skipline.service import OrderService
@@ -57,12 +58,26 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 @click.argument("name")
 @option("--tier", required=True, help="The tier the key grants (one of the configured tiers).")
 @option("--admin", is_flag=True, default=False, help="The key sees every order.")
+@option(
+    "--customers", is_flag=True, default=False,
+    help="The key submits for its own customers: it may send `customer` on POST /orders, "
+    "and each customer is a fair-share group of its own. Other keys sending it get 403.",
+)
+@option(
+    "--weight", type=click.IntRange(1, MAX_WEIGHT), default=1, show_default=True,
+    help="Shares each of the key's groups (the key, or each of its customers) gets inside "
+    "its tier: with weight 2 it is served twice as often as a weight-1 group while both wait.",
+)
 @store_options
 def add_key(
-    name: str, tier: str, admin: bool, db: str, durability: str, config: Path | None,
-    tiers: str | None,
+    name: str, tier: str, admin: bool, customers: bool, weight: int, db: str,
+    durability: str, config: Path | None, tiers: str | None,
 ) -> None:
     """Create a key and print it, once: only its hash is stored.
+
+    Inside a tier, orders are served fairly among fair-share groups (unless the tier sets
+    fairness = "fifo"): each key is one group, or with --customers each of its customers is,
+    and groups take turns in proportion to --weight; FIFO inside a group.
 
     The key alone goes to stdout, so KEY=$(skipline keys add NAME --tier vip) keeps it."""
     settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
@@ -72,11 +87,13 @@ def add_key(
         raise click.BadParameter(message, param_hint="--tier")
 
     async def create(store: Store) -> str:
-        return await OrderService(store, settings).add_key(name, tier, admin)
+        return await OrderService(store, settings).add_key(name, tier, admin, customers, weight)
 
     secret = asyncio.run(_with_store(settings, create))
     click.echo(secret)
     role = f"{tier}, admin" if admin else tier
+    role += ", customers" if customers else ""
+    role += f", weight {weight}" if weight != 1 else ""
     click.echo(f"Created API key {name!r} ({role}). It is shown only once: keep it safe.", err=True)
 
 
@@ -90,7 +107,8 @@ def add_key(
 def list_keys(
     db: str, durability: str, config: Path | None, tiers: str | None, as_json: bool
 ) -> None:
-    """Show every key: name, tier, admin, created, revoked (never the secret or its hash)."""
+    """Show every key: name, tier, admin, customers, weight, created, revoked (never the
+    secret or its hash)."""
     settings = build_settings(config, tiers, db=db, durability=durability, allow_anonymous=False)
     check_exists(settings.db)
     found = asyncio.run(_with_store(settings, lambda store: store.list_keys()))
@@ -111,16 +129,17 @@ def _created(key: ApiKey) -> str:
 
 def _key_json(key: ApiKey) -> dict[str, object]:
     return {"name": key.name, "tier": key.tier, "admin": key.admin,
+            "customers": key.customers, "weight": key.weight,
             "created_at": _created(key), "revoked": key.revoked}
 
 
 def _key_table(found: list[ApiKey]) -> Table:
     table = Table(title=f"{len(found)} API key(s)")
-    for column in ("name", "tier", "admin", "created", "revoked"):
+    for column in ("name", "tier", "admin", "customers", "weight", "created", "revoked"):
         table.add_column(column)
     for key in _oldest_first(found):
-        table.add_row(key.name, key.tier, _yes_no(key.admin), _created(key),
-                      _yes_no(key.revoked))
+        table.add_row(key.name, key.tier, _yes_no(key.admin), _yes_no(key.customers),
+                      str(key.weight), _created(key), _yes_no(key.revoked))
     return table
 
 

@@ -30,6 +30,7 @@ def order_rows(order: dict[str, Any]) -> list[tuple[str, str]]:
         ("order", str(order.get("id", ""))),
         ("status", str(order.get("status", ""))),
         ("tier", f"{order.get('tier')} (priority {order.get('priority')})"),
+        *([("customer", str(order["customer"]))] if order.get("customer") else []),
         ("attempts", str(order.get("attempts", 0))),
         ("created", str(order.get("created_at", ""))),
     ]

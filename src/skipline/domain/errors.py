@@ -47,6 +47,18 @@ class QueueFull(SkiplineError):
         self.retry_after = retry_after
 
 
+class CustomerNotAllowed(SkiplineError):
+    """Only API keys made with --customers may name a customer."""
+
+
+class CustomerQueueFull(SkiplineError):
+    """This customer has max_queued_per_customer orders queued; retry later."""
+
+    def __init__(self, detail: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class RateLimited(SkiplineError):
     """Too many orders from this caller; slow down."""
 

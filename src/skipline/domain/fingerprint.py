@@ -14,7 +14,9 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 """Object keys sorted, so the same payload in another key order is the same request."""
 
 
-def request_fingerprint(tier: str, payload: JSON, duration: float) -> str:
-    """SHA-256 (hex) over what the submission asks for: its tier, payload and duration."""
-    canonical = _ENCODER.encode([tier, payload, duration])
-    return hashlib.sha256(canonical).hexdigest()
+def request_fingerprint(tier: str, payload: JSON, duration: float, customer: str = "") -> str:
+    """SHA-256 (hex) over what the submission asks for: its tier, payload and duration, and
+    the customer it names, if any (left out when none, so fingerprints without one stay as
+    they were)."""
+    asked = [tier, payload, duration, customer] if customer else [tier, payload, duration]
+    return hashlib.sha256(_ENCODER.encode(asked)).hexdigest()

@@ -1,5 +1,6 @@
 """The claim rule, written once: overdue orders first (oldest first), then best priority,
-then acceptance sequence. Every store's claim query implements exactly this order."""
+then the fair-share start tag (domain.fairness: groups alternate by weight), then acceptance
+sequence. Every store's claim query implements exactly this order."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ def is_ready(order: Order, now: float) -> bool:
     return order.status is Status.QUEUED and order.available_at <= now
 
 
-def claim_key(order: Order, now: float) -> tuple[int, int, int]:
+def claim_key(order: Order, now: float) -> tuple[int, int, int, int]:
     """Sort key of the claim rule: smaller is claimed first."""
     if is_overdue(order, now):
-        return (0, 0, order.seq)
-    return (1, order.priority, order.seq)
+        return (0, 0, 0, order.seq)
+    return (1, order.priority, order.start_tag, order.seq)
 
 
 def pick_claims(orders: Sequence[Order], now: float, limit: int) -> list[Order]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from skipline.domain.fairness import GroupKey
 from skipline.domain.models import (
     JSON,
     ApiKey,
@@ -38,7 +39,8 @@ class Store(Protocol):
     async def submit(self, new: NewOrder) -> tuple[Order, bool]:
         """Durably accept an order; returns (order, created). When `new.idempotency_key` was
         already used by the same owner, returns the first order and created=False.
-        Returns only after the commit holding the order (invariant 1)."""
+        The order's start tag and its group's new finish tag (domain.fairness) are committed
+        with it. Returns only after the commit holding the order (invariant 1)."""
         ...
 
     async def get(self, order_id: str) -> Order | None:
@@ -71,7 +73,8 @@ class Store(Protocol):
     # --- the worker side ------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
         """Claim at most `limit` ready orders in claim-rule order (domain.scheduling), mark them
-        running with `attempts + 1`, a fresh lease token and a lease of `lease_seconds`."""
+        running with `attempts + 1`, a fresh lease token and a lease of `lease_seconds`, and
+        move each claimed priority's virtual time up to the largest start tag claimed."""
         ...
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
@@ -139,6 +142,11 @@ class Store(Protocol):
 
     async def queued_counts(self) -> dict[str, int]:
         """Queued orders per tier; cheap enough to call on every submission."""
+        ...
+
+    async def fair_position(self, priority: int, group: GroupKey) -> tuple[int, int]:
+        """(virtual time of `priority`, finish tag of `group`), both 0 when never used: where
+        the group stands in its line (domain.fairness.group_backlog); one small read."""
         ...
 
     async def ping(self) -> None:

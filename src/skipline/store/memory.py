@@ -18,6 +18,7 @@ from skipline.domain.errors import (
     OrderNotFound,
     OrderNotRequeueable,
 )
+from skipline.domain.fairness import GroupKey, advance, assign_tags
 from skipline.domain.models import (
     JSON,
     ApiKey,
@@ -38,6 +39,17 @@ from skipline.store.memory_callbacks import MemoryCallbacks
 from skipline.store.wakeup import WakeUp, wait_on
 
 
+def matches(query: OrderQuery, order: Order) -> bool:
+    """Whether `order` is one `query` lists (ignoring its limit)."""
+    return (
+        (query.owner is None or order.owner == query.owner)
+        and (query.status is None or order.status is query.status)
+        and (query.tier is None or order.tier == query.tier)
+        and (query.customer is None or order.customer == query.customer)
+        and (query.before_seq is None or order.seq < query.before_seq)
+    )
+
+
 class MemoryStore:
     """Keeps everything in dicts. One asyncio loop only."""
 
@@ -48,6 +60,8 @@ class MemoryStore:
         self._idempotency: dict[tuple[str, str], str] = {}
         self._keys: dict[str, ApiKey] = {}
         self._seq = 0
+        self._clocks: dict[int, int] = {}  # priority -> virtual time (domain.fairness)
+        self._finishes: dict[GroupKey, int] = {}  # group -> finish tag of its last order
         self._wake: WakeUp | None = None
         self._finishes = FinishWatch()
         self._callbacks = MemoryCallbacks()
@@ -69,7 +83,9 @@ class MemoryStore:
                 return self._orders[existing], False
         now = self._clock.now()
         self._seq += 1
-        order = new.queued(self._seq, now, new.overdue_from(now))
+        (tag,), finishes = assign_tags((new,), self._clock_of, self._finish_of)
+        self._finishes.update(finishes)
+        order = new.queued(self._seq, now, new.overdue_from(now), tag)
         self._orders[order.id] = order
         if new.idempotency_key is not None:
             self._idempotency[(new.owner, new.idempotency_key)] = order.id
@@ -83,13 +99,7 @@ class MemoryStore:
         return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
-        found = [
-            o for o in self._orders.values()
-            if (query.owner is None or o.owner == query.owner)
-            and (query.status is None or o.status is query.status)
-            and (query.tier is None or o.tier == query.tier)
-            and (query.before_seq is None or o.seq < query.before_seq)
-        ]
+        found = [o for o in self._orders.values() if matches(query, o)]
         found.sort(key=lambda o: o.seq, reverse=True)
         return found[: query.limit]
 
@@ -132,6 +142,7 @@ class MemoryStore:
         queued = [o for o in self._orders.values() if o.status is Status.QUEUED]
         leases = []
         for order in pick_claims(queued, now, limit):
+            advance(self._clocks, order.priority, order.start_tag)
             token = secrets.token_hex(16)
             running = replace_order(
                 order, status=Status.RUNNING, attempts=order.attempts + 1, started_at=now,
@@ -285,6 +296,15 @@ class MemoryStore:
             if order.status is Status.QUEUED:
                 counts[order.tier] = counts.get(order.tier, 0) + 1
         return counts
+
+    def _clock_of(self, priority: int) -> int:
+        return self._clocks.get(priority, 0)
+
+    def _finish_of(self, group: GroupKey) -> int:
+        return self._finishes.get(group, 0)
+
+    async def fair_position(self, priority: int, group: GroupKey) -> tuple[int, int]:
+        return self._clock_of(priority), self._finish_of(group)
 
     async def ping(self) -> None:
         return None

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from skipline.domain.fairness import batch_turns
 from skipline.domain.models import (
     JSON,
     ApiKey,
@@ -67,26 +68,20 @@ def submission_columns(
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
     ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
-    request fingerprints, callback URLs."""
-    return (
-        [n.id for n in orders], [n.tier for n in orders], [n.priority for n in orders],
-        [payload for _, payload in batch], [n.duration for n in orders],
-        [n.owner for n in orders], *_optional_columns(orders),
-    )
-
-
-def _optional_columns(orders: Sequence[NewOrder]) -> tuple[list[Any], ...]:
-    """The columns of submission_columns that most orders leave NULL."""
-    return (
-        [n.idempotency_key for n in orders], [n.max_wait for n in orders],
-        [n.fingerprint for n in orders], [n.callback_url for n in orders],
-    )
+    request fingerprints, customers, fifo flags, callback URLs, and each order's turn within
+    the batch (batch_turns)."""
+    rows = [
+        (n.id, n.tier, n.priority, payload, n.duration, n.owner, n.idempotency_key, n.max_wait,
+         n.fingerprint, n.customer, n.fifo, n.callback_url)
+        for n, (_, payload) in zip(orders, batch, strict=True)
+    ]
+    return (*map(list, zip(*rows, strict=True)), *batch_turns(orders))
 
 
 def submitted_order(new: NewOrder, row: Any) -> Order:
     """A just inserted order: what the caller sent, and the row insert_orders returned (id,
-    seq, created_at, overdue_at)."""
-    return new.queued(row["seq"], row["created_at"], row["overdue_at"])
+    seq, created_at, overdue_at, start_tag)."""
+    return new.queued(row["seq"], row["created_at"], row["overdue_at"], row["start_tag"])
 
 
 def leases_from_claim(rows: list[Any]) -> list[Lease]:
@@ -105,6 +100,7 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         available_at=row["available_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], result=row["result"], error=row["error"],
         idempotency_key=row["idempotency_key"], fingerprint=row["fingerprint"],
+        customer=row["customer"], start_tag=row["start_tag"],
         callback_url=row["callback_url"], history=past_runs(row["history"]),
     )
 
@@ -122,5 +118,6 @@ def key_from_row(row: Any) -> ApiKey:
     """An `api_keys` row -> ApiKey."""
     return ApiKey(
         name=row["name"], tier=row["tier"], admin=row["admin"], key_hash=row["key_hash"],
-        created_at=row["created_at"], revoked=row["revoked"],
+        created_at=row["created_at"], revoked=row["revoked"], customers=row["customers"],
+        weight=row["weight"],
     )

@@ -36,6 +36,7 @@ from skipline.domain.errors import (
     OutcomeUnknown,
     StoreUnavailable,
 )
+from skipline.domain.fairness import GroupKey
 from skipline.domain.models import (
     JSON,
     ApiKey,
@@ -335,6 +336,7 @@ class PostgresStore:
         name = "list_owner_orders" if query.owner else "list_orders"
         rows = await self._fetch(
             name, query.owner, status, query.tier, query.before_seq, query.limit,
+            query.customer,
         )
         return [order_from_row(row) for row in rows]
 
@@ -472,6 +474,10 @@ class PostgresStore:
     async def queued_counts(self) -> dict[str, int]:
         return {row["tier"]: row["orders"] for row in await self._fetch("queued_counts")}
 
+    async def fair_position(self, priority: int, group: GroupKey) -> tuple[int, int]:
+        row = await self._fetchrow("fair_position", priority, *group)
+        return int(row["virtual_time"]), int(row["finish"])
+
     async def ping(self) -> None:
         await self._fetchval("ping")
 
@@ -479,6 +485,7 @@ class PostgresStore:
     async def add_key(self, key: ApiKey) -> None:
         added = await self._fetchval(
             "insert_key", key.name, key.tier, key.admin, key.key_hash, key.created_at, key.revoked,
+            key.customers, key.weight,
         )
         if added is None:
             raise KeyExists(f"an API key named {key.name!r} already exists")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from skipline.domain.fairness import GroupKey
 from skipline.domain.models import ApiKey, Delivery, Order, OrderQuery, StoreStats, TierCounts
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.store.sqlite.rows import delivery_from_row, key_from_row, order_from_row
@@ -32,6 +33,7 @@ def list_orders(connection: sqlite3.Connection, queries: Queries, query: OrderQu
         "tier": query.tier,
         "before_seq": NO_CURSOR if query.before_seq is None else query.before_seq,
         "limit": query.limit,
+        "customer": query.customer,
     }).fetchall()
     return [order_from_row(row) for row in rows]
 
@@ -66,6 +68,17 @@ def stats(connection: sqlite3.Connection, queries: Queries, now: float) -> Store
         recent_waits=waits,
         finished_last_minute=finished,
     )
+
+
+def fair_position(
+    connection: sqlite3.Connection, queries: Queries, priority: int, group: GroupKey,
+) -> tuple[int, int]:
+    """(virtual time of `priority`, finish tag of `group`), 0 for what was never written."""
+    tier, owner, customer = group
+    clock = connection.execute(queries["fair_clock"], {"priority": priority}).fetchone()
+    finish = connection.execute(queries["fair_group_finish"], {
+        "tier": tier, "owner": owner, "customer": customer}).fetchone()
+    return (0 if clock is None else clock[0]), (0 if finish is None else finish[0])
 
 
 def ping(connection: sqlite3.Connection, queries: Queries) -> None:

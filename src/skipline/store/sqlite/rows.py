@@ -51,6 +51,8 @@ def order_from_row(row: sqlite3.Row) -> Order:
         error=row["error"],
         idempotency_key=row["idempotency_key"],
         fingerprint=row["fingerprint"],
+        customer=row["customer"],
+        start_tag=row["start_tag"],
         callback_url=row["callback_url"],
         history=past_runs(decode_json(row["history"])),
     )
@@ -83,6 +85,8 @@ def key_from_row(row: sqlite3.Row) -> ApiKey:
         key_hash=row["key_hash"],
         created_at=row["created_at"],
         revoked=bool(row["revoked"]),
+        customers=bool(row["customers"]),
+        weight=row["weight"],
     )
 
 
@@ -90,4 +94,5 @@ def key_to_params(key: ApiKey) -> dict[str, object]:
     return {
         "name": key.name, "tier": key.tier, "admin": int(key.admin), "key_hash": key.key_hash,
         "created_at": key.created_at, "revoked": int(key.revoked),
+        "customers": int(key.customers), "weight": key.weight,
     }

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from skipline.clock import Clock
 from skipline.domain.errors import StoreUnavailable
+from skipline.domain.fairness import GroupKey
 from skipline.domain.models import (
     JSON,
     ApiKey,
@@ -234,6 +235,10 @@ class SqliteStore:
 
     async def queued_counts(self) -> dict[str, int]:
         return await self._read(partial(reads.queued_counts, queries=self._queries))
+
+    async def fair_position(self, priority: int, group: GroupKey) -> tuple[int, int]:
+        return await self._read(partial(
+            reads.fair_position, queries=self._queries, priority=priority, group=group))
 
     async def ping(self) -> None:
         if self._writer is None or not self._writer.running:

@@ -19,6 +19,7 @@ from skipline.domain.errors import (
     OrderNotRequeueable,
 )
 from skipline.domain.models import ApiKey, Delivery, NewOrder, Order, Status
+from skipline.store.sqlite.fair_share import advance_clocks, start_tags
 from skipline.store.sqlite.rows import (
     Rows,
     delivery_from_row,
@@ -65,18 +66,19 @@ def submit(
             return order_from_row(found[0]), False
     now = clock.now()
     overdue_at = new.overdue_from(now)
+    (tag,) = start_tags(connection, queries, (new,))
     cursor = connection.execute(queries["insert_order"], {
         "id": new.id, "tier": new.tier, "priority": new.priority, "payload": payload,
         "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
         "idempotency_key": new.idempotency_key, "fingerprint": new.fingerprint,
-        "callback_url": new.callback_url,
+        "customer": new.customer, "start_tag": tag, "callback_url": new.callback_url,
     })
     assert cursor.lastrowid is not None
     connection.execute(queries["count_orders"], {
         "tier": new.tier, "status": Status.QUEUED.value, "n": 1,
     })
     crash_point("before_commit")
-    return new.queued(cursor.lastrowid, now, overdue_at), True
+    return new.queued(cursor.lastrowid, now, overdue_at, tag), True
 
 
 def submit_many(
@@ -87,10 +89,11 @@ def submit_many(
     `items` are (order, payload as JSON text)."""
     now = clock.now()
     overdue = [new.overdue_from(now) for new, _ in items]
+    tags = start_tags(connection, queries, [new for new, _ in items])
     connection.executemany(queries["insert_orders"], [
         (new.id, new.tier, new.priority, payload, new.duration, new.owner, now, overdue_at,
-         new.callback_url)
-        for (new, payload), overdue_at in zip(items, overdue, strict=True)])
+         new.customer, tag, new.callback_url)
+        for (new, payload), overdue_at, tag in zip(items, overdue, tags, strict=True)])
     last_seq = connection.execute(queries["last_inserted_seq"]).fetchone()[0]
     for tier, n in Counter(new.tier for new, _ in items).items():
         connection.execute(queries["count_orders"], {
@@ -99,8 +102,9 @@ def submit_many(
     crash_point("before_commit")
     first_seq = last_seq - len(items) + 1
     return [
-        (new.queued(first_seq + offset, now, overdue_at), True)
-        for offset, ((new, _), overdue_at) in enumerate(zip(items, overdue, strict=True))
+        (new.queued(first_seq + offset, now, overdue_at, tag), True)
+        for offset, ((new, _), overdue_at, tag) in enumerate(
+            zip(items, overdue, tags, strict=True))
     ]
 
 
@@ -175,6 +179,7 @@ def claim(
     position = {seq_number: index for index, seq_number in enumerate(picked)}
     rows.sort(key=lambda row: position[row[seq]])
     _count_moves(connection, queries, [row[tier] for row in rows], Status.QUEUED, Status.RUNNING)
+    advance_clocks(connection, queries, names, rows)
     return names, rows
 
 

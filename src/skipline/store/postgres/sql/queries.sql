@@ -49,26 +49,69 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backen
 -- Accept a batch of concurrent submissions in one statement and one commit (group commit).
 -- Parallel arrays: $1 ids, $2 tiers, $3 priorities, $4 payloads (JSON text), $5 durations,
 -- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 request
--- fingerprints (NULL without a key), $10 callback URLs; ord keeps the
+-- fingerprints (NULL without a key), $10 customers ('' for none), $11 whether the tier is
+-- fifo, $12 callback URLs, $13 the steps ahead of each order in its fair-share group within
+-- the batch, $14 the steps of that group's whole batch (domain/fairness.py, batch_turns);
+-- ord keeps the
 -- callers' order so seq follows arrival. An order whose (owner, idempotency key) was used
--- already is skipped: it returns no row. Only what the database decided comes back (id to
--- match, seq, the times); the caller has the rest, and decoding it cost a few µs per order.
+-- already is skipped: it returns no row (and takes no turn when it is alone in its batch, as
+-- a client's retry is; beside others of its group it leaves a gap of one turn). Only what
+-- the database decided comes back (id to match, seq, the times, the start tag); the caller
+-- has the rest, and decoding it cost a few µs per order.
+-- A replay is found by a scalar subquery per keyed order, which the planner runs as an
+-- index lookup whatever it thinks of the batch's size (as a join, a generic plan hashed the
+-- batch against a scan of every order).
+-- Fair share: each fair-share group of the batch (a fifo tier is one) has its row in
+-- fair_groups upserted once, in key order so that concurrent batches lock rows in the same
+-- order and cannot deadlock. Its first order starts at max(V, F) (V: the priority's virtual
+-- time, read without a lock; F: the group's finish tag), so the new F is max(V, F) + the
+-- group's steps, and each order starts at the new F - the group's steps + its steps ahead.
 WITH batch AS (
-    SELECT *
+    SELECT b.*,
+           CASE WHEN b.fifo THEN '' ELSE b.owner END AS group_owner,
+           CASE WHEN b.fifo THEN '' ELSE b.customer END AS group_customer
     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                $7::text[], $8::float8[], $9::text[], $10::text[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::text[], $10::text[], $11::bool[], $12::text[],
+                $13::bigint[], $14::bigint[]) WITH ORDINALITY
          AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait,
-              fingerprint, callback_url, ord)
+              fingerprint, customer, fifo, callback_url, ahead, group_steps, ord)
+    WHERE b.idempotency_key IS NULL OR (
+        SELECT o.id FROM orders o
+        WHERE o.owner = b.owner AND o.idempotency_key = b.idempotency_key) IS NULL
+),
+groups AS (
+    SELECT tier, group_owner, group_customer, min(priority) AS priority,
+           min(group_steps) AS steps
+    FROM batch
+    GROUP BY tier, group_owner, group_customer
+),
+finishes AS (
+    INSERT INTO fair_groups AS g (tier, owner, customer, finish)
+    SELECT gr.tier, gr.group_owner, gr.group_customer,
+           coalesce((SELECT c.virtual_time FROM fair_clocks c WHERE c.priority = gr.priority),
+                    0) + gr.steps
+    FROM groups gr
+    ORDER BY gr.tier, gr.group_owner, gr.group_customer
+    ON CONFLICT (tier, owner, customer) DO UPDATE
+    SET finish = greatest(excluded.finish, g.finish + (
+        SELECT gr.steps FROM groups gr
+        WHERE gr.tier = excluded.tier AND gr.group_owner = excluded.owner
+          AND gr.group_customer = excluded.customer))
+    RETURNING g.tier, g.owner, g.customer, g.finish
 ),
 inserted AS (
     INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
-                        fingerprint, created_at, overdue_at, available_at, callback_url)
+                        fingerprint, created_at, overdue_at, available_at, customer, start_tag,
+                        callback_url)
     SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
-           b.fingerprint, now(), now() + make_interval(secs => b.max_wait), now(), b.callback_url
+           b.fingerprint, now(), now() + make_interval(secs => b.max_wait), now(), b.customer,
+           f.finish - b.group_steps + b.ahead, b.callback_url
     FROM batch b
+    JOIN finishes f
+      ON f.tier = b.tier AND f.owner = b.group_owner AND f.customer = b.group_customer
     ORDER BY b.ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, seq, created_at, overdue_at
+    RETURNING id, seq, created_at, overdue_at, start_tag
 ),
 wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '') FROM (SELECT FROM inserted LIMIT 1) AS any_row
@@ -92,12 +135,13 @@ SELECT * FROM orders WHERE id = $1;
 SELECT * FROM orders WHERE id = ANY($1::text[]);
 
 -- name: list_orders
--- $1 owner, $2 status, $3 tier, $4 before seq (each NULL for "any"), $5 limit.
+-- $1 owner, $2 status, $3 tier, $4 before seq, $6 customer (each NULL for "any"), $5 limit.
 SELECT * FROM orders
 WHERE ($1::text IS NULL OR owner = $1)
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR tier = $3)
   AND ($4::bigint IS NULL OR seq < $4)
+  AND ($6::text IS NULL OR customer = $6)
 ORDER BY seq DESC
 LIMIT $5;
 
@@ -108,6 +152,7 @@ WHERE owner = $1 AND owner <> ''
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR tier = $3)
   AND ($4::bigint IS NULL OR seq < $4)
+  AND ($6::text IS NULL OR customer = $6)
 ORDER BY owner DESC, seq DESC
 LIMIT $5;
 
@@ -172,10 +217,14 @@ SELECT * FROM callbacks WHERE order_id = ANY($1::text[]);
 
 -- name: claim
 -- The claim rule (domain/scheduling.py), in SQL: ready orders only (queued, available_at
--- reached); overdue ones first, oldest (lowest seq) first; then by priority, then seq. At
--- most $2 rows: the overdue pick takes what it can, the in-turn pick fills the remaining
--- slots. SKIP LOCKED lets concurrent claimers pass each other's rows without waiting, and
--- no row is locked that is not claimed. $1 worker id, $3 lease seconds.
+-- reached); overdue ones first, oldest (lowest seq) first; then by priority, then fair-share
+-- start tag, then seq. At most $2 rows: the overdue pick takes what it can, the in-turn pick
+-- fills the remaining slots. SKIP LOCKED lets concurrent claimers pass each other's rows
+-- without waiting, and no row is locked that is not claimed. $1 worker id, $3 lease seconds.
+-- The claim moves each claimed priority's virtual time (fair_clocks) up to the largest start
+-- tag it handed out, unless another claim is moving it right now (SKIP LOCKED again: claims
+-- never wait for each other; the next one catches up). A priority's first claim creates its
+-- row.
 -- Plan notes: now() appears literally (not as a parameter) so the planner can estimate how
 -- many orders are overdue and find them through orders_ready_overdue rather than walk the
 -- queue; the claimed ids are joined as unnest(ARRAY(...)), which the planner sizes as a
@@ -192,7 +241,7 @@ in_turn AS MATERIALIZED (
     SELECT id FROM orders
     WHERE status = 'queued' AND available_at <= now()
       AND (overdue_at IS NULL OR overdue_at > now())
-    ORDER BY priority, seq
+    ORDER BY priority, start_tag, seq
     LIMIT (SELECT $2 - count(*) FROM overdue)
     FOR UPDATE SKIP LOCKED
 ),
@@ -204,9 +253,29 @@ claimed AS (
     FROM unnest(ARRAY(SELECT id FROM overdue UNION ALL SELECT id FROM in_turn)) AS picked(id)
     WHERE o.id = picked.id
     RETURNING o.*, o.id IN (SELECT id FROM overdue) AS was_overdue
+),
+tops AS (
+    SELECT priority, max(start_tag) AS top FROM claimed GROUP BY priority
+),
+first_clocks AS (  -- the NOT EXISTS probe spares the usual claim a speculative insertion
+    INSERT INTO fair_clocks (priority, virtual_time)
+    SELECT priority, top FROM tops
+    WHERE NOT EXISTS (SELECT 1 FROM fair_clocks c WHERE c.priority = tops.priority)
+    ON CONFLICT (priority) DO NOTHING
+),
+free_clocks AS (
+    SELECT c.priority FROM fair_clocks c JOIN tops ON tops.priority = c.priority
+    WHERE c.virtual_time < tops.top
+    FOR UPDATE OF c SKIP LOCKED
+),
+advanced AS (
+    UPDATE fair_clocks c SET virtual_time = tops.top
+    FROM tops JOIN free_clocks USING (priority)
+    WHERE c.priority = tops.priority AND c.virtual_time < tops.top
 )
 SELECT * FROM claimed
-ORDER BY was_overdue DESC, CASE WHEN was_overdue THEN 0 ELSE priority END, seq;
+ORDER BY was_overdue DESC, CASE WHEN was_overdue THEN 0 ELSE priority END,
+         CASE WHEN was_overdue THEN 0 ELSE start_tag END, seq;
 
 -- name: heartbeat
 -- Extend the leases still held, given as parallel arrays $1 ids and $2 tokens; rows are
@@ -394,10 +463,16 @@ WHERE finished_at >= now() - make_interval(secs => $1::float8);
 SELECT tier, count(*)::int AS orders FROM orders WHERE status = 'queued' GROUP BY tier;
 
 -- name: insert_key
-INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked, customers, weight)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (name) DO NOTHING
 RETURNING name;
+
+-- name: fair_position
+-- Priority $1's virtual time and group ($2 tier, $3 owner, $4 customer)'s finish tag.
+SELECT coalesce((SELECT virtual_time FROM fair_clocks WHERE priority = $1), 0) AS virtual_time,
+       coalesce((SELECT finish FROM fair_groups
+                 WHERE tier = $2 AND owner = $3 AND customer = $4), 0) AS finish;
 
 -- name: find_key
 SELECT * FROM api_keys WHERE key_hash = $1;

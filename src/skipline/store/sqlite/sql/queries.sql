@@ -17,20 +17,46 @@ INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :nam
 -- name: insert_order
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
-    created_at, overdue_at, available_at, idempotency_key, fingerprint, callback_url
+    created_at, overdue_at, available_at, idempotency_key, fingerprint, customer, start_tag,
+    callback_url
 ) VALUES (
     :id, :tier, :priority, 'queued', 0, 0, :payload, :duration, :owner,
-    :now, :overdue_at, :now, :idempotency_key, :fingerprint, :callback_url
+    :now, :overdue_at, :now, :idempotency_key, :fingerprint, :customer, :start_tag,
+    :callback_url
 )
 
 -- name: insert_orders
 -- insert_order for executemany over tuples (a dict per row cost about 1 µs more), positional:
 -- ?1 id, ?2 tier, ?3 priority, ?4 payload, ?5 duration, ?6 owner, ?7 now, ?8 overdue_at,
--- ?9 callback_url.
+-- ?9 customer, ?10 start tag, ?11 callback_url.
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
-    created_at, overdue_at, available_at, idempotency_key, callback_url
-) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL, ?9)
+    created_at, overdue_at, available_at, idempotency_key, customer, start_tag, callback_url
+) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL, ?9, ?10, ?11)
+
+-- name: fair_state
+-- A priority's virtual time and a group's finish tag (0 for what was never written), in one
+-- statement: what tagging a batch of one group needs.
+SELECT coalesce((SELECT virtual_time FROM fair_clocks WHERE priority = :priority), 0),
+       coalesce((SELECT finish FROM fair_groups
+                 WHERE tier = :tier AND owner = :owner AND customer = :customer), 0)
+
+-- name: fair_group_finish
+-- The finish tag of a fair-share group's last accepted order (domain/fairness.py).
+SELECT finish FROM fair_groups WHERE tier = :tier AND owner = :owner AND customer = :customer
+
+-- name: save_fair_group
+INSERT INTO fair_groups (tier, owner, customer, finish) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (tier, owner, customer) DO UPDATE SET finish = excluded.finish
+
+-- name: fair_clock
+-- A priority's virtual time: the largest start tag a claim has handed out.
+SELECT virtual_time FROM fair_clocks WHERE priority = :priority
+
+-- name: advance_fair_clock
+-- A claim handed out orders of ?1 up to start tag ?2: the virtual time never goes back.
+INSERT INTO fair_clocks (priority, virtual_time) VALUES (?1, ?2)
+ON CONFLICT (priority) DO UPDATE SET virtual_time = max(virtual_time, excluded.virtual_time)
 
 -- name: last_inserted_seq
 -- After inserting n orders in one statement: their seqs are this one and the n - 1 before it
@@ -47,6 +73,7 @@ SELECT * FROM orders WHERE id = :id
 SELECT * FROM orders
 WHERE owner = :owner AND seq < :before_seq
   AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
+  AND (:customer IS NULL OR customer = :customer)
 ORDER BY seq DESC
 LIMIT :limit
 
@@ -54,6 +81,7 @@ LIMIT :limit
 SELECT * FROM orders
 WHERE seq < :before_seq
   AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
+  AND (:customer IS NULL OR customer = :customer)
 ORDER BY seq DESC
 LIMIT :limit
 
@@ -81,12 +109,14 @@ RETURNING *
 -- name: claim_candidates
 -- The claim rule (domain/scheduling.py) for at most :limit ready orders (queued and
 -- available_at <= now): overdue ones (overdue_at <= now) first, oldest seq first; then the
--- others by priority, then seq. Each half reads only its own partial index:
+-- others by priority, then fair-share start tag, then seq. Each half reads only its own
+-- partial index:
 --  * overdue: a probe on the deadline index says whether any ready order is overdue (if none,
 --    the half is skipped); if some are, rows with a deadline are walked in seq order, where the
 --    oldest are the overdue ones, so only a few rows are read even with 100k overdue;
---  * ordinary: walked in (priority, seq) order, limited to the slots the overdue half left, so
---    a backlog of overdue orders is never walked past when it fills the claim by itself.
+--  * ordinary: walked in (priority, start_tag, seq) order (orders_queued_by_turn), limited to
+--    the slots the overdue half left, so a backlog of overdue orders is never walked past when
+--    it fills the claim by itself.
 WITH overdue AS MATERIALIZED (
     SELECT seq FROM orders INDEXED BY orders_queued_with_deadline_by_seq
     WHERE status = 'queued' AND overdue_at IS NOT NULL
@@ -98,16 +128,16 @@ WITH overdue AS MATERIALIZED (
           AND overdue_at <= :now AND available_at <= :now
     ) THEN :limit ELSE 0 END)
 )
-SELECT 0 AS claim_group, 0 AS rank, seq FROM overdue
+SELECT 0 AS claim_group, 0 AS rank, 0 AS turn, seq FROM overdue
 UNION ALL
 SELECT * FROM (
-    SELECT 1 AS claim_group, priority AS rank, seq FROM orders
+    SELECT 1 AS claim_group, priority AS rank, start_tag AS turn, seq FROM orders
     WHERE status = 'queued' AND available_at <= :now
       AND (overdue_at IS NULL OR overdue_at > :now)
-    ORDER BY priority, seq
+    ORDER BY priority, start_tag, seq
     LIMIT max(0, :limit - (SELECT count(*) FROM overdue))
 )
-ORDER BY claim_group, rank, seq
+ORDER BY claim_group, rank, turn, seq
 LIMIT :limit
 
 -- name: claim_orders
@@ -243,8 +273,8 @@ SELECT count(*) FROM orders WHERE finished_at IS NOT NULL AND finished_at >= :si
 SELECT count(*) FROM schema_migrations
 
 -- name: insert_key
-INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked)
-VALUES (:name, :tier, :admin, :key_hash, :created_at, :revoked)
+INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked, customers, weight)
+VALUES (:name, :tier, :admin, :key_hash, :created_at, :revoked, :customers, :weight)
 
 -- name: find_key
 SELECT * FROM api_keys WHERE key_hash = :key_hash ORDER BY rowid LIMIT 1
