@@ -63,7 +63,7 @@ class MemoryStore:
         self._clocks: dict[int, int] = {}  # priority -> virtual time (domain.fairness)
         self._finishes: dict[GroupKey, int] = {}  # group -> finish tag of its last order
         self._wake: WakeUp | None = None
-        self._finishes = FinishWatch()
+        self._waiters = FinishWatch()
         self._callbacks = MemoryCallbacks()
 
     async def open(self) -> None:
@@ -96,7 +96,7 @@ class MemoryStore:
         return self._orders.get(order_id)
 
     async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
-        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
+        return await self._waiters.wait(order_id, partial(self.get, order_id), max_seconds)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         found = [o for o in self._orders.values() if matches(query, o)]
@@ -134,7 +134,7 @@ class MemoryStore:
 
     def _finished(self, order: Order) -> None:
         """An order became final: wake its waiters, and make its callback pending."""
-        self._finishes.finished((order.id,))
+        self._waiters.finished((order.id,))
         self._callbacks.order_finished(order, self._clock.now())
 
     async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
