@@ -26,7 +26,7 @@ def test_duplicate_or_empty_names_are_errors(text: str) -> None:
 
 SHARED_QUERIES = frozenset({
     "migrations_table", "migrations_version", "migrations_record", "ping",
-    "insert_orders", "get_order", "list_orders", "list_owner_orders", "cancel_order",
+    "insert_orders", "list_orders", "list_owner_orders", "cancel_order",
     "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
     "insert_key", "find_key", "list_keys", "revoke_key",
     "requeue_order", "claim_callbacks", "record_callback", "find_callbacks",

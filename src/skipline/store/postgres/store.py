@@ -311,8 +311,11 @@ class PostgresStore:
         return await self._late_settlements.answer_by(answer_by, settle(), unknown)
 
     async def get(self, order_id: str) -> Order | None:
-        row = await self._fetchrow("get_order", order_id)
-        return None if row is None else order_from_row(row)
+        """Concurrent gets share one statement with each other and with the looks of waits
+        (`_look`): a burst of `?wait=` requests reads its orders first (the authorization
+        check), and 10,000 of them queued one by one for the pool's connections raised the
+        process's memory high-water mark for good (bench/wait_many.py)."""
+        return await self._look(order_id)
 
     async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
         """Woken by the `skipline_finished` notifications of every process (this one's too:

@@ -127,11 +127,9 @@ SELECT o.* FROM orders o
 JOIN unnest($2::text[], $3::text[]) AS submitted(owner, idempotency_key)
   ON o.owner = submitted.owner AND o.idempotency_key = submitted.idempotency_key;
 
--- name: get_order
-SELECT * FROM orders WHERE id = $1;
-
 -- name: get_orders
--- The looks of the `wait` requests of a moment, in one statement (postgres/store.py).
+-- The gets of a moment (and the looks of the `wait` requests), in one statement
+-- (postgres/store.py).
 SELECT * FROM orders WHERE id = ANY($1::text[]);
 
 -- name: list_orders
