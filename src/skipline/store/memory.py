@@ -34,7 +34,7 @@ from skipline.domain.models import (
 )
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.domain.scheduling import pick_claims
-from skipline.store.finishes import FinishWatch
+from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.memory_callbacks import MemoryCallbacks
 from skipline.store.wakeup import WakeUp, wait_on
 
@@ -95,8 +95,8 @@ class MemoryStore:
     async def get(self, order_id: str) -> Order | None:
         return self._orders.get(order_id)
 
-    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
-        return await self._waiters.wait(order_id, partial(self.get, order_id), max_seconds)
+    def wait_final(self, order_id: str, max_seconds: float) -> Waiting:
+        return self._waiters.wait(order_id, partial(self.get, order_id), max_seconds)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         found = [o for o in self._orders.values() if matches(query, o)]

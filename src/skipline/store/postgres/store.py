@@ -51,7 +51,7 @@ from skipline.domain.models import (
     TierCounts,
 )
 from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
-from skipline.store.finishes import FinishWatch
+from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.postgres.batch import Batcher, WriteInDoubt
 from skipline.store.postgres.doubt import (
     ANSWER_SECONDS,
@@ -317,11 +317,11 @@ class PostgresStore:
         process's memory high-water mark for good (bench/wait_many.py)."""
         return await self._look(order_id)
 
-    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
+    def wait_final(self, order_id: str, max_seconds: float) -> Waiting:
         """Woken by the `skipline_finished` notifications of every process (this one's too:
         its own statements notify the channel it listens on). The looks of concurrent waits
         share statements: thousands arriving at once would otherwise queue for the pool."""
-        return await self._finishes.wait(order_id, partial(self._look, order_id), max_seconds)
+        return self._finishes.wait(order_id, partial(self._look, order_id), max_seconds)
 
     async def _look(self, order_id: str) -> Order | None:
         looks = self._looks

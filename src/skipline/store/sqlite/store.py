@@ -30,7 +30,7 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
-from skipline.store.finishes import FinishWatch
+from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
 from skipline.store.sqlite import reads, write_ops
@@ -137,9 +137,9 @@ class SqliteStore:
     async def get(self, order_id: str) -> Order | None:
         return await self._read(partial(reads.get, queries=self._queries, order_id=order_id))
 
-    async def wait_final(self, order_id: str, max_seconds: float) -> Order | None:
+    def wait_final(self, order_id: str, max_seconds: float) -> Waiting:
         """One process owns the file, so its own writes are every finish there is."""
-        return await self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
+        return self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         return await self._read(partial(reads.list_orders, queries=self._queries, query=query))
