@@ -28,7 +28,7 @@ from skipline.domain.errors import (
 )
 from skipline.domain.fairness import MAX_WEIGHT, group_backlog
 from skipline.domain.fingerprint import request_fingerprint
-from skipline.domain.ids import is_order_id
+from skipline.domain.ids import MAX_CUSTOMER, is_customer_id, is_order_id
 from skipline.domain.models import (
     JSON,
     MAX_DURATION,
@@ -48,7 +48,6 @@ from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
-MAX_CUSTOMER = 128
 """Longest `customer` a key may name, in characters."""
 QUEUED_COUNTS_TTL = 0.25
 """Seconds a snapshot of per-tier queued counts is trusted for admission control."""
@@ -390,8 +389,8 @@ def customer_of(caller: Caller, customer: str | None) -> str:
     if not caller.customers:
         who = "anonymous callers" if caller.anonymous else f"key {caller.name!r}"
         raise CustomerNotAllowed(f"{who} may not name a customer (keys add --customers)")
-    if not 1 <= len(customer) <= MAX_CUSTOMER or not customer.isprintable():
-        raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable characters")
+    if not is_customer_id(customer):
+        raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable ASCII characters")
     return customer
 
 

@@ -54,3 +54,20 @@ async def test_waiting_for_someone_elses_order_is_404(api: Api) -> None:
     reply = await api.call("GET", f"/orders/{order['id']}?wait=1", key=bob)
 
     assert_problem(reply, 404)
+
+
+@pytest.mark.parametrize(("query", "word"), [
+    ("wait=60&wait=0.1", "more than once"),
+    ("wait=0.1&verbose=1", "verbose"),
+    ("=1", "unknown query parameter"),
+])
+async def test_a_query_the_schema_does_not_state_is_refused_at_once(
+    api: Api, query: str, word: str,
+) -> None:
+    order = (await api.submit({})).json()
+    started = time.monotonic()
+
+    reply = await api.call("GET", f"/orders/{order['id']}?{query}")
+
+    assert_problem(reply, 422, word)
+    assert time.monotonic() - started < 3.0

@@ -20,7 +20,7 @@ from skipline.api.examples import EXAMPLES, add_response_examples
 from skipline.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREFIX, title_of
 from skipline.api.query import CURSOR_PATTERN
 from skipline.api.schemas import MAX_PAYLOAD_DEPTH, SCHEMA_TYPES
-from skipline.domain.ids import MAX_ORDER_ID
+from skipline.domain.ids import CUSTOMER_PATTERN, MAX_ORDER_ID
 from skipline.domain.models import Status, Tier
 
 REF = "#/components/schemas/"
@@ -175,7 +175,7 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                 _query("cursor", "`next_cursor` of the previous page.",
                        {"type": "string", "pattern": CURSOR_PATTERN}),
                 _query("customer", "Only orders submitted for this customer.",
-                       {"type": "string", "minLength": 1, "maxLength": 128}),
+                       {"type": "string", "pattern": CUSTOMER_PATTERN}),
             ],
             "responses": {"200": _ok("A page of orders.", "OrderPage"), **_problems(401, 422)},
         },

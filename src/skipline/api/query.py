@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from multidict import MultiMapping
 
 from skipline.api.errors import InvalidRequest
+from skipline.domain.ids import MAX_CUSTOMER, is_customer_id
 from skipline.domain.models import Status, Tier
 
 LIST_PARAMETERS = frozenset({"status", "tier", "limit", "cursor", "customer"})
@@ -46,8 +47,8 @@ def parse_list_query(query: MultiMapping[str], tiers: Mapping[str, Tier]) -> Lis
 
 
 def _customer(raw: str | None) -> str | None:
-    if raw is not None and not (1 <= len(raw) <= 128 and raw.isprintable()):
-        raise InvalidRequest("customer must be 1 to 128 printable characters")
+    if raw is not None and not is_customer_id(raw):
+        raise InvalidRequest(f"customer must be 1 to {MAX_CUSTOMER} printable ASCII characters")
     return raw
 
 

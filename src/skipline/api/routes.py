@@ -135,9 +135,15 @@ async def order_response(
 
 def wait_seconds(request: web.Request) -> float | None:
     """The `wait` query parameter: None when absent; 0 < S <= MAX_WAIT, else 422."""
-    text = request.query.get("wait")
-    if text is None:
+    unknown = sorted(set(request.query) - {"wait"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter {unknown[0]!r}: only 'wait' is accepted")
+    values = request.query.getall("wait", [])
+    if not values:
         return None
+    if len(values) > 1:
+        raise InvalidRequest("wait is given more than once: give it once")
+    text = values[0]
     try:
         seconds = float(text)
     except ValueError:

@@ -11,6 +11,7 @@ import msgspec
 
 from skipline.api.errors import MalformedRequest
 from skipline.domain.errors import InvalidOrder
+from skipline.domain.ids import CUSTOMER_PATTERN
 from skipline.domain.models import MAX_DURATION, Delivery, Order, Status, StoreStats, Tier
 from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
@@ -34,10 +35,10 @@ class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
         msgspec.Meta(description="A tier name; no better than the API key's tier (else 403)."),
     ] = None
     customer: Annotated[
-        Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None,
+        Annotated[str, msgspec.Meta(pattern=CUSTOMER_PATTERN)] | None,
         msgspec.Meta(
             description="Your own customer this order is for (1 to 128 printable "
-            "characters): its own fair-share group inside the tier. Only keys created with "
+            "ASCII characters): its own fair-share group inside the tier. Only keys created with "
             "`keys add --customers` may send it (else 403).",
         ),
     ] = None

@@ -11,3 +11,13 @@ ORDER_ID_CHARACTERS = frozenset("0123456789abcdef-")
 def is_order_id(text: str) -> bool:
     """True when `text` could be an order id; False means no order has it."""
     return 0 < len(text) <= MAX_ORDER_ID and ORDER_ID_CHARACTERS.issuperset(text)
+
+
+MAX_CUSTOMER = 128
+CUSTOMER_PATTERN = "^[ -~]{1,128}$"
+"""A customer id as the OpenAPI document states it: 1 to 128 printable ASCII characters."""
+
+
+def is_customer_id(text: str) -> bool:
+    """True when `text` may name a customer (fair-share group) on an order."""
+    return 0 < len(text) <= MAX_CUSTOMER and text.isascii() and text.isprintable()
