@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from skipline.store.postgres import PostgresStore
 from tests.integration.api_harness import STORE_KINDS, Api, running_api
+from tests.integration.postgres_stores import OpenStore
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -15,3 +18,19 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
     """A served API with default settings over each kind of store."""
     async with running_api(request.param, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+async def open_store(postgres_url: str) -> AsyncIterator[OpenStore]:
+    """Opens stores on this test's database (one per simulated process); closes them all."""
+    opened: list[PostgresStore] = []
+
+    async def opener(**options: Any) -> PostgresStore:
+        store = PostgresStore(postgres_url, **options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        await store.close()

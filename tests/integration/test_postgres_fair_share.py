@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -16,26 +14,11 @@ from skipline.domain.fairness import TAG_SCALE
 from skipline.domain.models import Lease, NewOrder
 from skipline.store.postgres import PostgresStore
 from skipline.testing import make_new_order, submit_all
+from tests.integration.postgres_stores import OpenStore
 
 pytestmark = pytest.mark.postgres
 
 LEASE = 60.0
-OpenStore = Callable[..., Awaitable[PostgresStore]]
-
-
-@pytest.fixture
-async def open_store(postgres_url: str) -> AsyncIterator[OpenStore]:
-    opened: list[PostgresStore] = []
-
-    async def opener(**options: Any) -> PostgresStore:
-        store = PostgresStore(postgres_url, **options)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        await store.close()
 
 
 def of(owner: str, count: int) -> list[NewOrder]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -19,27 +18,11 @@ from skipline.domain.models import ApiKey, Lease, OrderQuery, Status
 from skipline.store.postgres import PostgresStore
 from skipline.store.queries import load_queries
 from skipline.testing import make_new_order, submit_all
+from tests.integration.postgres_stores import OpenStore
 
 pytestmark = pytest.mark.postgres
 
 LEASE = 60.0
-OpenStore = Callable[..., Awaitable[PostgresStore]]
-
-
-@pytest.fixture
-async def open_store(postgres_url: str) -> AsyncIterator[OpenStore]:
-    """Opens stores on this test's database (one per simulated process); closes them all."""
-    opened: list[PostgresStore] = []
-
-    async def opener(**options: Any) -> PostgresStore:
-        store = PostgresStore(postgres_url, **options)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        await store.close()
 
 
 async def claim_until_empty(store: PostgresStore, worker: str, limit: int) -> list[Lease]:
