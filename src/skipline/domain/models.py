@@ -262,3 +262,44 @@ class StoreStats:
     recent_waits: dict[str, list[float]] = field(default_factory=dict)
     """Per tier, submit-to-start seconds of the most recently started orders."""
     finished_last_minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TierHealth:
+    """How the queued orders of one tier are doing: what waits, and for how long."""
+
+    queued: int
+    oldest_age: float | None
+    """Seconds the longest-waiting queued order has waited since it was accepted."""
+    overdue: int
+    """Queued orders past their `overdue_at` (the tier's max_wait)."""
+    waiting: list[float] = field(default_factory=list)
+    """Ages (seconds) of the tier's longest-waiting queued orders, longest first, at most
+    domain.reporting.LONGEST_WAITING: the waits not yet over, which a percentile of started
+    orders alone would miss."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupHealth:
+    """One fair-share group's (API key and customer's) queued and running orders."""
+
+    tier: str
+    owner: str
+    customer: str
+    queued: int
+    running: int
+    oldest_age: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueHealth:
+    """The queue as an operator watches it, measured on the store's clock."""
+
+    tiers: dict[str, TierHealth] = field(default_factory=dict)
+    """Tiers with queued orders only."""
+    groups: list[GroupHealth] = field(default_factory=list)
+    """The groups with the most queued (then running) orders, at most
+    domain.reporting.BUSIEST_GROUPS."""
+    succeeded: int = 0
+    failed: int = 0
+    """Orders that finished so within the window asked for."""

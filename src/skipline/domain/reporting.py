@@ -8,3 +8,9 @@ that count divided by this window."""
 
 RECENT_WAITS = 1000
 """How many of a tier's most recent starts its wait percentiles are computed from."""
+
+LONGEST_WAITING = 1000
+"""How many of a tier's longest-waiting queued orders its waits include besides the starts."""
+
+BUSIEST_GROUPS = 10
+"""How many fair-share groups (key and customer) queue health reports, busiest first."""

@@ -19,6 +19,7 @@ from skipline.domain.models import (
     NewOrder,
     Order,
     OrderQuery,
+    QueueHealth,
     Status,
     StoreStats,
 )
@@ -138,6 +139,13 @@ class Store(Protocol):
 
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:
+        ...
+
+    async def queue_health(self, window: float) -> QueueHealth:
+        """Per tier with queued orders: how many, the oldest one's age, how many are overdue
+        and the ages of the longest-waiting ones; the busiest fair-share groups; and how many
+        orders succeeded and failed in the last `window` seconds. Ages on the store's clock.
+        Reads every queued and running order once (a dashboard's poll, not the hot path)."""
         ...
 
     async def queued_counts(self) -> dict[str, int]:

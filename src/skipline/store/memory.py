@@ -28,6 +28,7 @@ from skipline.domain.models import (
     Order,
     OrderQuery,
     PastRun,
+    QueueHealth,
     Status,
     StoreStats,
     TierCounts,
@@ -36,6 +37,7 @@ from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.domain.scheduling import pick_claims
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.memory_callbacks import MemoryCallbacks
+from skipline.store.memory_health import queue_health
 from skipline.store.wakeup import WakeUp, wait_on
 
 
@@ -289,6 +291,9 @@ class MemoryStore:
             recent_waits=waits,
             finished_last_minute=finished,
         )
+
+    async def queue_health(self, window: float) -> QueueHealth:
+        return queue_health(self._orders.values(), self._clock.now(), window)
 
     async def queued_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

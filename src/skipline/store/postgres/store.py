@@ -42,15 +42,23 @@ from skipline.domain.models import (
     ApiKey,
     Delivery,
     Durability,
+    GroupHealth,
     Lease,
     NewOrder,
     Order,
     OrderQuery,
+    QueueHealth,
     Status,
     StoreStats,
     TierCounts,
+    TierHealth,
 )
-from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
+from skipline.domain.reporting import (
+    BUSIEST_GROUPS,
+    LONGEST_WAITING,
+    RECENT_WAITS,
+    THROUGHPUT_WINDOW,
+)
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.postgres.batch import Batcher, WriteInDoubt
 from skipline.store.postgres.doubt import (
@@ -473,6 +481,21 @@ class PostgresStore:
             recent_waits=waits,
             finished_last_minute=finished,
         )
+
+    async def queue_health(self, window: float) -> QueueHealth:
+        tiers = {
+            row["tier"]: TierHealth(row["queued"], row["oldest_age"], row["overdue"],
+                                    list(row["ages"] or ()))
+            for row in await self._fetch("queued_health", LONGEST_WAITING)
+        }
+        groups = [
+            GroupHealth(row["tier"], row["owner"], row["customer"], row["queued"],
+                        row["running"], row["oldest_age"])
+            for row in await self._fetch("busiest_groups", BUSIEST_GROUPS)
+        ]
+        finished = {row["status"]: row["orders"]
+                    for row in await self._fetch("finished_by_status", window)}
+        return QueueHealth(tiers, groups, finished.get("succeeded", 0), finished.get("failed", 0))
 
     async def queued_counts(self) -> dict[str, int]:
         return {row["tier"]: row["orders"] for row in await self._fetch("queued_counts")}

@@ -7,8 +7,23 @@ import json
 import sqlite3
 
 from skipline.domain.fairness import GroupKey
-from skipline.domain.models import ApiKey, Delivery, Order, OrderQuery, StoreStats, TierCounts
-from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
+from skipline.domain.models import (
+    ApiKey,
+    Delivery,
+    GroupHealth,
+    Order,
+    OrderQuery,
+    QueueHealth,
+    StoreStats,
+    TierCounts,
+    TierHealth,
+)
+from skipline.domain.reporting import (
+    BUSIEST_GROUPS,
+    LONGEST_WAITING,
+    RECENT_WAITS,
+    THROUGHPUT_WINDOW,
+)
 from skipline.store.sqlite.rows import delivery_from_row, key_from_row, order_from_row
 
 Queries = dict[str, str]
@@ -68,6 +83,26 @@ def stats(connection: sqlite3.Connection, queries: Queries, now: float) -> Store
         recent_waits=waits,
         finished_last_minute=finished,
     )
+
+
+def queue_health(
+    connection: sqlite3.Connection, queries: Queries, now: float, window: float,
+) -> QueueHealth:
+    """Store.queue_health: queued orders per tier, the busiest groups, recent outcomes."""
+    tiers = {}
+    for row in connection.execute(queries["queued_health"], {"now": now}).fetchall():
+        waiting = [age for (age,) in connection.execute(queries["longest_waiting"], {
+            "now": now, "tier": row["tier"], "limit": LONGEST_WAITING}).fetchall()]
+        tiers[row["tier"]] = TierHealth(row["queued"], row["oldest_age"], row["overdue"], waiting)
+    groups = [
+        GroupHealth(row["tier"], row["owner"], row["customer"], row["queued"], row["running"],
+                    row["oldest_age"])
+        for row in connection.execute(
+            queries["busiest_groups"], {"now": now, "limit": BUSIEST_GROUPS}).fetchall()
+    ]
+    finished = {row["status"]: row["n"] for row in connection.execute(
+        queries["finished_by_status"], {"since": now - window}).fetchall()}
+    return QueueHealth(tiers, groups, finished.get("succeeded", 0), finished.get("failed", 0))
 
 
 def fair_position(

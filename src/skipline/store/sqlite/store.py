@@ -27,6 +27,7 @@ from skipline.domain.models import (
     NewOrder,
     Order,
     OrderQuery,
+    QueueHealth,
     Status,
     StoreStats,
 )
@@ -232,6 +233,11 @@ class SqliteStore:
     async def stats(self) -> StoreStats:
         now = self._clock.now()
         return await self._read(partial(reads.stats, queries=self._queries, now=now))
+
+    async def queue_health(self, window: float) -> QueueHealth:
+        now = self._clock.now()
+        return await self._read(partial(
+            reads.queue_health, queries=self._queries, now=now, window=window))
 
     async def queued_counts(self) -> dict[str, int]:
         return await self._read(partial(reads.queued_counts, queries=self._queries))

@@ -457,6 +457,41 @@ CROSS JOIN LATERAL (
 SELECT count(*)::int FROM orders
 WHERE finished_at >= now() - make_interval(secs => $1::float8);
 
+-- name: queued_health
+-- Per tier with queued orders: how many, the oldest one's age, how many are overdue, and the
+-- ages of the $1 longest-waiting ones (longest first); ages on the database's clock.
+SELECT q.tier, q.queued, q.oldest_age, q.overdue, longest.ages
+FROM (
+    SELECT tier, count(*)::int AS queued,
+           extract(epoch FROM now() - min(created_at))::float8 AS oldest_age,
+           (count(*) FILTER (WHERE overdue_at <= now()))::int AS overdue
+    FROM orders WHERE status = 'queued' GROUP BY tier
+) AS q
+CROSS JOIN LATERAL (
+    SELECT array_agg(extract(epoch FROM now() - w.created_at)::float8
+                     ORDER BY w.created_at, w.seq) AS ages
+    FROM (SELECT o.created_at, o.seq FROM orders o
+          WHERE o.status = 'queued' AND o.tier = q.tier
+          ORDER BY o.created_at, o.seq LIMIT $1) AS w
+) AS longest;
+
+-- name: busiest_groups
+SELECT tier, owner, customer,
+       (count(*) FILTER (WHERE status = 'queued'))::int AS queued,
+       (count(*) FILTER (WHERE status = 'running'))::int AS running,
+       extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8
+           AS oldest_age
+FROM orders WHERE status IN ('queued', 'running')
+GROUP BY tier, owner, customer
+ORDER BY queued DESC, running DESC, tier, owner, customer
+LIMIT $1;
+
+-- name: finished_by_status
+SELECT status, count(*)::int AS orders FROM orders
+WHERE finished_at >= now() - make_interval(secs => $1::float8)
+  AND status IN ('succeeded', 'failed')
+GROUP BY status;
+
 -- name: queued_counts
 SELECT tier, count(*)::int AS orders FROM orders WHERE status = 'queued' GROUP BY tier;
 

@@ -269,6 +269,35 @@ LIMIT :limit
 -- name: finished_since
 SELECT count(*) FROM orders WHERE finished_at IS NOT NULL AND finished_at >= :since
 
+-- name: queued_health
+-- Through the partial index of queued orders (orders_queued_by_turn): one pass over them.
+SELECT tier, count(*) AS queued, :now - min(created_at) AS oldest_age,
+       sum(overdue_at IS NOT NULL AND overdue_at <= :now) AS overdue
+FROM orders WHERE status = 'queued' GROUP BY tier
+
+-- name: longest_waiting
+SELECT :now - created_at AS age FROM orders
+WHERE status = 'queued' AND tier = :tier
+ORDER BY created_at, seq
+LIMIT :limit
+
+-- name: busiest_groups
+-- Queued and running orders, each through its own partial index, grouped by fair-share group.
+SELECT tier, owner, customer,
+       sum(status = 'queued') AS queued, sum(status = 'running') AS running,
+       :now - min(CASE WHEN status = 'queued' THEN created_at END) AS oldest_age
+FROM (SELECT tier, owner, customer, status, created_at FROM orders WHERE status = 'queued'
+      UNION ALL
+      SELECT tier, owner, customer, status, created_at FROM orders WHERE status = 'running')
+GROUP BY tier, owner, customer
+ORDER BY queued DESC, running DESC, tier, owner, customer
+LIMIT :limit
+
+-- name: finished_by_status
+SELECT status, count(*) AS n FROM orders
+WHERE finished_at IS NOT NULL AND finished_at >= :since AND status IN ('succeeded', 'failed')
+GROUP BY status
+
 -- name: ping
 SELECT count(*) FROM schema_migrations
 
