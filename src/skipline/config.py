@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 
 from skipline.domain.addresses import parse_networks
 from skipline.domain.errors import ConfigError
-from skipline.domain.models import ANONYMOUS_TIER, DEFAULT_TIERS, Durability, Fairness, Tier
+from skipline.domain.models import (
+    ANONYMOUS_TIER,
+    DEFAULT_TIERS,
+    DashboardAccess,
+    Durability,
+    Fairness,
+    Tier,
+)
 from skipline.domain.ratelimit import RateLimit
 
 DEFAULT_DB = "sqlite:///./skipline.db"
@@ -22,7 +29,8 @@ TIER_KEYS = {
     "max_queued_per_customer",
 }
 FAIRNESS_MODES: tuple[Fairness, ...] = ("customers", "fifo")
-TOP_LEVEL_KEYS = {"tiers", "anonymous_tier", "callbacks"}
+TOP_LEVEL_KEYS = {"tiers", "anonymous_tier", "callbacks", "dashboard"}
+DASHBOARD_MODES: tuple[DashboardAccess, ...] = ("public", "admin")
 MAX_STATS_TTL = 1.0
 """/stats and /metrics may be this many seconds old at most."""
 DEFAULT_RETENTION = 7 * 24 * 3600.0
@@ -117,6 +125,9 @@ class Settings:
     tiers: dict[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     callbacks: CallbackSettings | None = None
     """None: callbacks are off, and a `callback_url` is refused (422)."""
+    dashboard: DashboardAccess = "public"
+    """Who may read the summary (/stats, /stats/queues, /stats/history): anyone, or admin keys
+    only. Order lists and actions always need a key (docs/security.md)."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -134,6 +145,7 @@ class Settings:
             (self.max_queued is None or self.max_queued >= 1, "max_queued must be >= 1"),
             (self.durability in ("full", "normal"), "durability must be 'full' or 'normal'"),
             (bool(self.tiers), "at least one tier must be configured"),
+            (self.dashboard in DASHBOARD_MODES, "dashboard must be 'public' or 'admin'"),
             (0 <= self.stats_ttl <= MAX_STATS_TTL,
              f"stats_ttl must be between 0 and {MAX_STATS_TTL:g} seconds"),
         ]
@@ -168,6 +180,7 @@ class ConfigFile:
 
     tiers: dict[str, Tier]
     anonymous_tier: str | None = None
+    dashboard: str | None = None
 
 
 def load_config_file(path: Path | None) -> ConfigFile:
@@ -183,7 +196,16 @@ def load_config_file(path: Path | None) -> ConfigFile:
         raise ConfigError(f"config file {str(path)!r} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return ConfigFile(parse_tiers(data, str(path)), parse_anonymous_tier(data, str(path)))
+    return ConfigFile(parse_tiers(data, str(path)), parse_anonymous_tier(data, str(path)),
+                      parse_dashboard(data, str(path)))
+
+
+def parse_dashboard(data: dict[str, Any], source: str = CONFIG_FILE) -> str | None:
+    """The top-level `dashboard = "public" | "admin"`, if given."""
+    value = data.get("dashboard")
+    if value is not None and value not in DASHBOARD_MODES:
+        raise ConfigError(f"{source}: dashboard must be 'public' or 'admin', got {value!r}")
+    return value
 
 
 def load_tiers(path: Path | None) -> dict[str, Tier]:

@@ -22,6 +22,7 @@ from skipline.database import check_location
 from skipline.database import display_url as display_url  # where callers found it first
 from skipline.domain.errors import ConfigError, StoreUnavailable
 from skipline.handlers import Handler, load_handler
+from skipline.history import History, HistorySampler
 from skipline.maintenance import Maintenance
 from skipline.metrics import Metrics
 from skipline.process_log import log_database, log_started, log_stopped, queue_counts
@@ -195,12 +196,14 @@ class _Parts:
         self.metrics = Metrics()
         self.runner: web.AppRunner | None = None
         self.workers: Workers | None = None
+        self.sampler: HistorySampler | None = None
 
     async def start_api(self, access_log: bool) -> bool:
         """Listen on settings.host:port; False (after one log line) if that is impossible."""
         settings = self.service.settings
+        history = History()
         self.runner = ProblemAppRunner(
-            create_app(self.service, self.metrics),
+            create_app(self.service, self.metrics, history),
             shutdown_timeout=API_SHUTDOWN_TIMEOUT,
             access_log=access_logger() if access_log else None,
             access_log_class=AccessLogger,
@@ -214,6 +217,8 @@ class _Parts:
             reason = exc.strerror or str(exc)
             logger.error("cannot listen on %s:%s: %s", settings.host, settings.port, reason)
             return False
+        self.sampler = HistorySampler(self.service, history)
+        await self.sampler.start()
         return True
 
     async def start_pool(self, handler: Handler) -> WorkerPool:
@@ -236,6 +241,9 @@ class _Parts:
         """Stop whatever was started; safe to call twice."""
         workers, self.workers = self.workers, None
         runner, self.runner = self.runner, None
+        sampler, self.sampler = self.sampler, None
+        if sampler is not None:
+            await sampler.stop()
         if workers is not None:
             await workers.stop()
         if runner is not None:
@@ -266,11 +274,17 @@ def skipline_app(settings: Settings, *, workers: bool = True) -> web.Application
     exist before your application starts; the store opens, and the pool starts, when it
     starts, and on cleanup the pool drains (invariant 5) before the store closes."""
     service = OrderService(open_store(settings.db, durability=settings.durability), settings)
-    app = create_app(service)
+    history = History()
+    app = create_app(service, history=history)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         async for _ in _service_running(app, service, workers):
-            yield
+            sampler = HistorySampler(service, history)
+            await sampler.start()
+            try:
+                yield
+            finally:
+                await sampler.stop()
 
     app.cleanup_ctx.append(context)
     return app

@@ -12,6 +12,7 @@ from skipline.auth import hash_secret, new_secret, same_hash
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.domain.errors import (
+    AdminRequired,
     CallbackNotAllowed,
     CustomerNotAllowed,
     CustomerQueueFull,
@@ -43,8 +44,9 @@ from skipline.domain.models import (
     StoreStats,
     Tier,
 )
+from skipline.domain.queueview import QueueView, queue_view
 from skipline.domain.ratelimit import RateLimiter
-from skipline.domain.reporting import THROUGHPUT_WINDOW
+from skipline.domain.reporting import OUTCOME_WINDOW, THROUGHPUT_WINDOW
 from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
@@ -101,6 +103,7 @@ class OrderService:
         self.anonymous = Caller(name="", tier=settings.anonymous_tier)
         """Who a request without a key is (its tier is the configured anonymous tier)."""
         self._stats = StatsCache(store.stats, settings.stats_ttl)
+        self._view = StatsCache(self._read_queue_view, settings.stats_ttl)
 
     # --- identity ---------------------------------------------------------------------------
     async def authenticate(self, secret: str | None) -> Caller:
@@ -370,6 +373,25 @@ class OrderService:
         """The store's statistics, at most `settings.stats_ttl` seconds old (fresh after a
         submission or a cancellation through this service)."""
         return await self._stats.get()
+
+    async def queue_view(self) -> QueueView:
+        """Per tier the queued and running orders, the oldest one's age, overdue orders and
+        waits that include the orders still waiting; the busiest groups; recent outcomes. At
+        most `settings.stats_ttl` seconds old."""
+        return await self._view.get()
+
+    async def _read_queue_view(self) -> QueueView:
+        stats = await self._stats.get()
+        return queue_view(stats, await self.store.queue_health(OUTCOME_WINDOW))
+
+    def check_may_read_summary(self, caller: Caller) -> None:
+        """With `dashboard = "admin"`, the summary needs an admin key: 401 without a key,
+        403 with another."""
+        if self.settings.dashboard == "public" or caller.admin:
+            return
+        if caller.anonymous:
+            raise NotAuthenticated("the dashboard's summary needs an admin API key")
+        raise AdminRequired("the dashboard's summary needs an admin API key")
 
     async def ping(self) -> None:
         """Returns when the store answers; raises StoreUnavailable when it does not."""

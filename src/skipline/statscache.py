@@ -8,33 +8,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from skipline.domain.models import StoreStats
+T = TypeVar("T")
 
 
-class StatsCache:
+class StatsCache(Generic[T]):
     """`get()` answers from a reading at most `ttl` seconds old; `invalidate()` (after a
     write through this process) makes the next `get()` read again, so a client sees its own
     submissions at once. A `ttl` of 0 reads every time."""
 
     def __init__(
-        self, read: Callable[[], Awaitable[StoreStats]], ttl: float,
+        self, read: Callable[[], Awaitable[T]], ttl: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read = read
         self._ttl = ttl
         self._monotonic = monotonic
-        self._value: StoreStats | None = None
+        self._value: T | None = None
         self._read_at = float("-inf")
         self._generation = 0
         """Bumped by invalidate(): a reading started before a write may not be kept."""
-        self._pending: tuple[int, asyncio.Future[StoreStats]] | None = None
+        self._pending: tuple[int, asyncio.Future[T]] | None = None
 
     def invalidate(self) -> None:
         self._generation += 1
         self._value = None
 
-    async def get(self) -> StoreStats:
+    async def get(self) -> T:
         if self._ttl <= 0:
             return await self._read()
         if self._value is not None and self._monotonic() - self._read_at <= self._ttl:
@@ -45,7 +46,7 @@ class StatsCache:
             self._pending = (self._generation, task)
         return await asyncio.shield(self._pending[1])
 
-    async def _refresh(self, generation: int) -> StoreStats:
+    async def _refresh(self, generation: int) -> T:
         started = self._monotonic()
         try:
             value = await self._read()
@@ -57,7 +58,7 @@ class StatsCache:
         return value
 
 
-def _retrieve(task: asyncio.Future[StoreStats]) -> None:
+def _retrieve(task: asyncio.Future[T]) -> None:
     """A reading that failed after every waiter left must not warn about an unretrieved
     exception; the waiters, when there are any, get it themselves."""
     if not task.cancelled():

@@ -6,26 +6,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from skipline.api.appkeys import METRICS, SERVICE
+from skipline.api.appkeys import HISTORY, METRICS, SERVICE
 from skipline.api.clients import PROXIES
 from skipline.api.middleware import skipline_middleware
 from skipline.api.openapi import add_docs_routes
 from skipline.api.pages import add_dashboard_routes
 from skipline.api.routes import add_routes
+from skipline.api.summary import add_summary_routes
 from skipline.domain.addresses import TrustedProxies
+from skipline.history import History
 from skipline.metrics import Metrics
 from skipline.service import OrderService
 
-__all__ = ["METRICS", "SERVICE", "create_app"]
+__all__ = ["HISTORY", "METRICS", "SERVICE", "create_app"]
 
 
-def create_app(service: OrderService, metrics: Metrics | None = None) -> web.Application:
-    """The application; pass `metrics` to share one registry with the worker pool."""
+def create_app(
+    service: OrderService, metrics: Metrics | None = None, history: History | None = None,
+) -> web.Application:
+    """The application; pass `metrics` to share one registry with the worker pool. The
+    dashboard's charts read `history`, which whoever runs the app fills (a HistorySampler:
+    the process runtime starts one; without it the charts stay empty)."""
     app = web.Application(middlewares=[skipline_middleware])
     app[SERVICE] = service
     app[METRICS] = metrics or Metrics()
+    app[HISTORY] = history or History()
     app[PROXIES] = TrustedProxies.of(service.settings.forwarded_allow_ips)
     add_routes(app)
+    add_summary_routes(app)
     add_docs_routes(app, service.settings.tiers)
     add_dashboard_routes(app)
     return app

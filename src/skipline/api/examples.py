@@ -76,6 +76,26 @@ EXAMPLES: dict[tuple[str, str], Example] = {
                                "wait_p99": 9.5}},
          "throughput_per_second": 12.5, "accepting": True},
     ),
+    ("get", "/stats/queues"): Example(
+        "curl -s {base}/stats/queues" + KEY_HEADER, 200,
+        {"tiers": {"vip": {"queued": 2, "running": 1, "oldest_queued_age": 0.4, "overdue": 0,
+                           "wait_p50": 0.004, "wait_p99": 0.4, "priority": 0,
+                           "max_wait": None},
+                   "regular": {"queued": 201, "running": 2, "oldest_queued_age": 50.2,
+                               "overdue": 12, "wait_p50": 1.9, "wait_p99": 49.8,
+                               "priority": 1, "max_wait": 45.0}},
+         "customers": [{"tier": "regular", "key": "shop", "customer": "acme", "queued": 150,
+                        "running": 1, "oldest_queued_age": 50.2}],
+         "succeeded_per_second": 12.4, "failed_per_second": 0.1, "admin": True},
+    ),
+    ("get", "/stats/history"): Example(
+        "curl -s '{base}/stats/history?after=1796195100'", 200,
+        {"interval": 2.0, "samples": [
+            {"at": 1796195102.0,
+             "tiers": {"vip": {"queued": 2, "running": 1, "oldest_queued_age": 0.4,
+                               "overdue": 0, "wait_p50": 0.004, "wait_p99": 0.4}},
+             "succeeded_per_second": 12.4, "failed_per_second": 0.1}]},
+    ),
     ("get", "/healthz"): Example("curl -s {base}/healthz", 200, {"status": "ok"}),
     ("get", "/readyz"): Example("curl -s {base}/readyz", 200, {"status": "ready"}),
     ("get", "/metrics"): Example(

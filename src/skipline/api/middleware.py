@@ -22,7 +22,10 @@ from skipline.domain.models import Caller
 log = logging.getLogger("skipline.api")
 
 AUTHENTICATED_RESOURCES = frozenset({"orders", "order", "order-retry"})
-"""Resource names whose handlers act for a caller; the rest (health, stats, docs) are open."""
+"""Resource names whose handlers act for a caller; the rest (health, docs) are open."""
+SUMMARY_RESOURCES = frozenset({"stats", "stats-queues", "stats-history"})
+"""The dashboard's summary: a key is checked when one is sent (its handlers decide what an
+admin sees), and without one the caller is anonymous even where anonymous orders are refused."""
 UNMATCHED = "unmatched"
 """The route label of requests that matched no route (404, 405)."""
 CLIENT_GONE = 499
@@ -38,6 +41,8 @@ async def skipline_middleware(request: web.Request, handler: Handler) -> web.Str
         try:
             if resource is not None and resource.name in AUTHENTICATED_RESOURCES:
                 request[CALLER] = anonymous_caller(request) or await authenticated(request)
+            elif resource is not None and resource.name in SUMMARY_RESOURCES:
+                request[CALLER] = await summary_caller(request)
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -79,6 +84,12 @@ def anonymous_caller(request: web.Request) -> Caller | None:
         return None
     service = request.app[SERVICE]
     return service.anonymous if service.settings.allow_anonymous else None
+
+
+async def summary_caller(request: web.Request) -> Caller:
+    if hdrs.AUTHORIZATION not in request.headers:
+        return request.app[SERVICE].anonymous
+    return await authenticated(request)
 
 
 async def authenticated(request: web.Request) -> Caller:

@@ -138,6 +138,8 @@ IDEMPOTENCY_KEY_PARAMETER = {
                "pattern": "^[!-~]([ -~]*[!-~])?$"},
 }
 SECURED: list[dict[str, list[str]]] = [{"apiKey": []}, {}]
+SUMMARY_ACCESS = ("Open to anyone unless the server runs with `--dashboard admin`: then an admin "
+                  "key is required (401 without a key, 403 with another).")
 
 
 def _paths(tiers: list[str]) -> dict[str, Any]:
@@ -218,8 +220,24 @@ def _service_paths() -> dict[str, Any]:
     text = {"text/plain": {"schema": {"type": "string"}}}
     page = {"text/html": {"schema": {"type": "string"}}}
     return {
-        "/stats": {"get": {"summary": "Per-tier counts, waits and throughput",
-                           "responses": {"200": _ok("Statistics.", "StatsOut")}}},
+        "/stats": {"get": {"summary": "Per-tier counts, waits of started orders and throughput",
+                           "description": SUMMARY_ACCESS, "security": SECURED,
+                           "responses": {"200": _ok("Statistics.", "StatsOut"),
+                                         **_problems(401, 403)}}},
+        "/stats/queues": {"get": {
+            "summary": "The queue now: per tier the oldest queued order's age, overdue orders "
+                       "and waits that include the orders still waiting; busiest customers",
+            "description": SUMMARY_ACCESS + " `customers` is null unless the key is an "
+                           "admin key.", "security": SECURED,
+            "responses": {"200": _ok("The queue.", "QueuesOut"), **_problems(401, 403, 422)}}},
+        "/stats/history": {"get": {
+            "summary": "The queue's last hour, sampled by this process (the dashboard's charts)",
+            "description": SUMMARY_ACCESS, "security": SECURED,
+            "parameters": [_query("after", "Only samples taken after this time (seconds since "
+                                  "the epoch): the `at` of the last sample you have.",
+                                  {"type": "number", "minimum": 0})],
+            "responses": {"200": _ok("Samples, oldest first.", "HistoryOut"),
+                          **_problems(401, 403, 422)}}},
         "/healthz": {"get": {"summary": "The process is alive",
                              "responses": {"200": _ok("Alive.", "Health")}}},
         "/readyz": {"get": {"summary": "The store answers and orders are accepted",

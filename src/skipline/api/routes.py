@@ -183,6 +183,7 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
+    service.check_may_read_summary(request[CALLER])
     snapshot = await service.stats()
     return json_response(stats_out(snapshot, service.settings.tiers, service.accepting))
 

@@ -118,6 +118,67 @@ class StatsOut(msgspec.Struct):
     accepting: bool
 
 
+class TierPoint(msgspec.Struct):
+    """One tier's queue at one moment. Waits (seconds) include the orders still waiting: the
+    recent starts' waits together with the longest-waiting queued orders' ages so far."""
+
+    queued: int
+    running: int
+    oldest_queued_age: float | None
+    """Seconds the longest-waiting queued order has waited (None: nothing queued)."""
+    overdue: int
+    """Queued orders past the tier's max_wait."""
+    wait_p50: float | None
+    wait_p99: float | None
+
+
+class TierQueue(TierPoint):
+    """A tier's queue now, with its configured priority and max_wait."""
+
+    priority: int | None
+    max_wait: float | None
+
+
+class CustomerQueue(msgspec.Struct):
+    """One fair-share group: an API key (`key`, "" for anonymous callers) and its customer."""
+
+    tier: str
+    key: str
+    customer: str
+    queued: int
+    running: int
+    oldest_queued_age: float | None
+
+
+class QueuesOut(msgspec.Struct):
+    """The queue as an operator watches it. `customers` (the busiest fair-share groups) only
+    for an admin key, else null."""
+
+    tiers: dict[str, TierQueue]
+    customers: list[CustomerQueue] | None
+    succeeded_per_second: float
+    failed_per_second: float
+    """Over the last 10 seconds."""
+    admin: bool
+    """Whether the request's key is an admin key (the dashboard shows its actions then)."""
+
+
+class HistoryPoint(msgspec.Struct):
+    at: float
+    """Seconds since the epoch."""
+    tiers: dict[str, TierPoint]
+    succeeded_per_second: float
+    failed_per_second: float
+
+
+class HistoryOut(msgspec.Struct):
+    """Samples of the last hour, oldest first, one every `interval` seconds (gaps where the
+    store could not be read)."""
+
+    interval: float
+    samples: list[HistoryPoint]
+
+
 class Problem(msgspec.Struct):
     """An RFC 9457 problem document."""
 
@@ -133,7 +194,7 @@ class Health(msgspec.Struct):
 
 SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
     OrderRequest, CallbackOut, PastRunOut, OrderOut, OrderPage, TierStats, StatsOut, Problem,
-    Health,
+    Health, TierPoint, TierQueue, CustomerQueue, QueuesOut, HistoryPoint, HistoryOut,
 )
 _ORDER_REQUEST_DECODER = msgspec.json.Decoder(OrderRequest)
 

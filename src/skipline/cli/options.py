@@ -99,6 +99,9 @@ api_options: Decorator = combine(
            help="A request body must arrive whole within this once it is read; then 408."),
     option("--keepalive-timeout", type=float, default=DEFAULTS.keepalive_timeout,
            metavar="SECONDS", help="An idle keep-alive connection is closed after this."),
+    option("--dashboard", type=click.Choice(["public", "admin"]), default=None,
+           help="Who may read the dashboard's summary (/stats and its history): anyone, or "
+                "admin keys only [default: dashboard in skipline.toml, else 'public']."),
     option("--forwarded-allow-ips", default=None, metavar="IPS", callback=lambda _c, _p, v:
            None if v is None else tuple(part.strip() for part in v.split(",") if part.strip()),
            help="Comma-separated addresses or networks of the reverse proxies whose "
@@ -139,6 +142,8 @@ def build_settings(config: Path | None, tiers: str | None = None, **values: Any)
     file = load_config_file(config)
     if file.anonymous_tier is not None:
         given.setdefault("anonymous_tier", file.anonymous_tier)
+    if file.dashboard is not None:
+        given.setdefault("dashboard", file.dashboard)
     return Settings(tiers=file.tiers, **given)
 
 

@@ -35,6 +35,10 @@ class NotAuthenticated(SkiplineError):
     """A valid API key is required."""
 
 
+class AdminRequired(SkiplineError):
+    """An admin API key is required."""
+
+
 class InvalidApiKey(SkiplineError):
     """The API key is unknown or revoked."""
 

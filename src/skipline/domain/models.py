@@ -18,6 +18,9 @@ Fairness = Literal["customers", "fifo"]
 """How a tier shares its slots: among its customers by weight (`customers`, the default), or in
 plain acceptance order (`fifo`: the whole tier is one group)."""
 
+DashboardAccess = Literal["public", "admin"]
+"""Who may read the dashboard's summary: anyone (`public`, the default) or admin keys only."""
+
 Durability = Literal["full", "normal"]
 """How a commit is synced before its 202 (invariant 1): `full` survives power loss, `normal`
 (opt-in, never the default) only a process crash."""

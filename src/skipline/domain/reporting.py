@@ -14,3 +14,6 @@ LONGEST_WAITING = 1000
 
 BUSIEST_GROUPS = 10
 """How many fair-share groups (key and customer) queue health reports, busiest first."""
+
+OUTCOME_WINDOW = 10.0
+"""Seconds over which the dashboard's finished and failed per second are counted."""
