@@ -97,9 +97,9 @@ class Launcher:
     def db(self) -> str:
         return f"sqlite:///{self.workdir / 'skipline.db'}"
 
-    def start(self, *args: str, command: str = "serve") -> Server:
-        """Start a process without waiting for it."""
-        port = free_port()
+    def start(self, *args: str, command: str = "serve", port: int | None = None) -> Server:
+        """Start a process without waiting for it (`serve` on `port`, default a free one)."""
+        port = port or free_port()
         argv = [sys.executable, "-m", "skipline", command, "--db", self.db, *args]
         if command == "serve":
             argv += ["--host", "127.0.0.1", "--port", str(port)]
@@ -113,9 +113,9 @@ class Launcher:
         self.servers.append(server)
         return server
 
-    async def serve(self, *args: str) -> Server:
+    async def serve(self, *args: str, port: int | None = None) -> Server:
         """Start `skipline serve` and return once /healthz answers 200."""
-        server = self.start(*args)
+        server = self.start(*args, port=port)
         await wait_healthy(server)
         return server
 

@@ -10,6 +10,9 @@ from aiohttp import web
 DASHBOARD_FILES = {
     "index.html": "text/html",
     "app.js": "text/javascript",
+    "common.js": "text/javascript",
+    "charts.js": "text/javascript",
+    "orders.js": "text/javascript",
     "style.css": "text/css",
     "icon.png": "image/png",
 }
