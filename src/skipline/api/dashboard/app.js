@@ -79,11 +79,17 @@ function fillOptions(select, names) {
 function renderCustomers(queues) {
   const customers = queues && queues.customers ? queues.customers : [];
   byId("customers-box").hidden = !(queues && queues.customers);
+  if (customers.length === 0) {
+    const row = document.createElement("tr");
+    cell(row, "nothing queued or running", "text").colSpan = 6;
+    byId("customers").replaceChildren(row);
+    return;
+  }
   byId("customers").replaceChildren(...customers.map((group) => {
     const row = document.createElement("tr");
     cell(row, group.tier, "tier-" + group.tier);
-    cell(row, group.key || "(anonymous)");
-    cell(row, group.customer || "–");
+    cell(row, group.key || "(anonymous)", "text");
+    cell(row, group.customer || "–", "text");
     cell(row, String(group.queued));
     cell(row, String(group.running));
     cell(row, seconds(group.oldest_queued_age));
@@ -98,7 +104,7 @@ function renderWorkers(found) {
     const row = document.createElement("tr");
     cell(row, worker.host);
     cell(row, String(worker.pid));
-    cell(row, (worker.kinds || []).join(", ") || "all");
+    cell(row, (worker.kinds || []).join(", ") || "all", "text");
     cell(row, worker.slots_busy + " / " + worker.slots_total);
     cell(row, when(worker.started_at));
     cell(row, when(worker.last_heartbeat));

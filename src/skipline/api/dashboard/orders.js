@@ -43,9 +43,9 @@ function orderRow(order) {
   link.href = "#/order/" + order.id;
   link.title = order.id;
   cell(row, "").appendChild(link);
-  cell(row, order.status, "status-" + order.status);
-  cell(row, order.tier, "tier-" + order.tier);
-  cell(row, order.customer || "–");
+  cell(row, order.status, "text status-" + order.status);
+  cell(row, order.tier, "text tier-" + order.tier);
+  cell(row, order.customer || "–", "text");
   cell(row, String(order.attempts));
   cell(row, when(order.created_at));
   cell(row, order.error || "", "error");
@@ -161,7 +161,7 @@ function renderOrder(order) {
   byId("order-history").replaceChildren(...order.history.map((run) => {
     const row = document.createElement("tr");
     cell(row, when(run.finished_at));
-    cell(row, run.status, "status-" + run.status);
+    cell(row, run.status, "text status-" + run.status);
     cell(row, String(run.attempts));
     cell(row, run.error || "", "error");
     return row;
