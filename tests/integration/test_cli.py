@@ -71,6 +71,19 @@ def test_environment_variables_reach_settings(workdir: Path) -> None:
     assert settings["max_queued"] == 50
 
 
+def test_the_dashboard_mode_comes_from_the_file_the_environment_or_the_flag(
+    workdir: Path,
+) -> None:
+    assert checked_settings("serve")["dashboard"] == "public"
+    (workdir / "skipline.toml").write_text('dashboard = "admin"\n', encoding="utf-8")
+    assert checked_settings("serve")["dashboard"] == "admin"
+    env = {"SKIPLINE_DASHBOARD": "public"}
+    assert checked_settings("serve", env=env)["dashboard"] == "public"
+    assert checked_settings("serve", "--dashboard", "admin", env=env)["dashboard"] == "admin"
+    (workdir / "skipline.toml").write_text('dashboard = "open"\n', encoding="utf-8")
+    assert_config_error(invoke("serve", "--check"), "dashboard must be 'public' or 'admin'")
+
+
 def test_connection_limits_and_proxies_come_from_flags_and_environment(workdir: Path) -> None:
     env = {"SKIPLINE_HEAD_TIMEOUT": "4", "SKIPLINE_KEEPALIVE_TIMEOUT": "30",
            "SKIPLINE_FORWARDED_ALLOW_IPS": "10.0.0.0/8, ::1", "SKIPLINE_ANONYMOUS_TIER": "vip"}
