@@ -21,11 +21,11 @@ from skipline.domain.models import Caller
 
 log = logging.getLogger("skipline.api")
 
-AUTHENTICATED_RESOURCES = frozenset({"orders", "order", "order-retry"})
-"""Resource names whose handlers act for a caller; the rest (health, docs) are open."""
 SUMMARY_RESOURCES = frozenset({"stats", "stats-queues", "stats-history"})
 """The dashboard's summary: a key is checked when one is sent (its handlers decide what an
 admin sees), and without one the caller is anonymous even where anonymous orders are refused."""
+AUTHENTICATED_RESOURCES = frozenset({"orders", "order", "order-retry"}) | SUMMARY_RESOURCES
+"""Resource names whose handlers act for a caller; the rest (health, docs) are open."""
 UNMATCHED = "unmatched"
 """The route label of requests that matched no route (404, 405)."""
 CLIENT_GONE = 499
@@ -40,9 +40,8 @@ async def skipline_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         try:
             if resource is not None and resource.name in AUTHENTICATED_RESOURCES:
-                request[CALLER] = anonymous_caller(request) or await authenticated(request)
-            elif resource is not None and resource.name in SUMMARY_RESOURCES:
-                request[CALLER] = await summary_caller(request)
+                request[CALLER] = (anonymous_caller(request, resource.name)
+                                   or await authenticated(request))
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -77,19 +76,16 @@ def error_response(request: web.Request, error: Exception) -> web.Response:
     return close_if_body_pending(request, problems.internal_error())
 
 
-def anonymous_caller(request: web.Request) -> Caller | None:
-    """The anonymous caller for a request without a key where that is allowed, at no store
-    lookup (and without even a coroutine); None when the key must be checked."""
+def anonymous_caller(request: web.Request, resource: str) -> Caller | None:
+    """The anonymous caller for a request without a key where that is allowed (anonymous
+    orders, or the dashboard's summary, whose handlers check `dashboard` themselves), at no
+    store lookup (and without even a coroutine); None when the key must be checked."""
     if hdrs.AUTHORIZATION in request.headers:
         return None
     service = request.app[SERVICE]
-    return service.anonymous if service.settings.allow_anonymous else None
-
-
-async def summary_caller(request: web.Request) -> Caller:
-    if hdrs.AUTHORIZATION not in request.headers:
-        return request.app[SERVICE].anonymous
-    return await authenticated(request)
+    if service.settings.allow_anonymous or resource in SUMMARY_RESOURCES:
+        return service.anonymous
+    return None
 
 
 async def authenticated(request: web.Request) -> Caller:
