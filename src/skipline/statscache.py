@@ -20,10 +20,14 @@ class StatsCache(Generic[T]):
 
     def __init__(
         self, read: Callable[[], Awaitable[T]], ttl: float,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic, pace: float = 0.0,
     ) -> None:
         self._read = read
         self._ttl = ttl
+        self._pace = pace
+        """With pace P, a reading that took D seconds serves for at least P * D seconds: the
+        reads then cost at most 1/P of the time, however slow they get."""
+        self._fresh_for = ttl
         self._monotonic = monotonic
         self._value: T | None = None
         self._read_at = float("-inf")
@@ -38,7 +42,7 @@ class StatsCache(Generic[T]):
     async def get(self) -> T:
         if self._ttl <= 0:
             return await self._read()
-        if self._value is not None and self._monotonic() - self._read_at <= self._ttl:
+        if self._value is not None and self._monotonic() - self._read_at <= self._fresh_for:
             return self._value
         if self._pending is None or self._pending[0] != self._generation:
             task = asyncio.ensure_future(self._refresh(self._generation))
@@ -55,6 +59,7 @@ class StatsCache(Generic[T]):
                 self._pending = None
         if generation == self._generation:
             self._value, self._read_at = value, started
+            self._fresh_for = max(self._ttl, self._pace * (self._monotonic() - started))
         return value
 
 

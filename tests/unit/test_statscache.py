@@ -88,3 +88,32 @@ async def test_a_failed_reading_is_raised_and_not_kept() -> None:
         await cache.get()
     read.fail = False
     assert (await cache.get()).finished_last_minute == 2
+
+
+class SlowRead(CountingRead):
+    """A reading that takes `seconds` on the test's clock."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.seconds = seconds
+
+    async def __call__(self) -> StoreStats:
+        self.clock.now += self.seconds
+        return await super().__call__()
+
+
+async def test_a_paced_cache_keeps_a_slow_reading_for_pace_times_its_cost() -> None:
+    clock = Clock()
+    read = SlowRead(clock, 0.2)
+    cache = StatsCache(read, 1.0, clock, pace=20)
+    await cache.get()
+    clock.now += 3.5  # past the ttl, within 20 x 0.2 s of the reading's start
+    assert (await cache.get()).finished_last_minute == 1
+    clock.now += 0.6
+    assert (await cache.get()).finished_last_minute == 2
+    read.seconds = 0.01  # fast again: the ttl rules
+    clock.now += 4.1
+    await cache.get()
+    clock.now += 1.1
+    assert (await cache.get()).finished_last_minute == 4
