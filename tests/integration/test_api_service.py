@@ -156,7 +156,15 @@ async def test_the_dashboard_and_its_own_assets_are_served(api: Api) -> None:
         assert reply.status == 200 and reply.content_type.startswith(kind)
         assert b"http://" not in reply.body and b"https://" not in reply.body
     script = (await api.call("GET", "/dashboard/app.js")).body.decode()
-    assert 'fetch("stats"' in script
+    assert 'call("stats")' in script, "the summary is asked of the page's own server"
+    modules = re.findall(r'from "\./([a-z]+\.js)"', script)
+    assert sorted(set(modules)) == ["charts.js", "common.js", "orders.js"]
+    for module in modules:
+        reply = await api.call("GET", "/dashboard/" + module)
+        assert reply.status == 200 and reply.content_type.startswith("text/javascript")
+        assert b"http://" not in reply.body and b"https://" not in reply.body
+        assert not re.search(rb'(?:import|from) +"(?!\./)', reply.body), "only our own modules"
+    assert "fetch(path" in (await api.call("GET", "/dashboard/common.js")).body.decode()
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     assert_problem(await api.call("GET", "/dashboard/other.js"), 404)
 

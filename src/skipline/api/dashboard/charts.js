@@ -2,7 +2,6 @@
 // missing, a few grid lines with their values, and the first and last sample's time.
 "use strict";
 
-const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 480;
 const HEIGHT = 180;
 const LEFT = 52;
@@ -10,8 +9,11 @@ const RIGHT = 8;
 const TOP = 8;
 const BOTTOM = 22;
 
+// Children of the page's own <svg> elements, in their namespace.
+let namespace = null;
+
 function svgElement(tag, attributes, text) {
-  const node = document.createElementNS(SVG, tag);
+  const node = document.createElementNS(namespace, tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== undefined) node.textContent = text;
   return node;
@@ -49,6 +51,7 @@ function pathData(points, x, y, maxGap) {
 
 // series: [{name, className, dashed, points: [[at, value], …]}]; format: value -> label.
 export function drawChart(svg, series, { from, to, maxGap, format }) {
+  namespace = svg.namespaceURI;
   const values = series.flatMap((line) => line.points.map(([, value]) => value))
     .filter((value) => value !== null && value !== undefined);
   const top = niceCeiling(Math.max(0, ...values));
