@@ -41,14 +41,12 @@ from skipline.store.wakeup import WakeUp, wait_on
 
 def matches(query: OrderQuery, order: Order) -> bool:
     """Whether `order` is one `query` lists (ignoring its limit)."""
-    return (
-        (query.owner is None or order.owner == query.owner)
-        and (query.status is None or order.status is query.status)
-        and (query.tier is None or order.tier == query.tier)
-        and (query.customer is None or order.customer == query.customer)
-        and (query.kind is None or order.kind == query.kind)
-        and (query.before_seq is None or order.seq < query.before_seq)
+    wanted = (
+        (query.owner, order.owner), (query.status, order.status), (query.tier, order.tier),
+        (query.customer, order.customer), (query.kind, order.kind),
     )
+    return all(want is None or want == have for want, have in wanted) and (
+        query.before_seq is None or order.seq < query.before_seq)
 
 
 def _counts_by(orders: Iterable[Order], name: Callable[[Order], str]) -> dict[str, TierCounts]:
