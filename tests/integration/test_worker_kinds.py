@@ -97,11 +97,14 @@ async def test_a_kinds_concurrency_caps_it_while_others_use_the_slots(
     now_running = {"ship": 0, "mail": 0}
     most = {"ship": 0, "mail": 0}
     release = asyncio.Event()
+    full = asyncio.Event()
 
     def counted(kind: str) -> Any:
         async def handler(order: Order) -> JSON:
             now_running[kind] += 1
             most[kind] = max(most[kind], now_running[kind])
+            if now_running == {"ship": 1, "mail": 3}:
+                full.set()
             try:
                 await release.wait()
             finally:
@@ -114,10 +117,9 @@ async def test_a_kinds_concurrency_caps_it_while_others_use_the_slots(
     await start(running, store, fast(workers=4), handlers)
     ids = [(await store.submit(make_new_order(kind="ship")))[0].id for _ in range(4)]
     ids += [(await store.submit(make_new_order(kind="mail")))[0].id for _ in range(3)]
-    deadline = time.monotonic() + PROMPT
-    while (now_running["ship"], now_running["mail"]) != (1, 3) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert (now_running["ship"], now_running["mail"]) == (1, 3)
+    await asyncio.wait_for(full.wait(), PROMPT)  # one ship, and the other slots for mail
+    await asyncio.sleep(0.2)  # no claim may start a second ship meanwhile
+    assert now_running == {"ship": 1, "mail": 3}
     release.set()
     for order_id in ids:
         assert (await final(store, order_id)).status is Status.SUCCEEDED

@@ -79,7 +79,7 @@ def test_handlers_load_from_module_attribute(module_dir: Path) -> None:
         "not_a_registry = 3\n"
     )
     assert load_handlers("kinds_test_tasks:handlers").names == ["ship"]
-    with pytest.raises(HandlerNotFound, match="not a skipline.Handlers"):
+    with pytest.raises(HandlerNotFound, match=r"not a skipline\.Handlers"):
         load_handlers("kinds_test_tasks:not_a_registry")
     with pytest.raises(HandlerNotFound, match="no kinds"):
         load_handlers("kinds_test_tasks:empty")
