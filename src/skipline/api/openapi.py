@@ -21,7 +21,7 @@ from skipline.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREF
 from skipline.api.query import CURSOR_PATTERN
 from skipline.api.schemas import MAX_PAYLOAD_DEPTH, SCHEMA_TYPES
 from skipline.domain.ids import CUSTOMER_PATTERN, MAX_ORDER_ID
-from skipline.domain.models import Status, Tier
+from skipline.domain.models import KIND_PATTERN, Status, Tier
 
 REF = "#/components/schemas/"
 DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -154,7 +154,10 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
             "description": "Inside its tier the order takes its turn in its fair-share group "
             "(the API key, or the key's `customer`): groups share the workers by the key's "
             "weight, FIFO inside a group. 429 also when the group has its tier's "
-            "`max_queued_per_customer` orders queued.",
+            "`max_queued_per_customer` orders queued. `kind` picks the handler (422 naming "
+            "the known kinds when the server's registry has no such kind); `delay` or "
+            "`not_before` (not both, at most 30 days ahead) schedule the order: it is not "
+            "claimed before then, and its `max_wait` runs from then.",
             "security": SECURED,
             "parameters": [IDEMPOTENCY_KEY_PARAMETER],
             "requestBody": {"required": True, "content": _body("OrderRequest")},
@@ -178,6 +181,8 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                        {"type": "string", "pattern": CURSOR_PATTERN}),
                 _query("customer", "Only orders submitted for this customer.",
                        {"type": "string", "pattern": CUSTOMER_PATTERN}),
+                _query("kind", "Only orders of this kind.",
+                       {"type": "string", "pattern": KIND_PATTERN}),
             ],
             "responses": {"200": _ok("A page of orders.", "OrderPage"), **_problems(401, 422)},
         },
