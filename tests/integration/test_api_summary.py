@@ -51,7 +51,8 @@ async def test_customers_reach_only_an_admin_key(api: Api) -> None:
 
     assert as_shop["customers"] is None and as_shop["admin"] is False
     assert as_admin["admin"] is True
-    assert [(c["key"], c["queued"]) for c in as_admin["customers"]] == [("shop", 1)]
+    assert [(c["key"], c["ready"]) for c in as_admin["customers"]] == [("shop", 1)]
+    assert as_admin["kinds"]["default"]["queued"] == 1
 
 
 async def test_queues_refuse_query_parameters_and_bad_keys(api: Api) -> None:

@@ -31,7 +31,7 @@ SHARED_QUERIES = frozenset({
     "insert_key", "find_key", "list_keys", "revoke_key",
     "requeue_order", "claim_callbacks", "record_callback", "find_callbacks", "promote_due",
     "kind_counts",
-    "queued_health", "busiest_groups", "finished_by_status",
+    "queued_health", "longest_waiting", "busiest_groups", "finished_by_status",
 })
 """Queries that mean the same in both backends, so they have the same name in both."""
 

@@ -169,15 +169,17 @@ class StatsOut(msgspec.Struct):
 
 
 class TierPoint(msgspec.Struct):
-    """One tier's queue at one moment. Waits (seconds) include the orders still waiting: the
-    recent starts' waits together with the longest-waiting queued orders' ages so far."""
+    """One tier's (or kind's) queue at one moment. `queued` counts every queued order; the
+    rest concerns the due ones (not those scheduled for later or waiting out a retry's
+    backoff), whose waits count from when they became due. Waits (seconds) include the orders
+    still waiting: the recent starts' waits with the longest-waiting due orders' ages."""
 
     queued: int
     running: int
     oldest_queued_age: float | None
-    """Seconds the longest-waiting queued order has waited (None: nothing queued)."""
+    """Seconds the longest-waiting due order has waited (None: none is due)."""
     overdue: int
-    """Queued orders past the tier's max_wait."""
+    """Due orders past the tier's max_wait."""
     wait_p50: float | None
     wait_p99: float | None
 
@@ -195,7 +197,8 @@ class CustomerQueue(msgspec.Struct):
     tier: str
     key: str
     customer: str
-    queued: int
+    ready: int
+    """Its queued orders that are due."""
     running: int
     oldest_queued_age: float | None
 
@@ -205,6 +208,7 @@ class QueuesOut(msgspec.Struct):
     for an admin key, else null."""
 
     tiers: dict[str, TierQueue]
+    kinds: dict[str, TierPoint]
     customers: list[CustomerQueue] | None
     succeeded_per_second: float
     failed_per_second: float

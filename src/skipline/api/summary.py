@@ -91,6 +91,7 @@ def queues_out(view: QueueView, tiers: Mapping[str, Tier], admin: bool) -> Queue
     idle = TierView(0, 0, None, 0, None, None)
     return QueuesOut(
         tiers={name: tier_queue(view.tiers.get(name, idle), tiers.get(name)) for name in names},
+        kinds={name: tier_point(kind) for name, kind in view.kinds.items()},
         customers=[customer_queue(group) for group in view.groups] if admin else None,
         succeeded_per_second=round(view.succeeded_per_second, 3),
         failed_per_second=round(view.failed_per_second, 3),
@@ -108,7 +109,7 @@ def tier_queue(view: TierView, tier: Tier | None) -> TierQueue:
 
 
 def customer_queue(group: GroupHealth) -> CustomerQueue:
-    return CustomerQueue(group.tier, group.owner, group.customer, group.queued, group.running,
+    return CustomerQueue(group.tier, group.owner, group.customer, group.ready, group.running,
                          seconds(group.oldest_age))
 
 

@@ -307,28 +307,32 @@ class StoreStats:
 
 
 @dataclass(frozen=True, slots=True)
-class TierHealth:
-    """How the queued orders of one tier are doing: what waits, and for how long."""
+class LineHealth:
+    """How the due queued orders of one tier (or one kind) are doing: how many, and how long
+    they have waited. An order scheduled for later or waiting out a retry's backoff is not
+    due, so not waiting for a worker: it is left out until it is due, and its wait counts
+    from when it became due (its `not_before`), as the waits of started orders do."""
 
-    queued: int
+    ready: int
+    """Queued orders that are due."""
     oldest_age: float | None
-    """Seconds the longest-waiting queued order has waited since it was accepted."""
+    """Seconds the longest-waiting due order has waited."""
     overdue: int
-    """Queued orders past their `overdue_at` (the tier's max_wait)."""
+    """Due orders past their `overdue_at` (the tier's max_wait)."""
     waiting: list[float] = field(default_factory=list)
-    """Ages (seconds) of the tier's longest-waiting queued orders, longest first, at most
+    """Ages (seconds) of the longest-waiting due orders, longest first, at most
     domain.reporting.LONGEST_WAITING: the waits not yet over, which a percentile of started
     orders alone would miss."""
 
 
 @dataclass(frozen=True, slots=True)
 class GroupHealth:
-    """One fair-share group's (API key and customer's) queued and running orders."""
+    """One fair-share group's (API key and customer's) due queued and running orders."""
 
     tier: str
     owner: str
     customer: str
-    queued: int
+    ready: int
     running: int
     oldest_age: float | None
 
@@ -337,10 +341,12 @@ class GroupHealth:
 class QueueHealth:
     """The queue as an operator watches it, measured on the store's clock."""
 
-    tiers: dict[str, TierHealth] = field(default_factory=dict)
-    """Tiers with queued orders only."""
+    tiers: dict[str, LineHealth] = field(default_factory=dict)
+    """Tiers with due queued orders only."""
+    kinds: dict[str, LineHealth] = field(default_factory=dict)
+    """The same per kind."""
     groups: list[GroupHealth] = field(default_factory=list)
-    """The groups with the most queued (then running) orders, at most
+    """The groups with the most due (then running) orders, at most
     domain.reporting.BUSIEST_GROUPS."""
     succeeded: int = 0
     failed: int = 0

@@ -53,15 +53,19 @@ function renderTiers(stats, queues) {
   byId("failing").textContent = queues ? rate(queues.failed_per_second) : "–";
 }
 
-function renderKinds(stats) {
+function renderKinds(stats, queues) {
   const kinds = stats.kinds ? Object.entries(stats.kinds) : [];
   byId("kinds-box").hidden = kinds.length === 0;
   byId("kinds").replaceChildren(...kinds.map(([name, kind]) => {
     const row = document.createElement("tr");
+    const queue = queues && queues.kinds ? queues.kinds[name] : null;
     cell(row, name);
     for (const column of COLUMNS) cell(row, String(kind[column] ?? "–"));
-    cell(row, seconds(kind.wait_p50));
-    cell(row, seconds(kind.wait_p99));
+    const late = queue && queue.overdue > 0;
+    cell(row, seconds(queue ? queue.oldest_queued_age : null), late ? "failed" : "");
+    cell(row, queue ? String(queue.overdue) : "–", late ? "failed" : "");
+    cell(row, seconds(queue ? queue.wait_p50 : kind.wait_p50));
+    cell(row, seconds(queue ? queue.wait_p99 : kind.wait_p99));
     return row;
   }));
   const select = document.querySelector("#order-filters select[name=kind]");
@@ -90,7 +94,7 @@ function renderCustomers(queues) {
     cell(row, group.tier, "tier-" + group.tier);
     cell(row, group.key || "(anonymous)", "text");
     cell(row, group.customer || "–", "text");
-    cell(row, String(group.queued));
+    cell(row, String(group.ready));
     cell(row, String(group.running));
     cell(row, seconds(group.oldest_queued_age));
     return row;
@@ -174,7 +178,7 @@ async function refresh() {
   const queues = await call("stats/queues");
   await readHistory();
   renderTiers(stats, queues);
-  renderKinds(stats);
+  renderKinds(stats, queues);
   renderCustomers(queues);
   renderWorkers(await readWorkers());
   renderCharts(Object.keys(stats.tiers));

@@ -42,7 +42,6 @@ from skipline.domain.models import (
     ApiKey,
     Delivery,
     Durability,
-    GroupHealth,
     Lease,
     NewOrder,
     Order,
@@ -51,7 +50,6 @@ from skipline.domain.models import (
     Status,
     StoreStats,
     TierCounts,
-    TierHealth,
 )
 from skipline.domain.reporting import (
     BUSIEST_GROUPS,
@@ -59,6 +57,7 @@ from skipline.domain.reporting import (
     RECENT_WAITS,
     THROUGHPUT_WINDOW,
 )
+from skipline.store import health
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.postgres.batch import Batcher, WriteInDoubt
 from skipline.store.postgres.doubt import (
@@ -493,19 +492,16 @@ class PostgresStore:
         )
 
     async def queue_health(self, window: float) -> QueueHealth:
-        tiers = {
-            row["tier"]: TierHealth(row["queued"], row["oldest_age"], row["overdue"],
-                                    list(row["ages"] or ()))
-            for row in await self._fetch("queued_health", LONGEST_WAITING)
-        }
-        groups = [
-            GroupHealth(row["tier"], row["owner"], row["customer"], row["queued"],
-                        row["running"], row["oldest_age"])
-            for row in await self._fetch("busiest_groups", BUSIEST_GROUPS)
-        ]
-        finished = {row["status"]: row["orders"]
-                    for row in await self._fetch("finished_by_status", window)}
-        return QueueHealth(tiers, groups, finished.get("succeeded", 0), finished.get("failed", 0))
+        """One read-only transaction: now() is its start, so every age is measured from the
+        same moment and the figures agree with each other."""
+        queries = self._queries
+        async with self._connection() as connection, connection.transaction(readonly=True):
+            counts = await connection.fetch(queries["queued_health"])
+            longest = await connection.fetch(queries["longest_waiting"], LONGEST_WAITING)
+            groups = await connection.fetch(queries["busiest_groups"], BUSIEST_GROUPS)
+            finished = {row["status"]: row["orders"] for row in await connection.fetch(
+                queries["finished_by_status"], window)}
+        return health.queue_health(counts, longest, groups, finished)
 
     async def _recent_waits(
         self, query: str, column: str, names: Iterable[str],

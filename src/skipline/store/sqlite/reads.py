@@ -11,13 +11,11 @@ from skipline.domain.fairness import GroupKey
 from skipline.domain.models import (
     ApiKey,
     Delivery,
-    GroupHealth,
     Order,
     OrderQuery,
     QueueHealth,
     StoreStats,
     TierCounts,
-    TierHealth,
 )
 from skipline.domain.reporting import (
     BUSIEST_GROUPS,
@@ -25,6 +23,7 @@ from skipline.domain.reporting import (
     RECENT_WAITS,
     THROUGHPUT_WINDOW,
 )
+from skipline.store import health
 from skipline.store.sqlite.rows import delivery_from_row, key_from_row, order_from_row
 
 Queries = dict[str, str]
@@ -88,21 +87,16 @@ def stats(connection: sqlite3.Connection, queries: Queries, now: float) -> Store
 def queue_health(
     connection: sqlite3.Connection, queries: Queries, now: float, window: float,
 ) -> QueueHealth:
-    """Store.queue_health: queued orders per tier, the busiest groups, recent outcomes."""
-    tiers = {}
-    for row in connection.execute(queries["queued_health"], {"now": now}).fetchall():
-        waiting = [age for (age,) in connection.execute(queries["longest_waiting"], {
-            "now": now, "tier": row["tier"], "limit": LONGEST_WAITING}).fetchall()]
-        tiers[row["tier"]] = TierHealth(row["queued"], row["oldest_age"], row["overdue"], waiting)
-    groups = [
-        GroupHealth(row["tier"], row["owner"], row["customer"], row["queued"], row["running"],
-                    row["oldest_age"])
-        for row in connection.execute(
-            queries["busiest_groups"], {"now": now, "limit": BUSIEST_GROUPS}).fetchall()
-    ]
+    """Store.queue_health: due orders per tier and kind, the busiest groups, outcomes."""
+    counts = connection.execute(queries["queued_health"], {"now": now}).fetchall()
+    longest = connection.execute(
+        queries["longest_waiting"], {"now": now, "limit": LONGEST_WAITING}).fetchall()
+    groups = connection.execute(
+        queries["busiest_groups"], {"now": now, "limit": BUSIEST_GROUPS}).fetchall()
     finished = {row["status"]: row["n"] for row in connection.execute(
         queries["finished_by_status"], {"since": now - window}).fetchall()}
-    return QueueHealth(tiers, groups, finished.get("succeeded", 0), finished.get("failed", 0))
+    return health.queue_health(counts, longest, groups, finished)
+
 
 def _recent_waits(
     connection: sqlite3.Connection, sql: str, parameter: str, names: Iterable[str],

@@ -491,32 +491,37 @@ SELECT count(*)::int FROM orders
 WHERE finished_at >= now() - make_interval(secs => $1::float8);
 
 -- name: queued_health
--- Per tier with queued orders: how many, the oldest one's age, how many are overdue, and the
--- ages of the $1 longest-waiting ones (longest first); ages on the database's clock.
-SELECT q.tier, q.queued, q.oldest_age, q.overdue, longest.ages
-FROM (
-    SELECT tier, count(*)::int AS queued,
-           extract(epoch FROM now() - min(created_at))::float8 AS oldest_age,
-           (count(*) FILTER (WHERE overdue_at <= now()))::int AS overdue
-    FROM orders WHERE status = 'queued' GROUP BY tier
-) AS q
-CROSS JOIN LATERAL (
-    SELECT array_agg(extract(epoch FROM now() - w.created_at)::float8
-                     ORDER BY w.created_at, w.seq) AS ages
-    FROM (SELECT o.created_at, o.seq FROM orders o
-          WHERE o.status = 'queued' AND o.tier = q.tier
-          ORDER BY o.created_at, o.seq LIMIT $1) AS w
-) AS longest;
+-- Due queued orders per tier and kind, through orders_ready (orders scheduled for later or
+-- backing off are not in it, and not waiting for a worker yet); an order's wait counts from
+-- when it became due, as for started orders. Ages on the database's clock.
+SELECT tier, kind, count(*)::int AS ready,
+       extract(epoch FROM now() - min(greatest(created_at, not_before)))::float8 AS oldest_age,
+       (count(*) FILTER (WHERE overdue_at <= now()))::int AS overdue
+FROM orders WHERE status = 'queued' AND NOT waiting AND available_at <= now()
+GROUP BY tier, kind;
+
+-- name: longest_waiting
+-- The $1 longest-waiting due orders of each tier and of each kind, with their ranks.
+SELECT tier, kind, age, by_tier, by_kind FROM (
+    SELECT tier, kind, extract(epoch FROM now() - greatest(created_at, not_before))::float8 AS age,
+           row_number() OVER (PARTITION BY tier
+                              ORDER BY greatest(created_at, not_before), seq) AS by_tier,
+           row_number() OVER (PARTITION BY kind
+                              ORDER BY greatest(created_at, not_before), seq) AS by_kind
+    FROM orders WHERE status = 'queued' AND NOT waiting AND available_at <= now()
+) AS ranked
+WHERE by_tier <= $1 OR by_kind <= $1;
 
 -- name: busiest_groups
 SELECT tier, owner, customer,
-       (count(*) FILTER (WHERE status = 'queued'))::int AS queued,
+       (count(*) FILTER (WHERE status = 'queued'))::int AS ready,
        (count(*) FILTER (WHERE status = 'running'))::int AS running,
-       extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued'))::float8
-           AS oldest_age
-FROM orders WHERE status IN ('queued', 'running')
+       extract(epoch FROM now() - min(greatest(created_at, not_before))
+                                  FILTER (WHERE status = 'queued'))::float8 AS oldest_age
+FROM orders
+WHERE (status = 'queued' AND NOT waiting AND available_at <= now()) OR status = 'running'
 GROUP BY tier, owner, customer
-ORDER BY queued DESC, running DESC, tier, owner, customer
+ORDER BY ready DESC, running DESC, tier, owner, customer
 LIMIT $1;
 
 -- name: finished_by_status

@@ -306,27 +306,40 @@ LIMIT :limit
 SELECT count(*) FROM orders WHERE finished_at IS NOT NULL AND finished_at >= :since
 
 -- name: queued_health
--- Through the partial index of queued orders (orders_queued_by_turn): one pass over them.
-SELECT tier, count(*) AS queued, :now - min(created_at) AS oldest_age,
+-- Due queued orders per tier and kind, through the ready index (orders_ready_by_turn: orders
+-- scheduled for later or backing off are not in it, and not waiting for a worker yet); an
+-- order's wait counts from when it became due, as for started orders.
+SELECT tier, kind, count(*) AS ready,
+       :now - min(max(created_at, coalesce(not_before, 0))) AS oldest_age,
        sum(overdue_at IS NOT NULL AND overdue_at <= :now) AS overdue
-FROM orders WHERE status = 'queued' GROUP BY tier
+FROM orders WHERE status = 'queued' AND waiting = 0 AND available_at <= :now
+GROUP BY tier, kind
 
 -- name: longest_waiting
-SELECT :now - created_at AS age FROM orders
-WHERE status = 'queued' AND tier = :tier
-ORDER BY created_at, seq
-LIMIT :limit
+-- The :limit longest-waiting due orders of each tier and of each kind, with their ranks.
+SELECT tier, kind, age, by_tier, by_kind FROM (
+    SELECT tier, kind, :now - max(created_at, coalesce(not_before, 0)) AS age,
+           row_number() OVER (PARTITION BY tier
+                              ORDER BY max(created_at, coalesce(not_before, 0)), seq) AS by_tier,
+           row_number() OVER (PARTITION BY kind
+                              ORDER BY max(created_at, coalesce(not_before, 0)), seq) AS by_kind
+    FROM orders WHERE status = 'queued' AND waiting = 0 AND available_at <= :now
+)
+WHERE by_tier <= :limit OR by_kind <= :limit
 
 -- name: busiest_groups
--- Queued and running orders, each through its own partial index, grouped by fair-share group.
+-- Due and running orders, each through its own partial index, grouped by fair-share group.
 SELECT tier, owner, customer,
-       sum(status = 'queued') AS queued, sum(status = 'running') AS running,
-       :now - min(CASE WHEN status = 'queued' THEN created_at END) AS oldest_age
-FROM (SELECT tier, owner, customer, status, created_at FROM orders WHERE status = 'queued'
+       sum(status = 'queued') AS ready, sum(status = 'running') AS running,
+       :now - min(CASE WHEN status = 'queued' THEN max(created_at, coalesce(not_before, 0))
+                  END) AS oldest_age
+FROM (SELECT tier, owner, customer, status, created_at, not_before FROM orders
+      WHERE status = 'queued' AND waiting = 0 AND available_at <= :now
       UNION ALL
-      SELECT tier, owner, customer, status, created_at FROM orders WHERE status = 'running')
+      SELECT tier, owner, customer, status, created_at, not_before FROM orders
+      WHERE status = 'running')
 GROUP BY tier, owner, customer
-ORDER BY queued DESC, running DESC, tier, owner, customer
+ORDER BY ready DESC, running DESC, tier, owner, customer
 LIMIT :limit
 
 -- name: finished_by_status
