@@ -497,7 +497,8 @@ class PostgresStore:
         queries = self._queries
         async with self._connection() as connection, connection.transaction(readonly=True):
             counts = await connection.fetch(queries["queued_health"])
-            longest = await connection.fetch(queries["longest_waiting"], LONGEST_WAITING)
+            longest = health.ranked_waiting(
+                await connection.fetch(queries["longest_waiting"], LONGEST_WAITING))
             groups = await connection.fetch(queries["busiest_groups"], BUSIEST_GROUPS)
             finished = {row["status"]: row["orders"] for row in await connection.fetch(
                 queries["finished_by_status"], window)}

@@ -89,13 +89,18 @@ def queue_health(
 ) -> QueueHealth:
     """Store.queue_health: due orders per tier and kind, the busiest groups, outcomes."""
     counts = connection.execute(queries["queued_health"], {"now": now}).fetchall()
-    longest = connection.execute(
-        queries["longest_waiting"], {"now": now, "limit": LONGEST_WAITING}).fetchall()
+
+    def longest(query: str, names: set[str]) -> dict[str, list[float]]:
+        return {name: [age for (age,) in connection.execute(queries[query], {
+            "now": now, "name": name, "limit": LONGEST_WAITING}).fetchall()] for name in names}
+
+    waiting = health.Waiting(longest("longest_waiting", {row["tier"] for row in counts}),
+                             longest("longest_waiting_of_kind", {row["kind"] for row in counts}))
     groups = connection.execute(
         queries["busiest_groups"], {"now": now, "limit": BUSIEST_GROUPS}).fetchall()
     finished = {row["status"]: row["n"] for row in connection.execute(
         queries["finished_by_status"], {"since": now - window}).fetchall()}
-    return health.queue_health(counts, longest, groups, finished)
+    return health.queue_health(counts, waiting, groups, finished)
 
 
 def _recent_waits(
