@@ -30,6 +30,7 @@ SHARED_QUERIES = frozenset({
     "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
     "insert_key", "find_key", "list_keys", "revoke_key",
     "requeue_order", "claim_callbacks", "record_callback", "find_callbacks",
+    "register_worker", "beat_worker", "remove_worker", "live_workers", "prune_workers",
 })
 """Queries that mean the same in both backends, so they have the same name in both."""
 

@@ -36,6 +36,7 @@ from skipline.domain.reporting import RECENT_WAITS, THROUGHPUT_WINDOW
 from skipline.domain.scheduling import pick_claims
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.memory_callbacks import MemoryCallbacks
+from skipline.store.memory_workers import MemoryWorkerRegistry
 from skipline.store.wakeup import WakeUp, wait_on
 
 
@@ -50,11 +51,11 @@ def matches(query: OrderQuery, order: Order) -> bool:
     )
 
 
-class MemoryStore:
+class MemoryStore(MemoryWorkerRegistry):
     """Keeps everything in dicts. One asyncio loop only."""
 
     def __init__(self, clock: Clock | None = None) -> None:
-        self._clock = clock or SystemClock()
+        super().__init__(clock or SystemClock())
         self._orders: dict[str, Order] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # order id -> (token, expires_at)
         self._idempotency: dict[tuple[str, str], str] = {}

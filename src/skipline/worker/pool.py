@@ -1,8 +1,9 @@
 """WorkerPool: claims orders into free slots (no prefetch: invariant 2 (docs/architecture.md)),
 runs the handler on each, records the outcome under the lease token, renews the leases of
 running orders (invariant 4), and drains gracefully on shutdown (invariant 5). It composes the
-other worker modules (executor, recorder, heartbeat, suspect gate); the lease reaper and the
-pruner run beside it, started by the process runtime (skipline.maintenance)."""
+other worker modules (executor, recorder, heartbeat, suspect gate, its row in the worker
+registry); the lease reaper and the pruner run beside it, started by the process runtime
+(skipline.maintenance)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.crashpoints import crash_point
 from skipline.domain.models import Lease
+from skipline.domain.workers import DEFAULT_KIND
 from skipline.handlers import Handler
 from skipline.logs import order_fields
 from skipline.retrying import describe_error, log_store_error, store_pause
 from skipline.store.base import Store
 from skipline.worker.executor import Executor
 from skipline.worker.heartbeat import Heartbeat
+from skipline.worker.presence import Presence
 from skipline.worker.recorder import Recorder
 from skipline.worker.runs import Run, Signals
 from skipline.worker.suspects import SuspectGate
@@ -68,6 +71,13 @@ class WorkerPool:
         self._heartbeat = Heartbeat(
             store, settings, self.worker_id, self._runs.values, self._lose
         ) if settings.heartbeats else None
+        self._presence = Presence(store, settings, self.worker_id, self.kinds, lambda: self._busy)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of order this pool serves, as the worker registry shows them; the one
+        place that says it."""
+        return (DEFAULT_KIND,)
 
     @property
     def running(self) -> int:
@@ -95,6 +105,7 @@ class WorkerPool:
             return
         self._signals = Signals(asyncio.Event(), asyncio.Event(), asyncio.Event())
         self._executor.open()
+        self._presence.start()
         if self._heartbeat is not None:
             self._heartbeat.start()
         self._claim_task = asyncio.create_task(
@@ -131,6 +142,7 @@ class WorkerPool:
         await self._finish_or_release(deadline)
         if self._heartbeat is not None:
             await self._heartbeat.stop()
+        await self._presence.stop()
         self._executor.close()
         log.info("worker %s stopped", self.worker_id)
 
