@@ -12,6 +12,7 @@ from skipline.auth import hash_secret, new_secret, same_hash
 from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.domain.errors import (
+    AdminRequired,
     CallbackNotAllowed,
     CustomerNotAllowed,
     CustomerQueueFull,
@@ -45,6 +46,7 @@ from skipline.domain.models import (
 )
 from skipline.domain.ratelimit import RateLimiter
 from skipline.domain.reporting import THROUGHPUT_WINDOW
+from skipline.domain.workers import WorkerProcess
 from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
@@ -358,6 +360,20 @@ class OrderService:
         owner = None if caller.admin else caller.name
         query = OrderQuery(owner, status, tier, limit, before_seq, customer)
         return await self.store.list_orders(query)
+
+    async def workers(self, caller: Caller) -> list[WorkerProcess]:
+        """The live worker pools of the worker registry, for an admin key only."""
+        self.check_admin(caller, "the worker registry")
+        return await self.store.list_workers()
+
+    @staticmethod
+    def check_admin(caller: Caller, what: str) -> None:
+        """NotAuthenticated without a key, AdminRequired with a key that is not an admin's."""
+        if caller.admin:
+            return
+        if caller.anonymous:
+            raise NotAuthenticated(f"{what} needs an admin API key")
+        raise AdminRequired(f"{what} needs an admin API key; key {caller.name!r} is not one")
 
     @staticmethod
     def check_may_list(caller: Caller) -> None:

@@ -21,7 +21,7 @@ from skipline.domain.models import Caller
 
 log = logging.getLogger("skipline.api")
 
-AUTHENTICATED_RESOURCES = frozenset({"orders", "order", "order-retry"})
+AUTHENTICATED_RESOURCES = frozenset({"orders", "order", "order-retry", "workers"})
 """Resource names whose handlers act for a caller; the rest (health, stats, docs) are open."""
 UNMATCHED = "unmatched"
 """The route label of requests that matched no route (404, 405)."""

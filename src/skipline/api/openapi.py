@@ -220,6 +220,13 @@ def _service_paths() -> dict[str, Any]:
     return {
         "/stats": {"get": {"summary": "Per-tier counts, waits and throughput",
                            "responses": {"200": _ok("Statistics.", "StatsOut")}}},
+        "/workers": {"get": {
+            "summary": "The live worker pools (the worker registry): host, pid, kinds, slots "
+                       "busy and total, last heartbeat; a pool is gone once its heartbeat is "
+                       "a lease old",
+            "security": [{"apiKey": []}],
+            "responses": {"200": _ok("The live pools.", "WorkerList"), **_problems(401, 403)},
+        }},
         "/healthz": {"get": {"summary": "The process is alive",
                              "responses": {"200": _ok("Alive.", "Health")}}},
         "/readyz": {"get": {"summary": "The store answers and orders are accepted",

@@ -22,6 +22,7 @@ from skipline.api.errors import (
 )
 from skipline.api.schemas import Problem
 from skipline.domain.errors import (
+    AdminRequired,
     CallbackNotAllowed,
     CustomerNotAllowed,
     CustomerQueueFull,
@@ -65,6 +66,7 @@ PROBLEM_TYPES: dict[type[SkiplineError], ProblemType] = {
     NotAuthenticated: ProblemType(401, "not-authenticated"),
     InvalidApiKey: ProblemType(401, "invalid-api-key"),
     TierNotAllowed: ProblemType(403, "tier-not-allowed"),
+    AdminRequired: ProblemType(403, "admin-required"),
     CustomerNotAllowed: ProblemType(403, "customer-not-allowed"),
     OrderNotFound: ProblemType(404, "order-not-found"),
     RequestTimeout: ProblemType(408, "request-timeout"),

@@ -35,6 +35,10 @@ class NotAuthenticated(SkiplineError):
     """A valid API key is required."""
 
 
+class AdminRequired(SkiplineError):
+    """This needs an admin API key."""
+
+
 class InvalidApiKey(SkiplineError):
     """The API key is unknown or revoked."""
 
