@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skipline.domain.models import Order
+
 DEFAULT_KIND = "default"
 """The kind of order every pool serves until orders carry kinds of their own."""
+
+
+def order_kind(order: Order) -> str:
+    """The kind an order is counted under (metrics, the registry): the one place that says."""
+    del order
+    return DEFAULT_KIND
 
 
 @dataclass(frozen=True, slots=True)

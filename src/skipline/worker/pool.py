@@ -19,9 +19,10 @@ from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.crashpoints import crash_point
 from skipline.domain.models import Lease
-from skipline.domain.workers import DEFAULT_KIND
+from skipline.domain.workers import DEFAULT_KIND, order_kind
 from skipline.handlers import Handler
 from skipline.logs import order_fields
+from skipline.metrics import Metrics
 from skipline.retrying import describe_error, log_store_error, store_pause
 from skipline.store.base import Store
 from skipline.worker.executor import Executor
@@ -49,8 +50,10 @@ class WorkerPool:
 
     def __init__(
         self, store: Store, settings: Settings, handler: Handler,
-        clock: Clock | None = None, worker_id: str | None = None,
+        clock: Clock | None = None, worker_id: str | None = None, metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`, when given, gets handler run times, failures, retries and dead letters
+        (the process's /metrics)."""
         self.store = store
         self.settings = settings
         self.handler = handler
@@ -66,7 +69,8 @@ class WorkerPool:
         self._claim_task: asyncio.Task[None] | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._executor = Executor(handler, settings.order_timeout)
-        self._recorder = Recorder(store, settings, self.clock)
+        self._metrics = metrics
+        self._recorder = Recorder(store, settings, self.clock, metrics)
         self._suspects = SuspectGate(enabled=settings.heartbeats)
         self._heartbeat = Heartbeat(
             store, settings, self.worker_id, self._runs.values, self._lose
@@ -348,6 +352,9 @@ class WorkerPool:
         try:
             outcome = await self._executor.execute(run)
             self._free_slot(run)
+            if self._metrics is not None:
+                self._metrics.handler_ran(order_kind(order), self.clock.now() - run.started,
+                                          outcome.error is not None)
             if outcome.error is None:
                 crash_point("before_complete")
                 await self._recorder.complete(run, outcome.result)
