@@ -6,7 +6,9 @@ it beats, and forgets it one lease after a SIGKILL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,14 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from skipline.testing import free_port
-from tests.acceptance.processes import Launcher, Server, accept, auth, wait_until_final
+from tests.acceptance.processes import (
+    Launcher,
+    Server,
+    accept,
+    auth,
+    get_order,
+    wait_until_final,
+)
 
 HANDLERS = '''
 import asyncio
@@ -97,3 +106,42 @@ async def test_a_worker_process_serves_its_metrics_and_is_in_the_registry(
     while await listed_workers(http, api, admin):
         assert time.monotonic() - killed_at < 3 * LEASE, "a killed worker stays listed"
         await asyncio.sleep(0.1)
+
+
+async def test_the_workers_command_lists_the_pools(launcher: Launcher) -> None:
+    admin = await launcher.add_key("root", "regular", "--admin")
+    user = await launcher.add_key("alice", "vip")
+    server = await launcher.serve("--workers", "3")
+    url = ("--url", server.url)
+
+    as_json: dict[str, Any] = {"workers": []}
+    for _ in range(50):  # the API answers before its pool has signed in
+        as_json = json.loads((await launcher.cli("workers", *url, "--key", admin,
+                                                 "--json")).stdout)
+        if as_json["workers"]:
+            break
+        await asyncio.sleep(0.1)
+    (pool,) = as_json["workers"]
+    assert (pool["pid"], pool["kinds"], pool["slots_busy"], pool["slots_total"]) == (
+        server.pid, ["default"], 0, 3)
+    assert pool["last_heartbeat"].endswith("Z")
+    table = (await launcher.cli("workers", *url, "--key", admin)).stdout
+    row = next(line for line in table.splitlines() if pool["id"] in line)
+    assert str(server.pid) in row and "0/3" in row and "default" in row
+    refused = await launcher.cli("workers", *url, "--key", user, check=False)
+    assert refused.returncode == 1 and "403" in refused.stderr and "admin" in refused.stderr
+
+
+async def test_a_metrics_port_in_use_stops_the_worker_before_it_claims(
+    launcher: Launcher, http: aiohttp.ClientSession,
+) -> None:
+    api = await launcher.serve("--no-workers")
+    order_id = await accept(http, api, {"duration": 0})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = launcher.start("--metrics-port", str(port), command="worker")
+        assert await worker.wait_exit(within=20) == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in worker.log_tail()
+    assert (await get_order(http, api, order_id))["status"] == "queued"
