@@ -28,7 +28,7 @@ class Presence:
     ) -> None:
         self.store = store
         self.expiry = settings.lease_seconds
-        self.sign_in = WorkerSignIn(
+        self.identity = WorkerSignIn(
             worker_id, socket.gethostname(), os.getpid(), kinds, settings.workers)
         self._busy = busy
         self._signed_in = False
@@ -56,14 +56,14 @@ class Presence:
         """Beat; sign in (again) when the registry no longer holds this pool alive: at start,
         or after the row expired while the store could not be reached."""
         if self._signed_in and await self.store.beat_worker(
-            self.sign_in.id, self._busy(), self.expiry
+            self.identity.id, self._busy(), self.expiry
         ):
             return
         if self._signed_in:
             log.warning("worker %s: its registry row had expired; signing in again",
-                        self.sign_in.id)
-        await self.store.register_worker(self.sign_in, self.expiry)
+                        self.identity.id)
+        await self.store.register_worker(self.identity, self.expiry)
         self._signed_in = True
 
     async def _remove(self) -> None:
-        await self.store.remove_worker(self.sign_in.id)
+        await self.store.remove_worker(self.identity.id)
