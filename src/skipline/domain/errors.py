@@ -36,7 +36,7 @@ class NotAuthenticated(SkiplineError):
 
 
 class AdminRequired(SkiplineError):
-    """This needs an admin API key."""
+    """An admin API key is required."""
 
 
 class InvalidApiKey(SkiplineError):
