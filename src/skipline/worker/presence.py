@@ -5,6 +5,7 @@ from the registry one lease after its last beat, and the lease reaper deletes th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -16,6 +17,10 @@ from skipline.retrying import Periodic, attempt_logged
 from skipline.store.base import Store
 
 log = logging.getLogger(__name__)
+
+SIGN_OUT_SECONDS = 1.0
+"""How long a stop tries to remove the row: a courtesy, since the row expires anyway, that must
+not hold up a drain (or a fast exit) while the store does not answer."""
 
 
 class Presence:
@@ -66,4 +71,5 @@ class Presence:
         self._signed_in = True
 
     async def _remove(self) -> None:
-        await self.store.remove_worker(self.identity.id)
+        async with asyncio.timeout(SIGN_OUT_SECONDS):
+            await self.store.remove_worker(self.identity.id)
