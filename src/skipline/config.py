@@ -87,6 +87,10 @@ class Settings:
     db: str = DEFAULT_DB
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    """Where a process that serves no API (`skipline worker`) serves /metrics; None: nowhere.
+    The API's own /metrics is on `port`."""
     workers: int = 3
     handler: str = "simulate"
     """The function for the kind `default` ('simulate' or 'M:F'), unless `handlers` is set."""
@@ -136,6 +140,8 @@ class Settings:
         checks: list[tuple[bool, str]] = [
             (self.workers >= 0, "workers must be >= 0"),
             (1 <= self.port <= 65535, "port must be between 1 and 65535"),
+            (self.metrics_port is None or 1 <= self.metrics_port <= 65535,
+             "metrics_port must be between 1 and 65535"),
             (self.drain_timeout >= 0, "drain_timeout must be >= 0"),
             (self.lease_seconds > 0, "lease_seconds must be > 0"),
             (self.order_timeout > 0, "order_timeout must be > 0"),

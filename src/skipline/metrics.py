@@ -30,6 +30,9 @@ from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                   300.0, 900.0, 3600.0)
+"""Handler run times reach from a no-op's microseconds to the hour of the default timeout."""
 
 
 class RouteFigures:
@@ -50,6 +53,21 @@ class RouteFigures:
         self.seconds += seconds
 
 
+class KindFigures:
+    """What this process's workers did with orders of one kind: a histogram of handler run
+    times, and counts of handler failures, retries and dead letters."""
+
+    __slots__ = ("buckets", "dead_letters", "failures", "retries", "seconds")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(HANDLER_BUCKETS) + 1)
+        """Per bucket, not cumulative; the last one is +Inf."""
+        self.seconds = 0.0
+        self.failures = 0
+        self.retries = 0
+        self.dead_letters = 0
+
+
 class Metrics:
     """The metrics of one skipline application and the registry that holds them."""
 
@@ -65,6 +83,8 @@ class Metrics:
         """Requests by (route template, method)."""
         self.pruned = 0
         """Finished orders deleted by this process's retention (maintenance.Pruner)."""
+        self.kinds: dict[str, KindFigures] = {}
+        """What this process's workers did, by kind of order."""
         self.registry.register(RequestCollector(self))
         self._add_store_gauges()
 
@@ -111,6 +131,28 @@ class Metrics:
 
     def orders_pruned(self, count: int) -> None:
         self.pruned += count
+
+    def kind(self, kind: str) -> KindFigures:
+        """The figures of one kind of order, created on first use."""
+        figures = self.kinds.get(kind)
+        if figures is None:
+            figures = self.kinds[kind] = KindFigures()
+        return figures
+
+    def handler_ran(self, kind: str, seconds: float, failed: bool) -> None:
+        """One handler run is over (a result, an error or a timeout; not a cancellation)."""
+        figures = self.kind(kind)
+        figures.buckets[bisect_left(HANDLER_BUCKETS, seconds)] += 1
+        figures.seconds += seconds
+        figures.failures += 1 if failed else 0
+
+    def order_retried(self, kind: str) -> None:
+        """A failed run was recorded and the order queued again after its backoff."""
+        self.kind(kind).retries += 1
+
+    def order_dead(self, kind: str) -> None:
+        """A failed run was the order's last attempt: it is failed for good (dead letter)."""
+        self.kind(kind).dead_letters += 1
 
     def route(self, route: str, method: str) -> RouteFigures:
         """The figures of one (route, method), created on first use."""
@@ -168,6 +210,8 @@ class RequestCollector(Collector):
         )
         yield self._requests()
         yield self._latency()
+        yield self._handler_times()
+        yield from self._kind_counters()
 
     def _accepted(self) -> Metric:
         family = CounterMetricFamily(
@@ -207,9 +251,41 @@ class RequestCollector(Collector):
         return family
 
 
-def cumulative(buckets: list[int]) -> list[tuple[str, float]]:
+    def _handler_times(self) -> Metric:
+        family = HistogramMetricFamily(
+            "skipline_handler_duration_seconds",
+            "Handler run time of the orders this process's workers ran, by kind of order.",
+            labels=["kind"],
+        )
+        for kind, figures in sorted(self.metrics.kinds.items()):
+            family.add_metric([kind], cumulative(figures.buckets, HANDLER_BUCKETS),
+                              figures.seconds)
+        return family
+
+    def _kind_counters(self) -> Iterator[Metric]:
+        for name, attribute, text in KIND_COUNTERS:
+            family = CounterMetricFamily(name, text, labels=["kind"])
+            for kind, figures in sorted(self.metrics.kinds.items()):
+                family.add_metric([kind], getattr(figures, attribute))
+            yield family
+
+
+KIND_COUNTERS = (
+    ("skipline_handler_failures", "failures",
+     "Handler runs of this process that ended in an error or a timeout, by kind of order."),
+    ("skipline_order_retries", "retries",
+     "Failed runs this process recorded that queued the order again (after a backoff)."),
+    ("skipline_dead_letters", "dead_letters",
+     "Failed runs this process recorded that were the order's last attempt (failed for good)."),
+)
+"""(family name, KindFigures attribute, help) of the per-kind counters."""
+
+
+def cumulative(
+    buckets: list[int], bounds_of: tuple[float, ...] = LATENCY_BUCKETS
+) -> list[tuple[str, float]]:
     """Per-bucket counts as Prometheus's cumulative (le, count) pairs, +Inf last."""
-    bounds = [repr(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
+    bounds = [repr(bound) for bound in bounds_of] + ["+Inf"]
     pairs = []
     running = 0
     for bound, count in zip(bounds, buckets, strict=True):

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from skipline.api import METRICS, SERVICE, create_app
 from skipline.api.access_log import AccessLogger, access_logger
+from skipline.api.metrics_app import create_metrics_app
 from skipline.api.protocol import ProblemAppRunner
 from skipline.clock import Clock
 from skipline.config import Settings
@@ -88,7 +89,8 @@ class Workers:
         self, store: Store, settings: Settings, handler: Handler | Handlers, *,
         metrics: Metrics | None = None, clock: Clock | None = None, worker_id: str | None = None,
     ) -> None:
-        self.pool = WorkerPool(store, settings, handler, clock=clock, worker_id=worker_id)
+        self.pool = WorkerPool(store, settings, handler, clock=clock, worker_id=worker_id,
+                               metrics=metrics)
         self.maintenance = Maintenance(store, settings, metrics)
 
     async def start(self) -> None:
@@ -198,6 +200,8 @@ async def _run_parts(
     try:
         if plan.api and not await parts.start_api(plan.access_log):
             return 1
+        if not plan.api and not await parts.start_metrics():
+            return 1
         if plan.pool_handlers is not None:
             hurry.watch(await parts.start_pool(plan.pool_handlers))
         found = await queue_counts(service.store)
@@ -218,6 +222,7 @@ class _Parts:
         self.service = service
         self.metrics = Metrics()
         self.runner: web.AppRunner | None = None
+        self.metrics_runner: web.AppRunner | None = None
         self.workers: Workers | None = None
         self.sampler: HistorySampler | None = None
 
@@ -244,6 +249,28 @@ class _Parts:
         await self.sampler.start()
         return True
 
+    async def start_metrics(self) -> bool:
+        """Without the API, serve /metrics on settings.metrics_host:metrics_port when a port
+        is given; False (after one log line) if that is impossible."""
+        settings = self.service.settings
+        if settings.metrics_port is None:
+            return True
+        self.metrics_runner = web.AppRunner(
+            create_metrics_app(self.service, self.metrics), shutdown_timeout=1.0,
+            access_log=None)
+        await self.metrics_runner.setup()
+        try:
+            await web.TCPSite(
+                self.metrics_runner, settings.metrics_host, settings.metrics_port).start()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            logger.error("cannot serve metrics on %s:%s: %s", settings.metrics_host,
+                         settings.metrics_port, reason)
+            return False
+        logger.info("serving metrics on http://%s:%s/metrics", settings.metrics_host,
+                    settings.metrics_port)
+        return True
+
     async def start_pool(self, handler: Handlers) -> WorkerPool:
         self.workers = Workers(
             self.service.store, self.service.settings, handler, metrics=self.metrics)
@@ -267,10 +294,13 @@ class _Parts:
         sampler, self.sampler = self.sampler, None
         if sampler is not None:
             await sampler.stop()
+        metrics_runner, self.metrics_runner = self.metrics_runner, None
         if workers is not None:
             await workers.stop()
         if runner is not None:
             await runner.cleanup()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
 
 
 def skipline_context(

@@ -50,6 +50,7 @@ from skipline.domain.models import (
 from skipline.domain.queueview import QueueView, queue_view
 from skipline.domain.ratelimit import RateLimiter
 from skipline.domain.reporting import OUTCOME_WINDOW, THROUGHPUT_WINDOW
+from skipline.domain.workers import WorkerProcess
 from skipline.statscache import StatsCache
 from skipline.store.base import Store
 
@@ -415,6 +416,20 @@ class OrderService:
         owner = None if caller.admin else caller.name
         query = OrderQuery(owner, status, tier, limit, before_seq, customer, kind)
         return await self.store.list_orders(query)
+
+    async def workers(self, caller: Caller) -> list[WorkerProcess]:
+        """The live worker pools of the worker registry, for an admin key only."""
+        self.check_admin(caller, "the worker registry")
+        return await self.store.list_workers()
+
+    @staticmethod
+    def check_admin(caller: Caller, what: str) -> None:
+        """NotAuthenticated without a key, AdminRequired with a key that is not an admin's."""
+        if caller.admin:
+            return
+        if caller.anonymous:
+            raise NotAuthenticated(f"{what} needs an admin API key")
+        raise AdminRequired(f"{what} needs an admin API key; key {caller.name!r} is not one")
 
     @staticmethod
     def check_may_list(caller: Caller) -> None:

@@ -177,6 +177,17 @@ def test_check_hides_the_database_password(workdir: Path) -> None:
     assert settings["db"] == "postgresql://app:***@db.example:5432/q"
 
 
+def test_a_worker_takes_its_metrics_address_from_flags_or_environment(workdir: Path) -> None:
+    assert checked_settings("worker", "--db", "memory://")["metrics_port"] is None
+    flags = checked_settings("worker", "--db", "memory://", "--metrics-port", "9101",
+                             "--metrics-host", "0.0.0.0")
+    assert (flags["metrics_host"], flags["metrics_port"]) == ("0.0.0.0", 9101)
+    env = checked_settings("worker", "--db", "memory://", env={"SKIPLINE_METRICS_PORT": "9102"})
+    assert env["metrics_port"] == 9102
+    assert_config_error(invoke("worker", "--db", "memory://", "--metrics-port", "0", "--check"),
+                        "metrics_port")
+
+
 def test_help_shows_environment_variables() -> None:
     result = invoke("serve", "--help")
     assert result.exit_code == 0

@@ -32,6 +32,7 @@ SHARED_QUERIES = frozenset({
     "requeue_order", "claim_callbacks", "record_callback", "find_callbacks", "promote_due",
     "kind_counts",
     "queued_health", "longest_waiting", "busiest_groups", "finished_by_status",
+    "register_worker", "beat_worker", "remove_worker", "live_workers", "prune_workers",
 })
 """Queries that mean the same in both backends, so they have the same name in both."""
 

@@ -104,6 +104,13 @@ EXAMPLES: dict[tuple[str, str], Example] = {
                                "overdue": 0, "wait_p50": 0.004, "wait_p99": 0.4}},
              "succeeded_per_second": 12.4, "failed_per_second": 0.1}]},
     ),
+    ("get", "/workers"): Example(
+        "curl -s {base}/workers" + KEY_HEADER, 200,
+        {"workers": [{"id": "app-1:4242:9f3a1c", "host": "app-1", "pid": 4242,
+                      "kinds": ["default"], "slots_busy": 3, "slots_total": 8,
+                      "started_at": "2026-12-02T06:58:10.204000Z",
+                      "last_heartbeat": "2026-12-02T07:05:40.871000Z"}]},
+    ),
     ("get", "/healthz"): Example("curl -s {base}/healthz", 200, {"status": "ok"}),
     ("get", "/readyz"): Example("curl -s {base}/readyz", 200, {"status": "ready"}),
     ("get", "/metrics"): Example(

@@ -24,7 +24,8 @@ log = logging.getLogger("skipline.api")
 SUMMARY_RESOURCES = frozenset({"stats", "stats-queues", "stats-history"})
 """The dashboard's summary: a key is checked when one is sent (its handlers decide what an
 admin sees), and without one the caller is anonymous even where anonymous orders are refused."""
-AUTHENTICATED_RESOURCES = frozenset({"orders", "order", "order-retry"}) | SUMMARY_RESOURCES
+AUTHENTICATED_RESOURCES = (
+    frozenset({"orders", "order", "order-retry", "workers"}) | SUMMARY_RESOURCES)
 """Resource names whose handlers act for a caller; the rest (health, docs) are open."""
 UNMATCHED = "unmatched"
 """The route label of requests that matched no route (404, 405)."""

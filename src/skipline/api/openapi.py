@@ -243,6 +243,13 @@ def _service_paths() -> dict[str, Any]:
                                   {"type": "number", "minimum": 0})],
             "responses": {"200": _ok("Samples, oldest first.", "HistoryOut"),
                           **_problems(401, 403, 422)}}},
+        "/workers": {"get": {
+            "summary": "The live worker pools (the worker registry): host, pid, kinds, slots "
+                       "busy and total, last heartbeat; a pool is gone once its heartbeat is "
+                       "a lease old",
+            "security": [{"apiKey": []}],
+            "responses": {"200": _ok("The live pools.", "WorkerList"), **_problems(401, 403)},
+        }},
         "/healthz": {"get": {"summary": "The process is alive",
                              "responses": {"200": _ok("Alive.", "Health")}}},
         "/readyz": {"get": {"summary": "The store answers and orders are accepted",

@@ -27,6 +27,7 @@ from skipline.api.schemas import (
     decode_order_request,
     order_out,
     stats_out,
+    workers_out,
 )
 from skipline.crashpoints import crash_point
 from skipline.domain.errors import OutcomeUnknown, ShuttingDown, StoreUnavailable
@@ -47,6 +48,7 @@ def add_routes(app: web.Application) -> None:
     router.add_delete("/orders/{id}", cancel_order, name="order")
     router.add_post("/orders/{id}/retry", retry_order, name="order-retry")
     router.add_get("/stats", stats, name="stats")
+    router.add_get("/workers", list_workers, name="workers")
     router.add_get("/healthz", healthz, name="healthz")
     router.add_get("/readyz", readyz, name="readyz")
     router.add_get("/metrics", serve_metrics, name="metrics")
@@ -187,6 +189,11 @@ async def stats(request: web.Request) -> web.Response:
     service.check_may_read_summary(request[CALLER])
     snapshot = await service.stats()
     return json_response(stats_out(snapshot, service.settings.tiers, service.accepting))
+
+
+async def list_workers(request: web.Request) -> web.Response:
+    """The worker registry's live pools (admin keys only)."""
+    return json_response(workers_out(await request.app[SERVICE].workers(request[CALLER])))
 
 
 async def healthz(request: web.Request) -> web.Response:

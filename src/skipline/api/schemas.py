@@ -26,6 +26,7 @@ from skipline.domain.models import (
 )
 from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
+from skipline.domain.workers import WorkerProcess
 
 MAX_PAYLOAD_DEPTH = 64
 """Nesting limit for payloads, so no store ever recurses too deep serialising one."""
@@ -246,9 +247,30 @@ class Health(msgspec.Struct):
     status: str
 
 
+class WorkerOut(msgspec.Struct):
+    """One live worker pool (a `skipline worker` or `serve` process's pool), as the worker
+    registry holds it: its last heartbeat is at most one lease old."""
+
+    id: str
+    host: str
+    pid: int
+    kinds: list[str]
+    slots_busy: int
+    slots_total: int
+    started_at: datetime
+    last_heartbeat: datetime
+
+
+class WorkerList(msgspec.Struct):
+    """The live worker pools, the longest running first."""
+
+    workers: list[WorkerOut]
+
+
 SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
     OrderRequest, CallbackOut, PastRunOut, OrderOut, OrderPage, TierStats, KindStats, StatsOut,
     Problem, Health, TierPoint, TierQueue, CustomerQueue, QueuesOut, HistoryPoint, HistoryOut,
+    WorkerOut, WorkerList,
 )
 _ORDER_REQUEST_DECODER = msgspec.json.Decoder(OrderRequest)
 
@@ -412,3 +434,15 @@ def _tier_stats(name: str, stats: StoreStats, tiers: dict[str, Tier]) -> TierSta
 
 
 ENCODER = msgspec.json.Encoder()
+
+
+def workers_out(workers: list[WorkerProcess]) -> WorkerList:
+    return WorkerList([
+        WorkerOut(
+            id=worker.id, host=worker.host, pid=worker.pid, kinds=list(worker.kinds),
+            slots_busy=worker.slots_busy, slots_total=worker.slots_total,
+            started_at=datetime.fromtimestamp(worker.started_at, UTC),
+            last_heartbeat=datetime.fromtimestamp(worker.last_heartbeat, UTC),
+        )
+        for worker in workers
+    ])

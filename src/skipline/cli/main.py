@@ -12,6 +12,7 @@ from skipline.cli.keys import keys
 from skipline.cli.options import examples
 from skipline.cli.outcomes import failed, retry
 from skipline.cli.serve import serve, worker
+from skipline.cli.workers import workers
 
 FIRST_STEPS = examples(
     "skipline serve                                  # http://127.0.0.1:8080, ./skipline.db",
@@ -34,7 +35,7 @@ def cli() -> None:
     command has examples at the end of its --help."""
 
 
-for command in (serve, worker, keys, submit, status, stats, retry, failed, bench):
+for command in (serve, worker, workers, keys, submit, status, stats, retry, failed, bench):
     cli.add_command(command)
 
 

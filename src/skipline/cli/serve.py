@@ -44,6 +44,7 @@ SERVE_EXAMPLES = examples(
 )
 WORKER_EXAMPLES = examples(
     "skipline worker --db postgresql://skipline@db/skipline --concurrency 8",
+    "skipline worker --metrics-port 9101             # Prometheus: 127.0.0.1:9101/metrics",
     "skipline worker --handler shop.handlers:ship --log-format json",
     "skipline worker --handlers shop.tasks:handlers --db postgresql://skipline@db/skipline",
 )
@@ -90,6 +91,11 @@ def serve(
 @click.command(epilog=WORKER_EXAMPLES)
 @option("--concurrency", type=int, default=DEFAULTS.workers,
         help="Orders this process works on at once.")
+@option("--metrics-port", type=int, default=None, metavar="PORT",
+        help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics (the names of "
+             "serve's /metrics) [default: no HTTP endpoint].")
+@option("--metrics-host", default=DEFAULTS.metrics_host,
+        help="Address the metrics endpoint listens on.")
 @worker_options
 @store_options
 @callback_options

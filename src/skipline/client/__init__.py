@@ -1,7 +1,7 @@
 """A Python client of skipline's HTTP API: `Client` (async, aiohttp) and `SyncClient` (the same
 calls for scripts). Answers are typed orders; problem answers raise typed errors."""
 
-from skipline.client.asynchronous import Client, Order, Stats
+from skipline.client.asynchronous import Client, Order, Stats, Worker
 from skipline.client.errors import (
     BadRequest,
     ClientError,
@@ -21,5 +21,5 @@ from skipline.client.synchronous import SyncClient
 __all__ = [
     "BadRequest", "Client", "ClientError", "Conflict", "Forbidden", "NotFound", "Order",
     "PayloadTooLarge", "ProblemError", "RateLimited", "Stats", "SyncClient", "Unauthorized",
-    "Unavailable", "Unprocessable", "Unreachable",
+    "Unavailable", "Unprocessable", "Unreachable", "Worker",
 ]

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from skipline.api.schemas import OrderOut, OrderPage, StatsOut
+from skipline.api.schemas import OrderOut, OrderPage, StatsOut, WorkerList, WorkerOut
 from skipline.client.transport import Call, Transport
 from skipline.domain.models import MAX_WAIT
 
@@ -20,6 +20,9 @@ Order = OrderOut
 """An order as the API returns it (id, tier, status, attempts, times, payload, result, error,
 callback, history)."""
 Stats = StatsOut
+Worker = WorkerOut
+Workers = list[WorkerOut]
+"""(A name of its own: inside the clients, `list` is a method.)"""
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 DEFAULT_DEADLINE = 30.0
 """Seconds a call keeps retrying (connection errors, 503, 429) before it gives up."""
@@ -115,6 +118,11 @@ class Client:
     async def stats(self) -> Stats:
         answer = await self._transport.send(Call("GET", "/stats"))
         return msgspec.json.decode(answer.body, type=StatsOut)
+
+    async def workers(self) -> Workers:
+        """The live worker pools (an admin key only), the longest running first."""
+        answer = await self._transport.send(Call("GET", "/workers"))
+        return msgspec.json.decode(answer.body, type=WorkerList).workers
 
     async def _order(self, call: Call) -> Order:
         answer = await self._transport.send(call)

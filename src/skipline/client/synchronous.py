@@ -7,7 +7,14 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from skipline.client.asynchronous import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Client, Order, Stats
+from skipline.client.asynchronous import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    Client,
+    Order,
+    Stats,
+    Workers,
+)
 
 T = TypeVar("T")
 
@@ -63,6 +70,9 @@ class SyncClient:
 
     def stats(self) -> Stats:
         return self._run(self._client.stats())
+
+    def workers(self) -> Workers:
+        return self._run(self._client.workers())
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(call)

@@ -1,5 +1,6 @@
 """The LeaseReaper returns orders whose lease expired (their worker crashed, hung or lost the
-network) to the queue (invariant 4 (docs/architecture.md))."""
+network) to the queue (invariant 4 (docs/architecture.md)), and deletes the worker registry rows
+that expired the same way (a pool that stopped beating without signing out)."""
 
 from __future__ import annotations
 
@@ -50,4 +51,7 @@ class LeaseReaper:
         touched = await self.store.rescue_expired(self.max_rescues)
         if touched:
             log.info("rescued %d order(s) whose lease had expired", touched)
+        gone = await self.store.prune_workers()
+        if gone:
+            log.info("removed %d worker(s) from the registry: their heartbeat had expired", gone)
         return touched

@@ -23,6 +23,7 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
+from skipline.domain.workers import WorkerProcess, WorkerSignIn
 
 
 class Store(Protocol):
@@ -140,6 +141,33 @@ class Store(Protocol):
 
     async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
         """The deliveries of those orders that have one, by order id."""
+        ...
+
+    # --- the worker registry ------------------------------------------------------------------
+    # One row per live worker pool, expired like a lease on the store's clock (invariant 4
+    # (docs/architecture.md)): a row whose expiry has passed is a process that is gone.
+    async def register_worker(self, worker: WorkerSignIn, expiry_seconds: float) -> None:
+        """Sign a pool in, replacing any row with its id: started and last heard of now, no
+        slot busy, alive for `expiry_seconds` unless it beats again."""
+        ...
+
+    async def beat_worker(self, worker_id: str, slots_busy: int, expiry_seconds: float) -> bool:
+        """A pool's heartbeat: `slots_busy` now, last heard of now, alive `expiry_seconds`
+        longer. False (and nothing changed) when the registry no longer holds the pool alive
+        (its row expired or was removed): the pool then signs in again."""
+        ...
+
+    async def remove_worker(self, worker_id: str) -> bool:
+        """A pool's graceful stop: its row is deleted; whether there was one."""
+        ...
+
+    async def list_workers(self) -> list[WorkerProcess]:
+        """The live pools (expiry still ahead on the store's clock), the longest running
+        first (then by id)."""
+        ...
+
+    async def prune_workers(self) -> int:
+        """Delete the rows whose expiry has passed (the lease reaper calls it); how many."""
         ...
 
     # --- reporting --------------------------------------------------------------------------

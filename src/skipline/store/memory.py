@@ -38,6 +38,7 @@ from skipline.domain.scheduling import pick_claims
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.memory_callbacks import MemoryCallbacks
 from skipline.store.memory_health import queue_health
+from skipline.store.memory_workers import MemoryWorkerRegistry
 from skipline.store.wakeup import WakeUp, wait_on
 
 
@@ -73,11 +74,11 @@ def _recent_waits_by(
     return waits
 
 
-class MemoryStore:
+class MemoryStore(MemoryWorkerRegistry):
     """Keeps everything in dicts. One asyncio loop only."""
 
     def __init__(self, clock: Clock | None = None) -> None:
-        self._clock = clock or SystemClock()
+        super().__init__(clock or SystemClock())
         self._orders: dict[str, Order] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # order id -> (token, expires_at)
         self._idempotency: dict[tuple[str, str], str] = {}

@@ -1,8 +1,9 @@
 """WorkerPool: claims orders into free slots (no prefetch: invariant 2 (docs/architecture.md)),
 runs the handler on each, records the outcome under the lease token, renews the leases of
 running orders (invariant 4), and drains gracefully on shutdown (invariant 5). It composes the
-other worker modules (executor, recorder, heartbeat, suspect gate); the lease reaper and the
-pruner run beside it, started by the process runtime (skipline.maintenance)."""
+other worker modules (executor, recorder, heartbeat, suspect gate, its row in the worker
+registry); the lease reaper and the pruner run beside it, started by the process runtime
+(skipline.maintenance)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from skipline.clock import Clock, SystemClock
 from skipline.config import Settings
 from skipline.crashpoints import crash_point
 from skipline.domain.models import Lease
+from skipline.domain.workers import order_kind
 from skipline.handlers import Handler
 from skipline.logs import order_fields
+from skipline.metrics import Metrics
 from skipline.registry import Handlers
 from skipline.retrying import describe_error, log_store_error, store_pause
 from skipline.store.base import Store
 from skipline.worker.capacity import KindCapacity
 from skipline.worker.executor import Executor
 from skipline.worker.heartbeat import Heartbeat
+from skipline.worker.presence import Presence
 from skipline.worker.recorder import Recorder
 from skipline.worker.runs import Run, Signals
 from skipline.worker.suspects import SuspectGate
@@ -49,8 +53,10 @@ class WorkerPool:
 
     def __init__(
         self, store: Store, settings: Settings, handler: Handler | Handlers,
-        clock: Clock | None = None, worker_id: str | None = None,
+        clock: Clock | None = None, worker_id: str | None = None, metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`, when given, gets handler run times, failures, retries and dead letters
+        (the process's /metrics)."""
         self.store = store
         self.settings = settings
         self.handlers = handler if isinstance(handler, Handlers) else Handlers.single(handler)
@@ -67,15 +73,19 @@ class WorkerPool:
         self._claim_task: asyncio.Task[None] | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._executor = Executor(self.handlers, settings.order_timeout)
-        self._recorder = Recorder(store, settings, self.clock, self.handlers)
+        self._metrics = metrics
+        self._recorder = Recorder(store, settings, self.clock, self.handlers, metrics)
         self._suspects = SuspectGate(enabled=settings.heartbeats)
         self._heartbeat = Heartbeat(
             store, settings, self.worker_id, self._runs.values, self._lose
         ) if settings.heartbeats else None
+        self._presence = Presence(store, settings, self.worker_id, tuple(self.kinds),
+                                  lambda: self._busy)
 
     @property
     def kinds(self) -> list[str]:
-        """The kinds this pool serves, sorted (what it claims)."""
+        """The kinds this pool serves, sorted (what it claims, and what the worker registry
+        shows)."""
         return self.handlers.names
 
     def running_of(self, kind: str) -> int:
@@ -108,6 +118,7 @@ class WorkerPool:
             return
         self._signals = Signals(asyncio.Event(), asyncio.Event(), asyncio.Event())
         self._executor.open()
+        self._presence.start()
         if self._heartbeat is not None:
             self._heartbeat.start()
         self._claim_task = asyncio.create_task(
@@ -144,6 +155,7 @@ class WorkerPool:
         await self._finish_or_release(deadline)
         if self._heartbeat is not None:
             await self._heartbeat.stop()
+        await self._presence.stop()
         self._executor.close()
         log.info("worker %s stopped", self.worker_id)
 
@@ -354,6 +366,9 @@ class WorkerPool:
         try:
             outcome = await self._executor.execute(run)
             self._free_slot(run)
+            if self._metrics is not None:
+                self._metrics.handler_ran(order_kind(order), self.clock.now() - run.started,
+                                          outcome.error is not None)
             if outcome.error is None:
                 crash_point("before_complete")
                 await self._recorder.complete(run, outcome.result)

@@ -13,7 +13,9 @@ from skipline.clock import Clock
 from skipline.config import Settings
 from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
+from skipline.domain.workers import order_kind
 from skipline.logs import order_fields
+from skipline.metrics import Metrics
 from skipline.registry import Handlers
 from skipline.retrying import EXPECTED_STORE_ERRORS, describe_error, retry_store_call
 from skipline.store.base import Store
@@ -36,11 +38,14 @@ class Recorder:
 
     def __init__(
         self, store: Store, settings: Settings, clock: Clock, handlers: Handlers | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.handlers = handlers or Handlers()
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.metrics = metrics
+        """Counts retries and dead letters, when given."""
         self._retry_times: list[float] = []
         """Loop times at which an order we failed becomes ready again (a heap)."""
 
@@ -89,7 +94,9 @@ class Recorder:
         )
         if status is None:
             log.warning("order %s: lease lost before its failure was recorded", order_id)
-        elif status is Status.QUEUED and delay is not None:
+            return
+        self._count_failure(run.order, retried=status is Status.QUEUED)
+        if status is Status.QUEUED and delay is not None:
             wake = asyncio.get_running_loop().time() + delay + RETRY_WAKE_SLACK
             heapq.heappush(self._retry_times, wake)
             log.info("order %s: attempt %d failed; retry in %.2f s", order_id,
@@ -99,6 +106,14 @@ class Recorder:
             log.warning("order %s failed for good after %d attempt(s): %s", order_id,
                         run.order.attempts, error,
                         extra=order_fields("order.failed", run.order, error=error))
+
+    def _count_failure(self, order: Order, retried: bool) -> None:
+        if self.metrics is None:
+            return
+        if retried:
+            self.metrics.order_retried(order_kind(order))
+        else:
+            self.metrics.order_dead(order_kind(order))
 
     def _retry_delay(self, order: Order) -> float | None:
         """Backoff before the next attempt, or None when this was the last (dead letter):

@@ -22,6 +22,7 @@ from skipline.domain.models import (
     Status,
     past_runs,
 )
+from skipline.domain.workers import WorkerProcess
 from skipline.store.lease_rows import leases_from_rows
 
 UNIX_EPOCH_IN_POSTGRES_MICROSECONDS = -946_684_800_000_000
@@ -124,4 +125,13 @@ def key_from_row(row: Any) -> ApiKey:
         name=row["name"], tier=row["tier"], admin=row["admin"], key_hash=row["key_hash"],
         created_at=row["created_at"], revoked=row["revoked"], customers=row["customers"],
         weight=row["weight"],
+    )
+
+
+def worker_from_row(row: Any) -> WorkerProcess:
+    """A `workers` row -> WorkerProcess."""
+    return WorkerProcess(
+        id=row["id"], host=row["host"], pid=row["pid"], kinds=tuple(row["kinds"]),
+        slots_busy=row["slots_busy"], slots_total=row["slots_total"],
+        started_at=row["started_at"], last_heartbeat=row["last_heartbeat"],
     )

@@ -57,6 +57,7 @@ from skipline.domain.reporting import (
     RECENT_WAITS,
     THROUGHPUT_WINDOW,
 )
+from skipline.domain.workers import WorkerProcess, WorkerSignIn
 from skipline.store import health
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.postgres.batch import Batcher, WriteInDoubt
@@ -83,6 +84,7 @@ from skipline.store.postgres.rows import (
     prepare_connection,
     submission_columns,
     submitted_order,
+    worker_from_row,
 )
 from skipline.store.queries import load_queries
 
@@ -473,6 +475,25 @@ class PostgresStore:
     async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
         rows = await self._fetch("find_callbacks", list(order_ids))
         return {row["order_id"]: delivery_from_row(row) for row in rows}
+
+    # --- the worker registry (expired on the database clock, like leases) -------------------
+    async def register_worker(self, worker: WorkerSignIn, expiry_seconds: float) -> None:
+        await self._fetch("register_worker", worker.id, worker.host, worker.pid,
+                          list(worker.kinds), worker.slots_total, expiry_seconds)
+
+    async def beat_worker(self, worker_id: str, slots_busy: int, expiry_seconds: float) -> bool:
+        return await self._fetchval("beat_worker", worker_id, slots_busy, expiry_seconds) \
+            is not None
+
+    async def remove_worker(self, worker_id: str) -> bool:
+        return await self._fetchval("remove_worker", worker_id) is not None
+
+    async def list_workers(self) -> list[WorkerProcess]:
+        return [worker_from_row(row) for row in await self._fetch("live_workers")]
+
+    async def prune_workers(self) -> int:
+        pruned: int = await self._fetchval("prune_workers")
+        return pruned
 
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:

@@ -32,10 +32,11 @@ from skipline.domain.models import (
     Status,
     StoreStats,
 )
+from skipline.domain.workers import WorkerProcess, WorkerSignIn
 from skipline.store.finishes import FinishWatch, Waiting
 from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
-from skipline.store.sqlite import reads, write_ops
+from skipline.store.sqlite import reads, workers, write_ops
 from skipline.store.sqlite.batch import Many, Work, unavailable
 from skipline.store.sqlite.rows import encode_json, leases_from_tuples
 from skipline.store.sqlite.schema import connect_reader, connect_writer
@@ -235,6 +236,36 @@ class SqliteStore:
     async def deliveries(self, order_ids: Sequence[str]) -> dict[str, Delivery]:
         return await self._read(partial(
             reads.deliveries, queries=self._queries, order_ids=list(order_ids)))
+
+    # --- the worker registry (a handful of rows, one write per pool per heartbeat) ------------
+    async def register_worker(self, worker: WorkerSignIn, expiry_seconds: float) -> None:
+        """Not urgent: it rides with the pool's first claim."""
+        work = partial(workers.register, queries=self._queries, clock=self._clock,
+                       worker=worker, expiry_seconds=expiry_seconds)
+        await self._write(work, urgent=False)
+
+    async def beat_worker(self, worker_id: str, slots_busy: int, expiry_seconds: float) -> bool:
+        """Not urgent: it may share a commit with the pool's next claim or completions."""
+        work = partial(workers.beat, queries=self._queries, clock=self._clock,
+                       worker_id=worker_id, slots_busy=slots_busy, expiry_seconds=expiry_seconds)
+        return await self._write(work, urgent=False)
+
+    async def remove_worker(self, worker_id: str) -> bool:
+        return await self._write(
+            partial(workers.remove, queries=self._queries, worker_id=worker_id))
+
+    async def list_workers(self) -> list[WorkerProcess]:
+        now = self._clock.now()
+        return await self._read(partial(workers.live, queries=self._queries, now=now))
+
+    async def prune_workers(self) -> int:
+        """A read first: nearly every reaper pass finds nothing expired, and then costs no
+        write (a transaction and a sync) at all."""
+        now = self._clock.now()
+        if not await self._read(partial(workers.any_expired, queries=self._queries, now=now)):
+            return 0
+        work = partial(workers.prune, queries=self._queries, clock=self._clock)
+        return await self._write(work, urgent=False)
 
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:

@@ -573,3 +573,31 @@ SELECT * FROM api_keys ORDER BY name;
 
 -- name: revoke_key
 UPDATE api_keys SET revoked = true WHERE name = $1 AND NOT revoked RETURNING name;
+
+-- name: register_worker
+-- Sign a pool in ($1 id, $2 host, $3 pid, $4 kinds, $5 slots total), replacing any row with its
+-- id; alive for $6 seconds by the database clock unless it beats again.
+INSERT INTO workers (
+    id, host, pid, kinds, slots_busy, slots_total, started_at, last_heartbeat, expires_at
+) VALUES ($1, $2, $3, $4::text[], 0, $5, now(), now(), now() + make_interval(secs => $6::float8))
+ON CONFLICT (id) DO UPDATE
+SET host = excluded.host, pid = excluded.pid, kinds = excluded.kinds, slots_busy = 0,
+    slots_total = excluded.slots_total, started_at = excluded.started_at,
+    last_heartbeat = excluded.last_heartbeat, expires_at = excluded.expires_at;
+
+-- name: beat_worker
+-- A pool's heartbeat ($1 id, $2 slots busy, $3 seconds alive from now); no row while expired.
+UPDATE workers
+SET slots_busy = $2, last_heartbeat = now(), expires_at = now() + make_interval(secs => $3::float8)
+WHERE id = $1 AND expires_at > now()
+RETURNING id;
+
+-- name: remove_worker
+DELETE FROM workers WHERE id = $1 RETURNING id;
+
+-- name: live_workers
+SELECT * FROM workers WHERE expires_at > now() ORDER BY started_at, id;
+
+-- name: prune_workers
+WITH gone AS (DELETE FROM workers WHERE expires_at <= now() RETURNING 1)
+SELECT count(*)::integer FROM gone;

@@ -365,3 +365,24 @@ SELECT * FROM api_keys ORDER BY name
 
 -- name: revoke_key
 UPDATE api_keys SET revoked = 1 WHERE name = :name AND revoked = 0
+
+-- name: register_worker
+INSERT OR REPLACE INTO workers (
+    id, host, pid, kinds, slots_busy, slots_total, started_at, last_heartbeat, expires_at
+) VALUES (:id, :host, :pid, :kinds, 0, :slots_total, :now, :now, :expires_at)
+
+-- name: beat_worker
+UPDATE workers SET slots_busy = :slots_busy, last_heartbeat = :now, expires_at = :expires_at
+WHERE id = :id AND expires_at > :now
+
+-- name: remove_worker
+DELETE FROM workers WHERE id = :id
+
+-- name: live_workers
+SELECT * FROM workers WHERE expires_at > :now ORDER BY started_at, id
+
+-- name: prune_workers
+DELETE FROM workers WHERE expires_at <= :now
+
+-- name: any_expired_worker
+SELECT 1 FROM workers WHERE expires_at <= :now LIMIT 1
