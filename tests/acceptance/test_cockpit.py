@@ -1,8 +1,8 @@
 """The operator's cockpit in a real headless Chromium against real `skipline serve`
 processes: the charts fill with data points, a blocked tier's oldest queued order is seen
 aging, a failed order is found among the failures and retried from its page with an admin
-key, an admin-only summary asks for that key, and the page rides out its server going away
-and coming back on the same port."""
+key (which also shows the worker registry), an admin-only summary asks for that key, and the
+page rides out its server going away and coming back on the same port."""
 
 from __future__ import annotations
 
@@ -116,6 +116,10 @@ async def test_a_failed_order_is_retried_from_its_page_with_an_admin_key(
         await page.fill("#key-input", admin)
         await page.click("#key-form button")
         await expect(page.locator("#state")).to_have_text("accepting orders", timeout=PAGE_MS)
+        workers = page.locator("#workers tr")
+        await expect(workers).to_have_count(1, timeout=PAGE_MS)  # (hidden on this view)
+        await expect(workers.locator("td").nth(1)).to_have_text(str(server.pid))
+        await expect(workers.locator("td").nth(3)).to_have_text(re.compile(r"^[01] / 1$"))
         row = page.locator("#order-rows tr")
         await expect(row).to_have_count(1)
         await expect(row.locator("td.error")).to_have_text("RuntimeError: the first run of "
