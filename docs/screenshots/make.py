@@ -3,9 +3,10 @@
     .venv/bin/python docs/screenshots/make.py [--seconds 90]
 
 Starts `skipline serve` on 127.0.0.1 (a SQLite file in a temporary folder, four worker slots,
-a handler that sleeps and fails the orders that ask for it), loads it for `--seconds` with VIP
-orders and more regular orders than the workers can take (so the regular backlog grows and
-turns overdue), some of them failing, from several customers; meanwhile opens the page in
+two kinds of order: `ship` sleeps and fails the orders that ask for it, `invoice` runs one at
+a time), loads it for `--seconds` with VIP orders and more regular orders than the workers can
+take (so the regular backlog grows and turns overdue), some of them failing, from several
+customers; meanwhile opens the page in
 Debian's headless Chromium and saves PNGs here: the overview, the failures, one failed order's page
 and the overview on a phone-sized screen."""
 
@@ -34,16 +35,26 @@ TIERS = 'vip = {priority = 0}\nregular = {priority = 1, max_wait = 30}'
 HANDLER = '''
 import asyncio
 
+from skipline import Handlers
 
-async def handle(order):
+handlers = Handlers()
+
+
+@handlers.kind("ship")
+async def ship(order):
     """Sleeps the order's duration; fails the orders whose payload asks for it."""
     await asyncio.sleep(order.duration)
     if isinstance(order.payload, dict) and order.payload.get("fail"):
         raise RuntimeError("card declined by the payment provider (simulated)")
     return {"shipped": True}
+
+
+@handlers.kind("invoice", concurrency=1)
+async def invoice(order):
+    """One at a time per process: this kind falls behind under load."""
+    await asyncio.sleep(order.duration)
+    return {"invoiced": True}
 '''
-SHOOTING_SECONDS = 60.0
-"""More than the screenshots take: the load stops once they are taken."""
 CUSTOMERS = ["acme", "globex", "initech", "umbrella", "hooli"]
 CUSTOMER_WEIGHTS = [8, 4, 2, 1, 1]
 
@@ -75,13 +86,18 @@ async def load(url: str, keys: dict[str, str], seconds: float) -> None:
         while time.monotonic() < deadline:
             jobs = []
             if rng.random() < 0.5:
-                jobs.append(submit(http, url, keys["bank"], {"duration": 0.4,
-                                                             "payload": {"trade": rng.random()}}))
+                jobs.append(submit(http, url, keys["bank"], {
+                    "duration": 0.4, "kind": "ship", "payload": {"trade": rng.random()}}))
+            if rng.random() < 0.1:
+                jobs.append(submit(http, url, keys["shop"], {
+                    "duration": 0.6, "kind": "invoice", "customer": "acme",
+                    "payload": {"invoice": rng.randrange(1000)}}))
             if rng.random() < 0.6:
                 customer = rng.choices(CUSTOMERS, CUSTOMER_WEIGHTS)[0]
                 payload = {"basket": rng.randrange(1000), "fail": rng.random() < 1 / 12}
                 jobs.append(submit(http, url, keys["shop"], {
-                    "duration": 0.5, "customer": customer, "payload": payload}))
+                    "duration": 0.5, "kind": "ship", "customer": customer,
+                    "payload": payload}))
             await asyncio.gather(*jobs)
             await asyncio.sleep(0.1)
 
@@ -141,7 +157,7 @@ async def main(seconds: float) -> None:
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
             [sys.executable, "-m", "skipline", "serve", *common, "--port", str(port),
-             "--workers", "4", "--handler", "shots:handle", "--max-attempts", "2",
+             "--workers", "4", "--handlers", "shots:handlers", "--max-attempts", "2",
              "--log-level", "warning"],
             cwd=folder, env=environment())
         try:
