@@ -55,6 +55,8 @@ async def invoice(order):
     await asyncio.sleep(order.duration)
     return {"invoiced": True}
 '''
+SHOOTING_SECONDS = 60.0
+"""More than the screenshots take: the load stops once they are taken."""
 CUSTOMERS = ["acme", "globex", "initech", "umbrella", "hooli"]
 CUSTOMER_WEIGHTS = [8, 4, 2, 1, 1]
 
@@ -155,10 +157,10 @@ async def main(seconds: float) -> None:
         }
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "skipline", "serve", *common, "--port", str(port),
-             "--workers", "4", "--handlers", "shots:handlers", "--max-attempts", "2",
-             "--log-level", "warning"],
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "skipline", "serve", *common, "--port", str(port),
+            "--workers", "4", "--handlers", "shots:handlers", "--max-attempts", "2",
+            "--log-level", "warning",
             cwd=folder, env=environment())
         try:
             await wait_ready(url)
@@ -171,7 +173,7 @@ async def main(seconds: float) -> None:
                 await loading
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            await asyncio.wait_for(server.wait(), timeout=30)
 
 
 async def wait_ready(url: str) -> None:

@@ -60,7 +60,9 @@ function renderKinds(stats, queues) {
     const row = document.createElement("tr");
     const queue = queues && queues.kinds ? queues.kinds[name] : null;
     cell(row, name);
-    for (const column of COLUMNS) cell(row, String(kind[column] ?? "–"));
+    for (const column of COLUMNS) {
+      cell(row, String(kind[column] ?? "–"), column === "failed" && kind.failed > 0 ? "failed" : "");
+    }
     const late = queue && queue.overdue > 0;
     cell(row, seconds(queue ? queue.oldest_queued_age : null), late ? "failed" : "");
     cell(row, queue ? String(queue.overdue) : "–", late ? "failed" : "");
