@@ -167,3 +167,17 @@ async def test_the_openapi_document_names_the_kinds_served() -> None:
         document = (await api.call("GET", "/openapi.json")).json()
         kind = document["components"]["schemas"]["OrderRequest"]["properties"]["kind"]
         assert "enum" not in kind and kind["pattern"]
+
+
+async def test_a_replayed_key_with_another_kind_or_schedule_is_another_request() -> None:
+    async with kinds_api(None) as api:
+        first = await api.submit({"kind": "ship", "delay": 60},
+                                 headers={"Idempotency-Key": "k-1"})
+        assert first.status == 202
+        again = await api.submit({"kind": "ship", "delay": 60},
+                                 headers={"Idempotency-Key": "k-1"})
+        assert again.status == 200 and again.json()["id"] == first.json()["id"]
+        for other in ({"kind": "mail", "delay": 60}, {"kind": "ship"}, {"kind": "ship",
+                                                                        "delay": 61}):
+            reply = await api.submit(other, headers={"Idempotency-Key": "k-1"})
+            assert_problem(reply, 422, "Idempotency-Key")
