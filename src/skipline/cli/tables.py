@@ -82,7 +82,8 @@ def _parse(moment: str) -> datetime:
 
 def stats_table(report: dict[str, Any]) -> Group:
     """Per tier, best priority first, then per kind: counts by status and the wait
-    percentiles; below, the throughput. Fits 80 columns, the width rich assumes when stdout is not a terminal."""
+    percentiles; below, the throughput. Fits 80 columns, the width rich assumes when stdout
+    is not a terminal."""
     accepting = "accepting orders" if report.get("accepting", True) else "NOT accepting orders"
     throughput = report.get("throughput_per_second")
     caption = f"throughput {throughput:g} orders/s (last minute), {accepting}" \
