@@ -10,10 +10,11 @@ For each store two databases are filled: both with `--ready` ready orders, and o
 `--scheduled` orders too, due 30 days from now and accepted BEFORE the ready ones, in the same
 tier and group (so their priority, start tags and seqs all come first: exactly where a claim
 walking the queued orders by (priority, start tag, seq) would have to step over them). Then
-single-slot claims are timed, alternating between the two stores in rounds of 50, so that both
-see the same machine noise; each claimed order is completed, as a worker would. The claim
-includes the promotion of what came due (an index probe: nothing is due here). Reported: the
-median and p99 claim latency of each, and their ratios (with / without).
+single-slot claims are timed, alternating between the stores in rounds of 50 (each going
+first in turn), so that all see the same machine noise; each claimed order is completed, as a
+worker would. The claim includes the promotion of what came due (an index probe: nothing is
+due here). Reported: the median and p99 claim latency of each, and their ratios (with /
+without).
 
 `--control` adds a third store, filled like the second and then with every scheduled order
 put back in the ready index (its `waiting` flag cleared: the layout before the flag existed,
@@ -96,8 +97,10 @@ async def measure(urls: list[str], ready: int, scheduled: int, claims: int
             for _ in range(ROUND):
                 await claim_once(store)
         times: dict[str, list[float]] = {name: [] for name in names}
-        for _ in range(claims // ROUND):
-            for name, store in zip(names, stores, strict=True):
+        pairs = list(zip(names, stores, strict=True))
+        for round_number in range(claims // ROUND):
+            shift = round_number % len(pairs)  # each store goes first in turn
+            for name, store in pairs[shift:] + pairs[:shift]:
                 times[name] += [await claim_once(store) for _ in range(ROUND)]
         return times
     finally:

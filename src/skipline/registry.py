@@ -89,6 +89,12 @@ class Handlers:
         return len(self._kinds)
 
 
+def is_async_callable(handler: object) -> bool:
+    """An async function, or an object whose `__call__` is one."""
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None))  # noqa: B004 - the method itself is what counts
+
+
 def check_kind(
     name: str, handler: Handler, concurrency: int | None, timeout: float | None,
     max_attempts: int | None,
@@ -98,7 +104,7 @@ def check_kind(
         raise ConfigError(
             f"kind {name!r} is not a valid name: 1 to 64 of a-z 0-9 _ . - (starting with a "
             "letter or digit)")
-    if not inspect.iscoroutinefunction(handler):
+    if not is_async_callable(handler):
         raise ConfigError(f"the handler of kind {name!r} is not an async function")
     for what, value in (("concurrency", concurrency), ("max_attempts", max_attempts)):
         if value is not None and (isinstance(value, bool) or value < 1):

@@ -283,8 +283,8 @@ class OrderService:
             owner=caller.name,
             idempotency_key=spec.idempotency_key,
             max_wait=tier.max_wait,
-            fingerprint=None if spec.idempotency_key is None else request_fingerprint(
-                tier.name, spec.payload, spec.duration, customer),
+            fingerprint=None if spec.idempotency_key is None else fingerprint_of(
+                spec, tier.name, customer),
             customer=customer,
             weight=caller.weight,
             fifo=tier.fairness == "fifo",
@@ -483,6 +483,17 @@ def customer_of(caller: Caller, customer: str | None) -> str:
     if not is_customer_id(customer):
         raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable ASCII characters")
     return customer
+
+
+def fingerprint_of(spec: OrderSpec, tier: str, customer: str) -> str:
+    """The request fingerprint of a submission with an idempotency key (invariant 8)."""
+    schedule: tuple[str, float] | None = None
+    if spec.delay is not None:
+        schedule = ("delay", spec.delay)
+    elif spec.not_before is not None:
+        schedule = ("not_before", spec.not_before)
+    return request_fingerprint(
+        tier, spec.payload, spec.duration, customer, spec.kind, schedule)
 
 
 def check_replay(new: NewOrder, order: Order, created: bool) -> tuple[Order, bool]:

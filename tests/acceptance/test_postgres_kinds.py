@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ async def test_two_workers_serving_different_kinds(launcher: PostgresLauncher) -
         assert by_id[run["id"]]["result"] == {"pid": run["pid"], "kind": run["kind"]}
     ship_runs = sorted((r for r in logged if r["kind"] == "ship"), key=lambda r: r["started"])
     assert not any(run["overlap"] for run in ship_runs)
-    for earlier, later in zip(ship_runs, ship_runs[1:], strict=False):
+    for earlier, later in pairwise(ship_runs):
         assert later["started"] >= earlier["ended"] - 0.001, (earlier, later)
     assert any(run["overlap"] for run in logged if run["kind"] == "pack"), (
         "pack is uncapped: with 4 slots some of its runs overlap")

@@ -156,3 +156,28 @@ async def test_stats_and_metrics_break_down_by_kind() -> None:
         assert 'skipline_kind_orders{kind="ship",status="queued"} 2.0' in text
         assert 'skipline_kind_orders_accepted_total{kind="ship"} 2.0' in text
         assert 'skipline_kind_wait_seconds{kind="receipt",quantile="0.5"}' in text
+
+
+async def test_the_openapi_document_names_the_kinds_served() -> None:
+    async with kinds_api(["receipt", "ship"]) as api:
+        document = (await api.call("GET", "/openapi.json")).json()
+        kind = document["components"]["schemas"]["OrderRequest"]["properties"]["kind"]
+        assert kind["enum"] == ["receipt", "ship"]
+    async with kinds_api(None) as api:
+        document = (await api.call("GET", "/openapi.json")).json()
+        kind = document["components"]["schemas"]["OrderRequest"]["properties"]["kind"]
+        assert "enum" not in kind and kind["pattern"]
+
+
+async def test_a_replayed_key_with_another_kind_or_schedule_is_another_request() -> None:
+    async with kinds_api(None) as api:
+        first = await api.submit({"kind": "ship", "delay": 60},
+                                 headers={"Idempotency-Key": "k-1"})
+        assert first.status == 202
+        again = await api.submit({"kind": "ship", "delay": 60},
+                                 headers={"Idempotency-Key": "k-1"})
+        assert again.status == 200 and again.json()["id"] == first.json()["id"]
+        for other in ({"kind": "mail", "delay": 60}, {"kind": "ship"}, {"kind": "ship",
+                                                                        "delay": 61}):
+            reply = await api.submit(other, headers={"Idempotency-Key": "k-1"})
+            assert_problem(reply, 422, "Idempotency-Key")

@@ -97,3 +97,15 @@ def test_registry_for_takes_handlers_or_one_handler_not_both(module_dir: Path) -
     assert registry_for("kinds_test_both:ship", None).names == ["default"]
     with pytest.raises(ConfigError, match="not both"):
         registry_for("kinds_test_both:ship", "kinds_test_both:handlers")
+
+
+def test_an_object_with_an_async_call_is_a_handler() -> None:
+    class Counting:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def __call__(self, order: Order) -> JSON:
+            self.calls += 1
+            return None
+
+    assert Handlers.single(Counting()).names == ["default"]

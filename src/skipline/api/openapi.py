@@ -9,7 +9,7 @@ import functools
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -27,9 +27,15 @@ REF = "#/components/schemas/"
 DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
-def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
+def build_document(
+    tiers: Mapping[str, Tier], kinds: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI document of a server with these tiers, serving these kinds (None: any
+    valid kind, an API-only process)."""
     _, schemas = msgspec.json.schema_components(SCHEMA_TYPES, ref_template=REF + "{name}")
     _name_tiers(schemas["OrderRequest"]["properties"]["user_type"], sorted(tiers))
+    if kinds is not None:
+        schemas["OrderRequest"]["properties"]["kind"]["enum"] = list(kinds)
     _state_payload_rules(schemas)
     return {
         "openapi": "3.1.0",
@@ -363,11 +369,13 @@ DOCS_STYLE = (
 )
 
 
-def add_docs_routes(app: web.Application, tiers: Mapping[str, Tier]) -> None:
+def add_docs_routes(
+    app: web.Application, tiers: Mapping[str, Tier], kinds: Sequence[str] | None = None,
+) -> None:
     """Build the document once, at app creation, and serve it and its HTML rendering. The
     mount prefix is read from each request's path (it is unknown until the app is mounted);
     the few variants are kept once made."""
-    document = build_document(tiers)
+    document = build_document(tiers, kinds)
 
     @functools.lru_cache(maxsize=4)
     def document_bytes(prefix: str) -> bytes:

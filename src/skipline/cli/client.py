@@ -120,7 +120,8 @@ def status(
 def stats(url: str, key: str | None, as_json: bool) -> None:
     """Show the server's statistics.
 
-    Per tier: counts by status and wait percentiles; and the recent throughput."""
+    Per tier and per kind: counts by status and wait percentiles; and the recent
+    throughput."""
     report = plain_json(asyncio.run(with_client(url, key, lambda client: client.stats())))
     if as_json:
         _print_json(report)

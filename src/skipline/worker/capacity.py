@@ -30,8 +30,8 @@ class KindCapacity:
     def claimable(self, free: int) -> tuple[list[str], int]:
         """The kinds a claim of up to `free` orders may ask for, and its limit: a kind at its
         cap is left out, and the limit is the smallest room left among the capped kinds asked
-        for, since one claim may return orders of a single kind only. Uncapped kinds alone
-        claim all `free` slots at once."""
+        for, since every order one claim returns may be of that one kind. Uncapped kinds
+        alone claim all `free` slots at once."""
         kinds = []
         limit = free
         for name in self._names:
