@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from skipline.testing import free_port
 from tests.acceptance.processes import (
     Launcher,
+    PostgresLauncher,
     Server,
     accept,
     auth,
     get_order,
+    wait_logged,
     wait_until_final,
 )
 
@@ -145,3 +148,36 @@ async def test_a_metrics_port_in_use_stops_the_worker_before_it_claims(
         assert await worker.wait_exit(within=20) == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in worker.log_tail()
     assert (await get_order(http, api, order_id))["status"] == "queued"
+
+
+@pytest.mark.postgres
+async def test_worker_processes_on_postgres_sign_in_and_out(
+    postgres_launcher: PostgresLauncher, http: aiohttp.ClientSession,
+) -> None:
+    admin = await postgres_launcher.add_key("root", "regular", "--admin")
+    api = await postgres_launcher.serve("--no-workers")
+    first = postgres_launcher.start("--concurrency", "2", command="worker")
+    second = postgres_launcher.start("--concurrency", "5", command="worker")
+    for worker in (first, second):
+        await wait_logged(worker, "skipline worker running")
+
+    listed = await until_listed(http, api, admin, 2)
+    assert sorted((w["pid"], w["slots_total"]) for w in listed) == sorted(
+        [(first.pid, 2), (second.pid, 5)])
+    assert all(w["kinds"] == ["default"] and w["slots_busy"] == 0 for w in listed)
+
+    first.send(signal.SIGTERM)
+    assert await first.wait_exit(within=25) == 0
+    (left,) = await listed_workers(http, api, admin)
+    assert left["pid"] == second.pid, "a graceful stop signs out at once"
+
+
+async def until_listed(
+    http: aiohttp.ClientSession, api: Server, key: str, count: int,
+) -> list[Any]:
+    for _ in range(100):
+        workers = await listed_workers(http, api, key)
+        if len(workers) == count:
+            return workers
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {count} workers listed: {workers}")

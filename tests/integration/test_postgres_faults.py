@@ -15,6 +15,7 @@ import pytest
 
 from skipline.domain.errors import StoreUnavailable
 from skipline.domain.models import ApiKey, Lease, OrderQuery
+from skipline.domain.workers import WorkerSignIn
 from skipline.store.postgres import PostgresStore
 from skipline.testing import make_new_order
 from tests.postgres_harness import CuttableProxy, ThrowawayCluster
@@ -65,6 +66,12 @@ def every_call(store: PostgresStore, lease: Lease) -> dict[str, Call]:
         "find_key": lambda: store.find_key("hash"),
         "list_keys": lambda: store.list_keys(),
         "revoke_key": lambda: store.revoke_key("k"),
+        "register_worker": lambda: store.register_worker(
+            WorkerSignIn("w", "h", 1, ("default",), 1), 30.0),
+        "beat_worker": lambda: store.beat_worker("w", 1, 30.0),
+        "remove_worker": lambda: store.remove_worker("w"),
+        "list_workers": lambda: store.list_workers(),
+        "prune_workers": lambda: store.prune_workers(),
     }
 
 
