@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -79,21 +80,35 @@ async def skipline_run(
     )
     async with workers as all_handled:
         before = await succeeded(store)
-        started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
+        commits = getattr(store, "committed_batches", 0)
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         await asyncio.gather(*(submitter() for _ in range(submitters)))
         submitted = time.perf_counter()
         await all_handled.wait()
         await all_succeeded(store, before + orders)
-        finished, cpu = time.perf_counter(), time.process_time() - cpu
-        loop_cpu = time.thread_time() - loop_cpu
+        finished, cpu_after = time.perf_counter(), cpu_seconds()
+        commits = getattr(store, "committed_batches", 0) - commits
     await store.close()
     return {
         "orders": orders, "seconds": finished - started,
         "per_second": orders / (finished - started),
         "submit_per_second": orders / (submitted - started),
-        "submitting_process_cpu_us_per_order": cpu / orders * 1e6,
-        "loop_cpu_us_per_order": loop_cpu / orders * 1e6,
-        "threads_cpu_us_per_order": (cpu - loop_cpu) / orders * 1e6,
+        **{f"{name}_cpu_us_per_order": (cpu_after[name] - cpu_before[name]) / orders * 1e6
+           for name in cpu_before},
+        "orders_per_commit": orders / commits if commits else 0.0,
+    }
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU of this process so far: the event loop's thread (this one) and the others (the
+    SQLite writer), each in all and in the kernel."""
+    process = resource.getrusage(resource.RUSAGE_SELF)
+    loop = resource.getrusage(resource.RUSAGE_THREAD)
+    return {
+        "submitting_process": process.ru_utime + process.ru_stime,
+        "loop": loop.ru_utime + loop.ru_stime, "loop_kernel": loop.ru_stime,
+        "threads": process.ru_utime + process.ru_stime - loop.ru_utime - loop.ru_stime,
+        "threads_kernel": process.ru_stime - loop.ru_stime,
     }
 
 
@@ -216,9 +231,10 @@ def pgqueuer_python() -> str:
 
 def measure(kind: str, options: argparse.Namespace) -> dict[str, float]:
     """One run of `kind` (pgqueuer, sqlite-floor, postgres or sqlite) on a fresh database."""
-    if kind == "sqlite-floor":
+    if kind in ("sqlite-floor", "sqlite-writes"):
         return run_json([sys.executable, str(HERE / "sqlite_floor.py"), "--orders",
-                         str(options.orders), "--one", str(options.slots)])
+                         str(options.orders), "--one", str(options.slots),
+                         *(["--store-writes"] if kind == "sqlite-writes" else [])])
     if kind == "pgqueuer":
         with fresh_database(options.pg) as url:
             return run_json([pgqueuer_python(), str(HERE / "pgqueuer_drain.py"), url,
@@ -243,8 +259,12 @@ def cpu_text(outcome: dict[str, float]) -> str:
     if "loop_cpu_us_per_order" not in outcome:
         return ""
     return (f"   per order: {1e6 / outcome['per_second']:.1f} µs wall, CPU "
-            f"{outcome['loop_cpu_us_per_order']:.1f} µs loop + "
-            f"{outcome['threads_cpu_us_per_order']:.1f} µs other threads")
+            f"{outcome['loop_cpu_us_per_order']:.1f} µs loop "
+            f"(kernel {outcome['loop_kernel_cpu_us_per_order']:.1f}) + "
+            f"{outcome['threads_cpu_us_per_order']:.1f} µs other threads "
+            f"(kernel {outcome['threads_kernel_cpu_us_per_order']:.1f})"
+            + (f"; {outcome['orders_per_commit']:.1f} orders per commit"
+               if outcome["orders_per_commit"] else ""))
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -278,7 +298,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--kinds", default="pgqueuer,postgres,sqlite-floor,sqlite",
                         help="postgres: one process; postgres-split: this process submits, "
                              "--worker-processes `skipline worker` processes work; "
-                             "sqlite-floor: bench/sqlite_floor.py, batches of --slots")
+                             "sqlite-floor: bench/sqlite_floor.py, batches of --slots; "
+                             "sqlite-writes: the SQLite store's own writes alone, the same way")
     parser.add_argument("--one", metavar="URL", help=argparse.SUPPRESS)
     return parser.parse_args()
 

@@ -70,6 +70,48 @@ def bare_queue_rate(orders: int, batch: int) -> float:
     return orders / elapsed
 
 
+def store_writes_rate(orders: int, batch: int) -> float:
+    """The same three writes made by skipline's SQLite store itself, alone: its own schema and
+    statements (write_ops.submit_many, claim, complete_many, as the writer thread runs them,
+    each batch in its own BEGIN IMMEDIATE ... COMMIT), in a tight loop of one thread: no
+    asyncio, no event loop sharing the GIL, no handler; the orders are built beforehand. What
+    the writer thread costs per order before anything else in the process is added."""
+    from skipline.clock import SystemClock
+    from skipline.store.migrate import load_migrations
+    from skipline.store.queries import load_queries
+    from skipline.store.sqlite import write_ops
+    from skipline.store.sqlite.schema import connect_writer
+    from skipline.testing import make_new_order
+
+    clock, queries = SystemClock(), load_queries("sqlite")
+    news = [(make_new_order(), "null") for _ in range(orders)]
+    with tempfile.TemporaryDirectory(prefix="skipline-floor-") as folder:
+        connection = connect_writer(str(Path(folder) / "store.db"), "full",
+                                    load_migrations("sqlite"), queries, clock.now())
+        done = 0
+        started = time.perf_counter()
+        for first in range(0, orders, batch):
+            connection.execute("BEGIN IMMEDIATE")
+            write_ops.submit_many(connection, news[first:first + batch], queries=queries,
+                                  clock=clock)
+            connection.execute("COMMIT")
+            connection.execute("BEGIN IMMEDIATE")
+            names, rows = write_ops.claim(connection, queries, clock, "w", batch, 30.0)
+            connection.execute("COMMIT")
+            order_id, token = names.index("id"), names.index("lease_token")
+            connection.execute("BEGIN IMMEDIATE")
+            held = write_ops.complete_many(
+                connection, [(row[order_id], row[token], "null") for row in rows],
+                queries=queries, clock=clock)
+            connection.execute("COMMIT")
+            done += sum(held)
+        elapsed = time.perf_counter() - started
+        connection.close()
+    if done != orders:
+        raise RuntimeError(f"{done} of {orders} orders went through")
+    return orders / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=60_000)
@@ -81,9 +123,13 @@ def main() -> None:
         "SKIPLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--one", type=int, metavar="BATCH",
                         help="one run of --orders with this batch size; prints JSON")
+    parser.add_argument("--store-writes", action="store_true",
+                        help="with --one: skipline's own writes alone (store_writes_rate)")
     options = parser.parse_args()
     if options.one:
-        print(json.dumps({"per_second": bare_queue_rate(options.orders, options.one)}))
+        rate = (store_writes_rate if options.store_writes else bare_queue_rate)(
+            options.orders, options.one)
+        print(json.dumps({"per_second": rate}))
         return
     batches = [int(size) for size in options.batches.split(",")]
     rates: dict[str, list[float]] = {f"bare SQLite, batches of {b}": [] for b in batches}
