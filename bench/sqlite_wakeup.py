@@ -5,14 +5,15 @@ meanwhile (the target in docs/architecture.md: within 50 ms at p95, without a bu
     .venv/bin/python bench/sqlite_wakeup.py                   # 200 orders, 2 idle workers
     .venv/bin/python bench/sqlite_wakeup.py --orders 500 --workers 4 --idle 10
 
-Real processes on a fresh SQLite file (`synchronous=FULL`) in a temporary folder: `--workers`
-idle `skipline worker` processes (built-in `simulate` handler, duration 0), and this process
-submitting one order at a time through its own SqliteStore (as `serve --no-workers` would), each
-after a random pause of 20-80 ms so that every worker is asleep waiting for work when it
-arrives. The delay is read from the order itself: `started_at - created_at`, from before the
-submitting transaction's commit to the start of the claim that took the order, so it includes
-the commit's fsync, the worker noticing it, and the claim. Both clocks are the same machine's
-wall clock. Then the workers' CPU is read from /proc over `--idle` seconds with nothing to do.
+Real processes on a fresh SQLite file (`synchronous=FULL`) in a temporary folder: one
+`skipline serve --no-workers` on 127.0.0.1 and `--workers` idle `skipline worker` processes
+(built-in `simulate` handler, duration 0). This process posts one order at a time to the API,
+each after a random pause of 20-80 ms so that every worker is asleep waiting for work when it
+arrives, and reads it back until it is final. The delay is read from the order itself:
+`started_at - created_at`, from before the API process's commit to the start of the claim that
+took the order, so it includes the commit's fsync, the worker noticing it, and the claim. Both
+are the same machine's wall clock. Then the workers' CPU is read from /proc over `--idle`
+seconds with nothing to do.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
-from skipline.clock import SystemClock
-from skipline.domain.models import Order
-from skipline.store.sqlite import SqliteStore
-from skipline.testing import make_new_order
+import aiohttp
+
+from skipline.testing import free_port
 
 TARGET_MS = 50.0
 STARTUP_SECONDS = 60.0
@@ -41,43 +42,64 @@ TICKS = os.sysconf("SC_CLK_TCK")
 async def measure(path: str, orders: int, workers: int, idle: float) -> tuple[list[float], float]:
     """Milliseconds from submission to start for `orders` orders, one at a time, and the
     workers' CPU while idle (percent of one core, all workers together)."""
-    argv = [sys.executable, "-m", "skipline", "worker", "--db", f"sqlite:///{path}",
-            "--concurrency", "1", "--log-level", "warning"]
-    store = SqliteStore(path, SystemClock())
-    await store.open()  # creates and migrates the file before any worker opens it
-    processes = [await asyncio.create_subprocess_exec(*argv) for _ in range(workers)]
+    port = free_port()
+    db = ["--db", f"sqlite:///{path}", "--log-level", "warning"]
+    api = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "skipline", "serve", "--no-workers", "--host", "127.0.0.1",
+        "--port", str(port), *db)
+    processes = [api]
     delays: list[float] = []
     try:
-        await run_one(store, STARTUP_SECONDS)  # every worker has started once it ran
-        await asyncio.sleep(1.0)
-        for _ in range(orders):
-            await asyncio.sleep(random.uniform(0.02, 0.08))
-            order = await run_one(store, ORDER_SECONDS)
-            if order.status != "succeeded" or order.started_at is None:
-                raise RuntimeError(f"order {order.id} ended {order.status}, not succeeded")
-            delays.append((order.started_at - order.created_at) * 1000)
-        before = sum(cpu_seconds(process.pid) for process in processes)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            await wait_healthy(http)  # the API has created and migrated the file
+            processes += [await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "skipline", "worker", "--concurrency", "1", *db)
+                for _ in range(workers)]
+            await run_one(http, STARTUP_SECONDS)  # every worker has started once it ran
+            await asyncio.sleep(1.0)
+            for _ in range(orders):
+                await asyncio.sleep(random.uniform(0.02, 0.08))
+                delays.append(await run_one(http, ORDER_SECONDS))
+        before = sum(cpu_seconds(process.pid) for process in processes[1:])
         await asyncio.sleep(idle)
-        busy = sum(cpu_seconds(process.pid) for process in processes) - before
+        busy = sum(cpu_seconds(process.pid) for process in processes[1:]) - before
     finally:
-        await store.close()
         for process in processes:
             process.terminate()
         await asyncio.gather(*(process.wait() for process in processes))
     return delays, 100 * busy / idle
 
 
-async def run_one(store: SqliteStore, seconds: float) -> Order:
-    """Submit one order and wait until it is final; the order as the store then has it."""
-    new = make_new_order()
-    await store.submit(new)
+async def wait_healthy(http: aiohttp.ClientSession) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            async with http.get("/healthz") as reply:
+                if reply.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the API did not answer /healthz within {STARTUP_SECONDS} s")
+
+
+async def run_one(http: aiohttp.ClientSession, seconds: float) -> float:
+    """Post one order and read it back until it succeeded: started_at - created_at in ms."""
+    async with http.post("/orders", json={"payload": None, "duration": 0}) as reply:
+        if reply.status != 202:
+            raise RuntimeError(f"POST /orders answered {reply.status}: {await reply.text()}")
+        order_id = (await reply.json())["id"]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        order = await store.get(new.id)
-        if order is not None and order.status.is_final:
-            return order
+        async with http.get(f"/orders/{order_id}") as reply:
+            order = await reply.json()
+        if order["status"] == "succeeded":
+            started = datetime.fromisoformat(order["started_at"])
+            return (started - datetime.fromisoformat(order["created_at"])).total_seconds() * 1e3
+        if order["status"] in ("failed", "cancelled"):
+            raise RuntimeError(f"order {order_id} ended {order['status']}, not succeeded")
         await asyncio.sleep(0.005)
-    raise RuntimeError(f"order {new.id} not final after {seconds} s")
+    raise RuntimeError(f"order {order_id} not final after {seconds} s")
 
 
 def cpu_seconds(pid: int) -> float:
