@@ -24,8 +24,8 @@ from tests.acceptance.processes import Launcher, Server
 
 ORDERS = 20
 TARGET = 0.050
-"""Seconds from an order's submission to its start, at the median (the bench's target is the
-p95; here p95 gets head room for a busy CI machine, still far below the poll's ~0.5 s)."""
+"""Seconds from an order's commit to its start, at the median (the bench's target is the p95;
+here p95 gets head room for a busy CI machine, still far below the poll's ~0.5 s)."""
 P95_BOUND = 0.2
 IDLE_SECONDS = 1.0
 IDLE_CPU_BOUND = 0.1
@@ -43,14 +43,17 @@ async def submitter(launcher: Launcher) -> AsyncIterator[SqliteStore]:
         await store.close()
 
 
-async def run_one(store: SqliteStore, within: float = 10.0) -> Order:
+async def run_one(store: SqliteStore, within: float = 10.0) -> tuple[Order, float]:
+    """Submit an order, wait until it is final: the order, and the wall-clock time its
+    submission's commit was done (when submit returned)."""
     new = make_new_order()
     await store.submit(new)
+    committed = time.time()
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         order = await store.get(new.id)
         if order is not None and order.status.is_final:
-            return order
+            return order, committed
         await asyncio.sleep(0.005)
     pytest.fail(f"order {new.id} not final after {within} s")
 
@@ -68,16 +71,18 @@ async def test_an_idle_worker_process_starts_another_process_order_promptly(
     delays = []
     for _ in range(ORDERS):
         await asyncio.sleep(random.uniform(0.02, 0.06))  # the worker is asleep again
-        order = await run_one(submitter)
+        order, committed = await run_one(submitter)
         assert order.status == "succeeded" and order.started_at is not None
-        delays.append(order.started_at - order.created_at)
+        # From the commit (the bench measures from before it, fsync included); 0 when the
+        # worker's claim came before this process saw its own commit done.
+        delays.append(max(0.0, order.started_at - committed))
     before = cpu_seconds(worker)
     await asyncio.sleep(IDLE_SECONDS)
     idle_cpu = (cpu_seconds(worker) - before) / IDLE_SECONDS
 
     delays.sort()
     p95 = delays[int(0.95 * ORDERS) - 1]
-    print(f"\nsubmission -> start over {ORDERS} orders: median "
+    print(f"\ncommit -> start over {ORDERS} orders: median "
           f"{statistics.median(delays) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms; "
           f"idle worker CPU {idle_cpu:.1%} of a core")
     assert statistics.median(delays) < TARGET

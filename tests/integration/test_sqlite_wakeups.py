@@ -36,16 +36,17 @@ async def api_and_worker(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Sql
 
 
 async def woken_within(worker: SqliteStore, event: Callable[[], Awaitable[object]]) -> float:
-    """Seconds from `event()` (in the other store) until the worker's wait_for_work(10)
-    returns; fails if the wait returns before the event."""
+    """Seconds from the commit of `event()` (in the other store) until the worker's
+    wait_for_work(10) returns (0 if it returned first); fails if the wait returns before the
+    event. From the commit, not the call: the commit's fsync is not the wake-up's to bound."""
     await worker.wait_for_work(0.05)  # absorbs a wake-up left from before
     waiter = asyncio.create_task(worker.wait_for_work(10.0))
     await asyncio.sleep(0.1)
     assert not waiter.done(), "wait_for_work returned with nothing happening"
-    started = time.monotonic()
     await event()
+    committed = time.monotonic()
     await asyncio.wait_for(waiter, 2.0)
-    return time.monotonic() - started
+    return time.monotonic() - committed
 
 
 async def test_another_stores_submission_wakes_a_waiting_worker(
