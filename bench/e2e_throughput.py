@@ -93,8 +93,8 @@ async def skipline_run(
         "orders": orders, "seconds": finished - started,
         "per_second": orders / (finished - started),
         "submit_per_second": orders / (submitted - started),
-        **{f"{name}_cpu_us_per_order": (cpu_after[name] - cpu_before[name]) / orders * 1e6
-           for name in cpu_before},
+        **{f"{name}_cpu_us_per_order": max(0.0, cpu_after[name] - cpu_before[name]) / orders
+           * 1e6 for name in cpu_before},
         "orders_per_commit": orders / commits if commits else 0.0,
     }
 
