@@ -217,7 +217,15 @@ class SqliteStore:
         return await self._write(work, urgent=False)
 
     async def wait_for_work(self, max_seconds: float) -> None:
-        await wait_on(self._wake, max_seconds)
+        """Woken by this process's own writes at once, and by other processes' commits to the
+        file within foreign_commits.LOOK_SECONDS (a `skipline worker` beside a
+        `serve --no-workers`)."""
+        writer = self._writer
+        if writer is None:
+            await wait_on(self._wake, max_seconds)
+            return
+        with writer.watching_others():
+            await wait_on(self._wake, max_seconds)
 
     # --- callback deliveries (pending ones are made by the orders_finished_with_callback
     # trigger, inside the write that finishes the order) -----------------------------------
