@@ -284,3 +284,9 @@ SELECT * FROM api_keys ORDER BY name
 
 -- name: revoke_key
 UPDATE api_keys SET revoked = 1 WHERE name = :name AND revoked = 0
+
+-- name: final_among
+-- Which of the ids in the JSON array :ids are final (a finish another process committed).
+SELECT id FROM orders
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
