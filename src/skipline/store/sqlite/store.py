@@ -180,9 +180,15 @@ class SqliteStore:
         return await self._write(work, wakes_workers=True)
 
     # --- the worker side --------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Promotes what came due (promote_due), then picks: orders scheduled for later are
+        outside the ready indexes, so they cost the pick nothing."""
         work = partial(write_ops.claim, queries=self._queries, clock=self._clock,
-                       worker_id=worker_id, limit=limit, lease_seconds=lease_seconds)
+                       worker_id=worker_id, limit=limit, lease_seconds=lease_seconds,
+                       kinds=kinds)
         return leases_from_tuples(await self._write(work, urgent=False))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
