@@ -20,8 +20,8 @@ from collections.abc import Callable
 from skipline.store.sqlite.schema import data_version
 
 LOOK_SECONDS = 0.01
-"""Between two looks while a worker waits: the target is a start within 50 ms at p95, and the
-claim that follows a wake-up costs a transaction (an fsync) of its own."""
+"""Between two looks while a worker or a request waits: the target is a start within 50 ms at
+p95, and the claim that follows a wake-up costs a transaction (an fsync) of its own."""
 
 
 def _nobody() -> bool:
