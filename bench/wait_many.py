@@ -2,14 +2,19 @@
 target in the README: < 200 MB RSS and no busy CPU while they wait).
 
     .venv/bin/python bench/wait_many.py                      # 10,000 waiters, SQLite
+    .venv/bin/python bench/wait_many.py --cancel-from other-process   # SQLite, split processes
     .venv/bin/python bench/wait_many.py --waiters 2000 --db postgresql://127.0.0.1/skipline_bench
 
 A real `skipline serve --no-workers` on 127.0.0.1 (a SQLite file in a temporary folder unless
 `--db` is given), `--waiters` orders submitted through it, then one long-poll request per order
 held open by this process (one connection each). Reported: the server's RSS before and while
 they wait, its CPU seconds over `--idle` seconds of waiting (a busy loop would show here), and
-once every order is cancelled, how long until every waiter has its answer. Bounded: every
-request has a timeout and the server is killed at the end whatever happens.
+once every order is cancelled, how long until every waiter has its answer. The orders are
+cancelled through the server (`DELETE`), or with `--cancel-from other-process` (SQLite only)
+through a store this process opens on the same file: the server then learns of the finishes
+only by its look at the file and a batched read of the waited ids, as it does when a separate
+`skipline worker` finishes them; the server's CPU during that phase is reported too. Bounded:
+every request has a timeout and the server is killed at the end whatever happens.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from pathlib import Path
 
 import aiohttp
 
+from skipline.clock import SystemClock
+from skipline.store import sqlite_path
+from skipline.store.sqlite import SqliteStore
 from skipline.testing import free_port
 
 STARTUP_SECONDS = 30.0
@@ -79,7 +87,25 @@ async def submit_all(http: aiohttp.ClientSession, url: str, count: int) -> list[
     return ids
 
 
-async def measure(db: str, waiters: int, idle: float, folder: Path) -> None:
+async def cancel_through_server(url: str, ids: list[str]) -> None:
+    async with aiohttp.ClientSession() as canceller:
+        for start in range(0, len(ids), 200):
+            await asyncio.gather(*(canceller.delete(f"{url}/orders/{order_id}")
+                                   for order_id in ids[start:start + 200]))
+
+
+async def cancel_from_this_process(db: str, ids: list[str]) -> None:
+    """Through a store of this process on the server's file: 200 cancels share a commit."""
+    store = SqliteStore(sqlite_path(db), SystemClock())
+    await store.open()
+    try:
+        for start in range(0, len(ids), 200):
+            await asyncio.gather(*(store.cancel(order_id) for order_id in ids[start:start + 200]))
+    finally:
+        await store.close()
+
+
+async def measure(db: str, waiters: int, idle: float, folder: Path, other_process: bool) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(db, port, folder)
@@ -107,14 +133,14 @@ async def measure(db: str, waiters: int, idle: float, folder: Path) -> None:
             cpu_idle = cpu_seconds(server.pid) - cpu_start
             rss_waiting = max(rss_waiting, rss_mib(server.pid))
             early = sum(task.done() for task in tasks)
-            started = time.monotonic()
-            async with aiohttp.ClientSession() as canceller:
-                for start in range(0, len(ids), 200):
-                    await asyncio.gather(*(
-                        canceller.delete(f"{url}/orders/{order_id}")
-                        for order_id in ids[start:start + 200]))
+            started, cpu_start = time.monotonic(), cpu_seconds(server.pid)
+            if other_process:
+                await cancel_from_this_process(db, ids)
+            else:
+                await cancel_through_server(url, ids)
             await asyncio.wait_for(asyncio.gather(*tasks), WAIT_SECONDS)
             woken = time.monotonic() - started
+            cpu_woken = cpu_seconds(server.pid) - cpu_start
     finally:
         server.kill()
         server.wait(timeout=10)
@@ -123,7 +149,9 @@ async def measure(db: str, waiters: int, idle: float, folder: Path) -> None:
           f"({(rss_waiting - rss_before) * 1024 / waiters:.1f} KiB per waiter)")
     print(f"server CPU while {waiters} wait for {idle:g} s: {cpu_idle:.2f} s "
           f"({100 * cpu_idle / idle:.1f} % of one core)")
-    print(f"cancel all, every waiter answered 200: {answered == waiters}, in {woken:.2f} s")
+    print(f"cancel all ({'from another process' if other_process else 'through the server'}),"
+          f" every waiter answered 200: {answered == waiters}, in {woken:.2f} s"
+          f" (server CPU {cpu_woken:.2f} s)")
 
 
 def main() -> None:
@@ -131,10 +159,14 @@ def main() -> None:
     parser.add_argument("--waiters", type=int, default=10_000)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of waiting measured")
     parser.add_argument("--db", default=None, help="default: a SQLite file in a temp folder")
+    parser.add_argument("--cancel-from", choices=("server", "other-process"), default="server")
     args = parser.parse_args()
+    other_process = args.cancel_from == "other-process"
+    if other_process and args.db is not None and not args.db.startswith("sqlite:"):
+        parser.error("--cancel-from other-process is for SQLite (PostgreSQL: LISTEN/NOTIFY)")
     with tempfile.TemporaryDirectory() as folder:
         db = args.db or f"sqlite:///{Path(folder) / 'wait.db'}"
-        asyncio.run(measure(db, args.waiters, args.idle, Path(folder)))
+        asyncio.run(measure(db, args.waiters, args.idle, Path(folder), other_process))
 
 
 if __name__ == "__main__":

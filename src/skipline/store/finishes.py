@@ -4,7 +4,9 @@ A waiter parks one future under its order's id; whatever finishes orders (a comp
 failure for good, a cancel, a poisoned rescue; on PostgreSQL a notification from any process)
 resolves the futures of those ids. A finish with nobody waiting costs one test of an empty
 dict. A wake-up only says "look again": the waiter re-reads the order, so a spurious or
-blanket wake-up (after a lost listening connection) is harmless.
+blanket wake-up (after a lost listening connection) is harmless. On SQLite, finishes committed
+by another process are found by a batched read of the waited ids (sqlite/foreign_finishes.py),
+started through `on_first_waiter` and `waited_ids`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,18 @@ ID_SEPARATOR = ","
 class FinishWatch:
     """The waiters of one store, by order id. One asyncio loop only."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_waiter: Callable[[], None] | None = None) -> None:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._on_first_waiter = on_first_waiter
+        """Called when a waiter parks while none was parked (wait, on the loop)."""
+
+    def any_waiting(self) -> bool:
+        """Whether a waiter is parked; one len() of a dict, so another thread may ask."""
+        return bool(self._waiters)
+
+    def waited_ids(self) -> list[str]:
+        """The ids waiters are parked under, at this moment."""
+        return list(self._waiters)
 
     @property
     def waiting(self) -> int:
@@ -63,7 +75,10 @@ class FinishWatch:
         deadline = loop.time() + max_seconds
         while True:
             future: asyncio.Future[None] = loop.create_future()
+            first = not self._waiters
             self._waiters.setdefault(order_id, []).append(future)
+            if first and self._on_first_waiter is not None:
+                self._on_first_waiter()  # after parking: whoever it wakes must see a waiter
             try:
                 order = await read()
                 if order is None or order.status.is_final or loop.time() >= deadline:

@@ -61,6 +61,14 @@ def deliveries(
     return {row["order_id"]: delivery_from_row(row) for row in rows.fetchall()}
 
 
+def final_among(
+    connection: sqlite3.Connection, queries: Queries, order_ids: list[str]
+) -> list[str]:
+    """Which of `order_ids` are final: one statement, one primary-key lookup per id."""
+    rows = connection.execute(queries["final_among"], {"ids": json.dumps(order_ids)})
+    return [row[0] for row in rows.fetchall()]
+
+
 def queued_counts(connection: sqlite3.Connection, queries: Queries) -> dict[str, int]:
     """From the per-tier counters the writes keep, never from the orders table."""
     return {row["tier"]: row["n"] for row in connection.execute(queries["queued_counts"])}

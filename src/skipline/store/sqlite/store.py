@@ -38,6 +38,7 @@ from skipline.store.migrate import load_migrations
 from skipline.store.queries import load_queries
 from skipline.store.sqlite import reads, workers, write_ops
 from skipline.store.sqlite.batch import Many, Work, unavailable
+from skipline.store.sqlite.foreign_finishes import ForeignFinishes
 from skipline.store.sqlite.rows import encode_json, leases_from_tuples
 from skipline.store.sqlite.schema import connect_reader, connect_writer
 from skipline.store.sqlite.writer import SqliteWriter
@@ -64,12 +65,18 @@ class SqliteStore:
         self._wake: WakeUp | None = None
         self._submit_many: Many | None = None
         self._complete_many: Many | None = None
-        self._finishes = FinishWatch()
+        self._finishes = FinishWatch(on_first_waiter=self._look_for_others)
+        self._foreign_finishes = ForeignFinishes(self._finishes, self._final_among)
 
     @property
     def committed_batches(self) -> int:
         """Write transactions committed since open (group commit makes it < writes)."""
         return 0 if self._writer is None else self._writer.committed_batches
+
+    @property
+    def foreign_finish_reads(self) -> int:
+        """Statements that read waited orders back after another process committed."""
+        return self._foreign_finishes.reads
 
     @property
     def writer(self) -> SqliteWriter:
@@ -94,7 +101,11 @@ class SqliteStore:
             connect_writer, self.path, self._durability, load_migrations("sqlite"),
             self._queries, self._clock.now(),
         )
-        writer = SqliteWriter(connect, on_work=self._wake.notify)
+        writer = SqliteWriter(
+            connect, on_work=self._wake.notify,
+            on_foreign_commit=self._foreign_finishes.commit_seen,
+            finishes_waited=self._finishes.any_waiting,
+        )
         await writer.start()
         self._writer = writer
         if self.path != IN_MEMORY:  # a second connection to :memory: is another database
@@ -109,6 +120,7 @@ class SqliteStore:
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.stop()
+        await self._foreign_finishes.close()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
@@ -141,8 +153,19 @@ class SqliteStore:
         return await self._read(partial(reads.get, queries=self._queries, order_id=order_id))
 
     def wait_final(self, order_id: str, max_seconds: float) -> Waiting:
-        """One process owns the file, so its own writes are every finish there is."""
+        """Woken by this process's own finishes at once, and by finishes other processes
+        committed to the file within a look or two (foreign_finishes.py)."""
         return self._finishes.wait(order_id, partial(self.get, order_id), max_seconds)
+
+    def _look_for_others(self) -> None:
+        """A first request waits for a finish: the writer thread starts looking for other
+        processes' commits (foreign_commits.py)."""
+        if self._writer is not None:
+            self._writer.look_now()
+
+    async def _final_among(self, order_ids: list[str]) -> list[str]:
+        return await self._read(partial(
+            reads.final_among, queries=self._queries, order_ids=order_ids))
 
     async def list_orders(self, query: OrderQuery) -> list[Order]:
         return await self._read(partial(reads.list_orders, queries=self._queries, query=query))

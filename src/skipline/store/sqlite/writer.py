@@ -6,8 +6,9 @@ writes of one loop iteration and hands them over in one queue put, so the thread
 iteration rather than once per write (on a single core each wake-up also costs a GIL hand-over);
 the thread sends every result of a batch back with one callback, never one thread hop per
 statement. A write's future resolves only after the COMMIT holding it; a failing write fails
-alone, and a failed COMMIT fails every write of its batch. While a worker waits for work, the
-thread also looks for other processes' commits between batches (foreign_commits.py).
+alone, and a failed COMMIT fails every write of its batch. While a worker waits for work or a
+request for a finish, the thread also looks for other processes' commits between batches
+(foreign_commits.py).
 """
 
 from __future__ import annotations
@@ -45,18 +46,23 @@ class _Job(Write):
 _STOP = object()
 """Put on the queue by stop(): the thread finishes what was queued before it, then exits."""
 _LOOK = object()
-"""Put on the queue when a first worker starts waiting: the thread, maybe blocked without a
-time limit, starts looking for other processes' commits."""
+"""Put on the queue when a first worker or request starts waiting: the thread, maybe blocked
+without a time limit, starts looking for other processes' commits."""
 
 
 class SqliteWriter:
     """Runs writes on one thread with its own connection, batching them into transactions."""
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], on_work: Callable[[], None]
+        self, connect: Callable[[], sqlite3.Connection], on_work: Callable[[], None],
+        on_foreign_commit: Callable[[], None] | None = None,
+        finishes_waited: Callable[[], bool] | None = None,
     ) -> None:
+        """`on_foreign_commit` is called (on the loop) when another process committed while
+        `finishes_waited()` (asked on the writer thread) was True."""
         self._connect = connect
         self._on_work = on_work
+        self._on_foreign_commit = on_foreign_commit
         self._queue: queue.SimpleQueue[list[_Job] | object] = queue.SimpleQueue()
         self._pending: list[_Job] = []
         """Writes of the current loop iteration, not yet handed to the thread (loop side)."""
@@ -66,7 +72,8 @@ class SqliteWriter:
         self._carried: list[_Job] = []
         """Writes taken from the queue beyond MAX_BATCH, for the next batch (thread side)."""
         self._stop_seen = False
-        self._foreign = ForeignCommits()
+        self._foreign = (ForeignCommits() if finishes_waited is None
+                         else ForeignCommits(finishes_waited))
         self._serving = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -142,11 +149,16 @@ class SqliteWriter:
         LOOK_SECONDS whether another process committed, and calls on_work if so."""
         self._foreign.waiting += 1
         if self._foreign.waiting == 1:
-            self._queue.put(_LOOK)
+            self.look_now()
         try:
             yield
         finally:
             self._foreign.waiting -= 1
+
+    def look_now(self) -> None:
+        """Someone started waiting: the thread, maybe blocked without a time limit, starts
+        looking (and keeps looking while anyone waits)."""
+        self._queue.put(_LOOK)
 
     async def stop(self) -> None:
         """Finish every write queued so far, then close the connection. Idempotent."""
@@ -182,19 +194,26 @@ class SqliteWriter:
             if jobs:
                 outcomes, committed = run_batch(connection, jobs)
                 self._call(self._settle, jobs, outcomes, committed)
-            if self._foreign.waiting and self._foreign.look(connection):
-                self._call(self._on_work)
+            if self._foreign.wanted:
+                self._look_for_others(connection)
+
+    def _look_for_others(self, connection: sqlite3.Connection) -> None:
+        workers, finishes = self._foreign.look(connection)
+        if workers:
+            self._call(self._on_work)
+        if finishes and self._on_foreign_commit is not None:
+            self._call(self._on_foreign_commit)
 
     def _take_batch(self) -> tuple[list[_Job], bool]:
         """Block for the first writes, then take whatever else is already waiting, at most
-        MAX_BATCH (the rest is carried over to the next batch). While a worker waits for work,
-        the block lasts at most LOOK_SECONDS (the batch may then be empty). True once stop()
+        MAX_BATCH (the rest is carried over to the next batch). While a worker or a request
+        waits, the block lasts at most LOOK_SECONDS (the batch may then be empty). True once stop()
         was seen and nothing is left."""
         jobs = self._carried
         while len(jobs) < MAX_BATCH and not self._stop_seen:
             try:
                 item = self._queue.get(
-                    block=not jobs, timeout=LOOK_SECONDS if self._foreign.waiting else None)
+                    block=not jobs, timeout=LOOK_SECONDS if self._foreign.wanted else None)
             except queue.Empty:
                 break
             if item is _STOP:

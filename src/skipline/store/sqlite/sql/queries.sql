@@ -386,3 +386,9 @@ DELETE FROM workers WHERE expires_at <= :now
 
 -- name: any_expired_worker
 SELECT 1 FROM workers WHERE expires_at <= :now LIMIT 1
+
+-- name: final_among
+-- Which of the ids in the JSON array :ids are final (a finish another process committed).
+SELECT id FROM orders
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
