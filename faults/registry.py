@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from functools import partial
 
 from faults.checker import Report
-from faults.scenarios import crash_points, disk_full, kill_loop, poison, postgres, sigterm, slow
+from faults.scenarios import (
+    crash_points,
+    disk_full,
+    kill_loop,
+    partitions,
+    poison,
+    postgres,
+    sigterm,
+    slow,
+)
 
 Runner = Callable[[], Awaitable[Report]]
 
@@ -61,6 +70,21 @@ ENTRIES = [
     Entry("postgres_restart", "two processes on PostgreSQL; the database stopped hard, restarted",
           partial(postgres.run_restart, postgres.RESTART_SHORT),
           partial(postgres.run_restart, postgres.RESTART_LONG), 90, 200),
+    Entry("postgres_partition_worker",
+          "a worker blackholed from PostgreSQL past its leases while its handlers run",
+          partial(partitions.run_worker_partition, partitions.WORKER_SHORT),
+          partial(partitions.run_worker_partition, partitions.WORKER_LONG), 60, 120),
+    Entry("postgres_partition_stale_fence",
+          "the same with a planted fencing bug: the checker must catch the stale results",
+          partial(partitions.run_worker_partition, partitions.STALE_FENCE),
+          partial(partitions.run_worker_partition, partitions.STALE_FENCE), 60, 60),
+    Entry("postgres_partition_api",
+          "an API process blackholed, then its answers lost, then cut, while clients submit",
+          partial(partitions.run_api_partition, partitions.API_SHORT),
+          partial(partitions.run_api_partition, partitions.API_LONG), 60, 150),
+    Entry("postgres_slow_network", "50-200 ms latency with jitter on every connection under load",
+          partial(partitions.run_slow_network, partitions.SLOW_SHORT),
+          partial(partitions.run_slow_network, partitions.SLOW_LONG), 60, 150),
 ]
 SCENARIOS = {entry.name: entry for entry in ENTRIES}
 TIER_SCENARIOS = [entry.name for entry in ENTRIES]
