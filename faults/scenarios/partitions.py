@@ -47,11 +47,11 @@ LOAD = OrderShape(min_duration=0.0, max_duration=0.3)
 class WorkerPartition:
     orders: int = 2
     """Orders the cut-off worker runs when the partition starts (one per slot)."""
-    duration: float = 2.5
+    duration: float = 2.0
     """Seconds of their first run; a run after a takeover lasts twice that
     (faults.handlers:slower_each_attempt), so the old worker's completion meets it."""
     lease_seconds: float = 1.0
-    cut_seconds: float = 3.2
+    cut_seconds: float = 2.8
     """Longer than a lease and the takeover, and than the first run: the old worker's
     handlers end in the dark and record their results once the network heals."""
     clients: int = 2
@@ -214,6 +214,7 @@ class SlowNetwork:
     processes: int = 2
     workers: int = 4
     clients: int = 3
+    vip_clients: int = 2
     lease_seconds: float = 5.0
     """Not the harness's usual 2 s: through 100-400 ms round trips a call that needs a new
     pooled connection waits ~1.5-2 s for it (startup, authentication, codecs, backend identity:
@@ -223,7 +224,7 @@ class SlowNetwork:
     """Up to longer than a lease: heartbeats must renew through the latency."""
 
 
-SLOW_SHORT = SlowNetwork(seconds=10.0)
+SLOW_SHORT = SlowNetwork(seconds=8.0, durations=(0.1, 5.5))
 SLOW_LONG = SlowNetwork()
 
 
@@ -238,7 +239,7 @@ async def run_slow_network(params: SlowNetwork = SLOW_SHORT) -> Report:
         regular = OrderShape(*params.durations)
         vip = OrderShape(*params.durations, payload={"vip": True}, api_key=vip_key)
         async with under_load(context, params.clients, regular, pause=0.1, seed=9), \
-                under_load(context, 1, vip, pause=0.5, seed=10):
+                under_load(context, params.vip_clients, vip, pause=0.2, seed=10):
             await wait_for_acks(context.history, 10, timeout=15)
             for proxy in context.proxies:
                 proxy.slow(*params.latency)
