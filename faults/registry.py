@@ -17,6 +17,7 @@ from faults.scenarios import (
     postgres,
     sigterm,
     slow,
+    soak,
 )
 
 Runner = Callable[[], Awaitable[Report]]
@@ -31,6 +32,8 @@ class Entry:
     short_limit: float
     """Seconds the short variant may take before it counts as failed."""
     long_limit: float
+    long_tier_only: bool = False
+    """Left out of the short tier (still runnable alone with its short parameters)."""
 
     def run(self, long: bool) -> Awaitable[Report]:
         return (self.long if long else self.short)()
@@ -85,7 +88,13 @@ ENTRIES = [
     Entry("postgres_slow_network", "50-200 ms latency with jitter on every connection under load",
           partial(partitions.run_slow_network, partitions.SLOW_SHORT),
           partial(partitions.run_slow_network, partitions.SLOW_LONG), 60, 150),
+    Entry("soak", "two API and two worker processes on PostgreSQL, random faults, callbacks on "
+          "(2 min; 30 min with --long)",
+          partial(soak.run, soak.SHORT), partial(soak.run, soak.LONG),
+          soak.SHORT.seconds + 240, soak.LONG.seconds + 300, long_tier_only=True),
 ]
 SCENARIOS = {entry.name: entry for entry in ENTRIES}
-TIER_SCENARIOS = [entry.name for entry in ENTRIES]
-"""What the short and the long tier both run: every scenario, each in its short or long form."""
+SHORT_TIER = [entry.name for entry in ENTRIES if not entry.long_tier_only]
+"""The short tier: every scenario but the soak, each in its short form."""
+LONG_TIER = [entry.name for entry in ENTRIES]
+"""The long tier: every scenario in its long form, the thirty-minute soak last."""
