@@ -47,11 +47,13 @@ LOAD = OrderShape(min_duration=0.0, max_duration=0.3)
 class WorkerPartition:
     orders: int = 2
     """Orders the cut-off worker runs when the partition starts (one per slot)."""
-    duration: float = 2.0
-    """Seconds of their first run; a run after a takeover lasts twice that
-    (faults.handlers:slower_each_attempt), so the old worker's completion meets it."""
+    duration: float = 3.0
+    """Seconds of their first run. The other process must take over before it ends (it starts
+    as the partition does, is ready in about 1.5 s and finds the leases expired), and a run
+    after a takeover lasts twice that (faults.handlers:slower_each_attempt), so the old
+    worker's completion meets it."""
     lease_seconds: float = 1.0
-    cut_seconds: float = 2.8
+    cut_seconds: float = 3.4
     """Longer than a lease and the takeover, and than the first run: the old worker's
     handlers end in the dark and record their results once the network heals."""
     clients: int = 2
@@ -59,9 +61,9 @@ class WorkerPartition:
     """faults.stale_fence plants a fencing bug the checker must catch."""
 
 
-WORKER_SHORT = WorkerPartition()
+WORKER_SHORT = WorkerPartition(orders=1)
 WORKER_LONG = WorkerPartition(orders=4, duration=3.0, cut_seconds=5.0, clients=4)
-STALE_FENCE = WorkerPartition(entry="faults.stale_fence")
+STALE_FENCE = WorkerPartition(orders=1, entry="faults.stale_fence")
 
 
 async def run_worker_partition(params: WorkerPartition = WORKER_SHORT) -> Report:
@@ -224,7 +226,7 @@ class SlowNetwork:
     """Up to longer than a lease: heartbeats must renew through the latency."""
 
 
-SLOW_SHORT = SlowNetwork(seconds=8.0, durations=(0.1, 5.5))
+SLOW_SHORT = SlowNetwork(seconds=6.0, durations=(0.1, 5.5))
 SLOW_LONG = SlowNetwork()
 
 
