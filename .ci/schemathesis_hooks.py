@@ -15,7 +15,10 @@ up to 60 s, longer than the fuzzer waits for an answer, so it is shortened to 0.
 itself is tested in the integration and contract suites. And a query parameter the schema does
 not define, generated with a value that is not a scalar (null, an object, an array), may be
 left out of the request by the HTTP client, so the server would see a valid request that the
-fuzzer counts as invalid: such a parameter is sent with an empty value.
+fuzzer counts as invalid: such a parameter is sent with an empty value. Last, `not_before`
+must be at most 30 days ahead of the server's clock, and not sent with `delay`: neither rule is
+a schema's, so a schema-valid `not_before` (a string) is removed from the body; scheduling is
+tested in tests/integration/test_api_kinds.py and the contract suite.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ MAX_LENGTH = 255
 CALLBACK_MAX_LENGTH = 2048
 LONGEST_WAIT = 60.0
 SHORT_WAIT = "0.1"
-DEFINED_QUERY = frozenset({"wait", "status", "tier", "limit", "cursor", "customer"})
+DEFINED_QUERY = frozenset({"wait", "status", "tier", "limit", "cursor", "customer", "kind"})
 _calls = itertools.count(1)
 
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     _without_allowed_callback(case)
+    _without_not_before(case)
     _with_undefined_nulls_sent(case)
     _with_short_wait(case)
     _with_unique_key(case)
@@ -50,6 +54,12 @@ def _without_allowed_callback(case: Any) -> None:
         url = body.get("callback_url")
         if isinstance(url, str) and len(url) <= CALLBACK_MAX_LENGTH:
             del body["callback_url"]
+
+
+def _without_not_before(case: Any) -> None:
+    body = case.body
+    if isinstance(body, dict) and isinstance(body.get("not_before"), str):
+        del body["not_before"]
 
 
 def _with_undefined_nulls_sent(case: Any) -> None:

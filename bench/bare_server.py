@@ -1,6 +1,6 @@
 """The baseline: a bare aiohttp handler that parses the same JSON body and answers 202.
 
-Run by bench/http_submit.py; not part of the package.
+Run by bench/http_submit.py (`PORT [--uvloop]`); not part of the package.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ async def place_order(request: web.Request) -> web.Response:
 
 def main() -> None:
     port = int(sys.argv[1])
+    if "--uvloop" in sys.argv[2:]:
+        import uvloop
+
+        uvloop.install()
     app = web.Application()
     app.router.add_post("/orders", place_order)
     app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))

@@ -22,17 +22,28 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from skipline.testing import free_port
 
 HERE = Path(__file__).resolve().parent
+TICKS = os.sysconf("SC_CLK_TCK")
+UVLOOP_SKIPLINE = "import uvloop; uvloop.install(); from skipline.cli import main; main()"
 BODY = '{"payload": {"item": "book", "quantity": 1}, "duration": 0}'
 LUA = f"""
 wrk.method = "POST"
 wrk.body = '{BODY}'
 wrk.headers["Content-Type"] = "application/json"
 """
+
+
+@dataclass
+class Served:
+    """One server's timed run: requests/s, and CPU µs per request (see thread_cpu)."""
+
+    rate: float
+    cpu_us: dict[str, float]
 
 
 def ensure_wrk() -> str:
@@ -66,12 +77,13 @@ def pinned(core: int, argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def server(argv: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def server(argv: list[str], port: int, env: dict[str, str] | None = None,
+           ) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(pinned(0, argv), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         wait_healthy(port, proc)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -79,6 +91,42 @@ def server(argv: list[str], port: int, env: dict[str, str] | None = None) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of a process: its main thread (the event loop) and its other threads
+    together (the SQLite writer, any executor thread), each as user and system (kernel) time."""
+    seconds = {"loop": 0.0, "loop kernel": 0.0, "threads": 0.0, "threads kernel": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = "loop" if task.name == str(pid) else "threads"
+        seconds[name] += int(fields[11]) / TICKS
+        seconds[f"{name} kernel"] += int(fields[12]) / TICKS
+    return seconds
+
+
+def measured(wrk: str, port: int, proc: subprocess.Popen[bytes], args: argparse.Namespace,
+             lua: Path) -> Served:
+    """A warm-up, then the timed wrk run and the server's CPU per request by thread."""
+    run_wrk(wrk, port, 2, args.connections, lua)
+    before = thread_cpu(proc.pid)
+    rate = run_wrk(wrk, port, args.seconds, args.connections, lua)
+    after = thread_cpu(proc.pid)
+    requests = rate * args.seconds
+    per_request = {name: (after[name] - before.get(name, 0.0)) / requests * 1e6
+                   for name in after}
+    return Served(rate, per_request)
+
+
+def cpu_text(served: Served) -> str:
+    """`total (loop a, of which kernel b; threads c, of which kernel d)`, µs per request."""
+    cpu = served.cpu_us
+    parts = [f"{name} {cpu[name] + cpu[name + ' kernel']:.1f} (kernel {cpu[name + ' kernel']:.1f})"
+             for name in ("loop", "threads") if cpu[name] + cpu[name + " kernel"] > 0]
+    return f"{sum(cpu.values()):.1f} µs: " + ", ".join(parts)
 
 
 def run_wrk(wrk: str, port: int, seconds: int, connections: int, lua: Path) -> float:
@@ -95,23 +143,26 @@ def run_wrk(wrk: str, port: int, seconds: int, connections: int, lua: Path) -> f
     return float(match[1])
 
 
-def measure_bare(wrk: str, args: argparse.Namespace, lua: Path) -> float:
+def measure_bare(wrk: str, args: argparse.Namespace, lua: Path) -> Served:
     port = free_port()
-    with server([sys.executable, str(HERE / "bare_server.py"), str(port)], port):
-        run_wrk(wrk, port, 2, args.connections, lua)  # warm-up
-        return run_wrk(wrk, port, args.seconds, args.connections, lua)
+    argv = [sys.executable, str(HERE / "bare_server.py"), str(port)]
+    if args.uvloop:
+        argv.append("--uvloop")
+    with server(argv, port) as proc:
+        return measured(wrk, port, proc, args, lua)
 
 
-def measure_skipline(wrk: str, args: argparse.Namespace, lua: Path, workdir: Path) -> float:
+def measure_skipline(wrk: str, args: argparse.Namespace, lua: Path, workdir: Path) -> Served:
     port = free_port()
     db = workdir / f"bench-{port}.db"
     argv = [sys.executable, "-m", "skipline", "serve", "--port", str(port),
             "--db", f"sqlite:///{db}", "--durability", "full"]
     if args.no_workers:
         argv.append("--no-workers")
-    with server(argv, port):
-        run_wrk(wrk, port, 2, args.connections, lua)
-        return run_wrk(wrk, port, args.seconds, args.connections, lua)
+    if args.uvloop:  # the same command, with uvloop's policy installed first
+        argv[1:3] = ["-c", UVLOOP_SKIPLINE]
+    with server(argv, port) as proc:
+        return measured(wrk, port, proc, args, lua)
 
 
 def main() -> None:
@@ -121,6 +172,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-workers", action="store_true",
                         help="run `skipline serve --no-workers` (API only)")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="both servers on uvloop (the `uvloop` extra)")
     args = parser.parse_args()
     wrk = ensure_wrk()
     ratios = []
@@ -130,9 +183,12 @@ def main() -> None:
         for round_number in range(1, args.rounds + 1):
             bare = measure_bare(wrk, args, lua)
             ours = measure_skipline(wrk, args, lua, Path(tmp))
-            ratios.append(ours / bare)
-            print(f"round {round_number}: bare aiohttp {bare:,.0f} req/s   "
-                  f"skipline serve (SQLite FULL) {ours:,.0f} req/s   ratio {ours / bare:.2f}")
+            ratios.append(ours.rate / bare.rate)
+            print(f"round {round_number}: bare aiohttp {bare.rate:,.0f} req/s   "
+                  f"skipline serve (SQLite FULL) {ours.rate:,.0f} req/s   "
+                  f"ratio {ours.rate / bare.rate:.2f}")
+            print(f"  CPU per request: bare {cpu_text(bare)}")
+            print(f"                   skipline {cpu_text(ours)}")
     print(f"ratio skipline/bare (median of {len(ratios)}): {statistics.median(ratios):.2f}"
           f"   target >= 0.80")
 

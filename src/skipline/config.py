@@ -81,6 +81,9 @@ class Settings:
     port: int = 8080
     workers: int = 3
     handler: str = "simulate"
+    """The function for the kind `default` ('simulate' or 'M:F'), unless `handlers` is set."""
+    handlers: str | None = None
+    """A `skipline.Handlers` registry ('M:ATTR'): the kinds this process serves."""
     drain_timeout: float = 20.0
     durability: Durability = "full"
     lease_seconds: float = 10.0

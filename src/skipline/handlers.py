@@ -33,16 +33,22 @@ def load_handler(spec: str) -> Handler:
     may be a dotted path inside the module). Raises HandlerNotFound saying what is wrong."""
     if spec == "simulate":
         return simulate
-    module_name, separator, attribute = spec.partition(":")
-    if not separator or not module_name.strip() or not attribute.strip():
-        raise HandlerNotFound(f"handler {spec!r} is not a valid name: {SPEC_HINT}")
-    target = _resolve(_import(module_name.strip()), attribute.strip(), spec)
+    target = load_object(spec, "handler")
     if not inspect.iscoroutinefunction(target):
         raise HandlerNotFound(
             f"handler {spec!r} is not an async function (define it with 'async def')"
         )
     handler: Handler = target
     return handler
+
+
+def load_object(spec: str, what: str) -> Any:
+    """The object 'package.module:attribute' names (the attribute may be a dotted path inside
+    the module); `what` names it in the errors. Raises HandlerNotFound."""
+    module_name, separator, attribute = spec.partition(":")
+    if not separator or not module_name.strip() or not attribute.strip():
+        raise HandlerNotFound(f"{what} {spec!r} is not a valid name: {SPEC_HINT}")
+    return _resolve(_import(module_name.strip()), attribute.strip(), spec)
 
 
 def _import(module_name: str) -> ModuleType:

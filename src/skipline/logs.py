@@ -109,11 +109,12 @@ def configure_logging(level: str, log_format: LogFormat = "text", access_log: bo
 
 def order_fields(event: str, order: Order, **values: Any) -> dict[str, Any]:
     """The `extra=` of a line about one order: its id, tier and attempt, its wait from
-    acceptance to its (latest) start when it has started, the customer and kind when the
-    order has them (an empty one is unknown, not written), and `values`."""
+    acceptance (or its not_before) to its (latest) start when it has started, the customer
+    and kind when the order has them (an empty one is unknown, not written), and `values`."""
     wait_ms = None
-    if order.started_at is not None:
-        wait_ms = round(1000 * (order.started_at - order.created_at), 1)
+    if order.started_at is not None:  # a scheduled order waits from its not_before
+        due = max(order.created_at, getattr(order, "not_before", None) or 0.0)
+        wait_ms = round(1000 * (order.started_at - due), 1)
     known = {name: getattr(order, name, None) or None for name in ("customer", "kind")}
     return fields(event, order_id=order.id, tier=order.tier, attempt=order.attempts,
                   wait_ms=wait_ms, **known, **values)

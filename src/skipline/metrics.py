@@ -9,7 +9,7 @@ bookkeeping together."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from skipline.domain.models import Status, StoreStats
+from skipline.domain.models import DEFAULT_KIND, Status, StoreStats, TierCounts
 from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
 
@@ -59,6 +59,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.accepted: dict[str, int] = {}
         """Orders accepted (first submissions only), by tier."""
+        self.accepted_kinds: dict[str, int] = {}
+        """The same, by kind."""
         self.routes: dict[tuple[str, str], RouteFigures] = {}
         """Requests by (route template, method)."""
         self.pruned = 0
@@ -74,6 +76,14 @@ class Metrics:
         self.wait = Gauge(
             "skipline_wait_seconds", "Submit-to-start wait of recently started orders.",
             ["tier", "quantile"], registry=self.registry,
+        )
+        self.kind_orders = Gauge(
+            "skipline_kind_orders", "Orders by kind and status, read from the store at scrape "
+            "time.", ["kind", "status"], registry=self.registry,
+        )
+        self.kind_wait = Gauge(
+            "skipline_kind_wait_seconds", "Wait of recently started orders by kind, from when "
+            "each was due.", ["kind", "quantile"], registry=self.registry,
         )
         self.throughput = Gauge(
             "skipline_orders_finished_per_second", "Orders finished per second, last minute.",
@@ -93,9 +103,11 @@ class Metrics:
         """One delivery attempt: `delivered`, `failed` (retried later) or `given_up`."""
         self.callbacks.labels(outcome).inc()
 
-    def order_accepted(self, tier: str) -> None:
+    def order_accepted(self, tier: str, kind: str = DEFAULT_KIND) -> None:
         accepted = self.accepted
         accepted[tier] = accepted.get(tier, 0) + 1
+        kinds = self.accepted_kinds
+        kinds[kind] = kinds.get(kind, 0) + 1
 
     def orders_pruned(self, count: int) -> None:
         self.pruned += count
@@ -113,21 +125,32 @@ class Metrics:
 
     def record_store(self, stats: StoreStats, accepting: bool) -> None:
         """Refresh the queue gauges from a fresh store snapshot (called on scrape)."""
-        for tier, counts in stats.counts.items():
-            for status in Status:
-                count = getattr(counts, status.value)
-                self.orders.labels(tier=tier, status=status.value).set(count)
-        for tier, waits in stats.recent_waits.items():
-            for name, fraction in (("0.5", 0.5), ("0.99", 0.99)):
-                value = percentile(waits, fraction)
-                if value is not None:
-                    self.wait.labels(tier=tier, quantile=name).set(value)
+        record_counts(self.orders, stats.counts)
+        record_waits(self.wait, stats.recent_waits)
+        record_counts(self.kind_orders, stats.kinds)
+        record_waits(self.kind_wait, stats.kind_waits)
         self.throughput.set(stats.finished_last_minute / THROUGHPUT_WINDOW)
         self.accepting.set(1 if accepting else 0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric in this registry."""
         return generate_latest(self.registry)
+
+
+def record_counts(gauge: Gauge, counts: Mapping[str, TierCounts]) -> None:
+    """Set `gauge` (labelled by tier or kind, then status) from `counts`."""
+    for name, by_status in counts.items():
+        for status in Status:
+            gauge.labels(name, status.value).set(getattr(by_status, status.value))
+
+
+def record_waits(gauge: Gauge, waits: Mapping[str, list[float]]) -> None:
+    """Set `gauge` (labelled by tier or kind, then quantile) from recent waits."""
+    for name, recent in waits.items():
+        for quantile, fraction in (("0.5", 0.5), ("0.99", 0.99)):
+            value = percentile(recent, fraction)
+            if value is not None:
+                gauge.labels(name, quantile).set(value)
 
 
 class RequestCollector(Collector):
@@ -138,6 +161,7 @@ class RequestCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield self._accepted()
+        yield self._accepted_kinds()
         yield CounterMetricFamily(
             "skipline_orders_pruned",
             "Finished orders deleted by retention in this process.", value=self.metrics.pruned,
@@ -152,6 +176,15 @@ class RequestCollector(Collector):
         )
         for tier, count in sorted(self.metrics.accepted.items()):
             family.add_metric([tier], count)
+        return family
+
+    def _accepted_kinds(self) -> Metric:
+        family = CounterMetricFamily(
+            "skipline_kind_orders_accepted",
+            "Orders accepted (first submissions only), by kind.", labels=["kind"],
+        )
+        for kind, count in sorted(self.metrics.accepted_kinds.items()):
+            family.add_metric([kind], count)
         return family
 
     def _requests(self) -> Metric:

@@ -54,7 +54,9 @@ def log_started(
     settings: Settings, api: bool, workers: bool, found: QueueCounts | None
 ) -> None:
     slots = settings.workers if workers else 0
-    role = f"{slots} worker slot(s), handler {settings.handler}" if workers else "no workers"
+    served = (f"handlers {settings.handlers}" if settings.handlers is not None
+              else f"handler {settings.handler}")
+    role = f"{slots} worker slot(s), {served}" if workers else "no workers"
     if api:
         url = base_url(settings)
         logger.info(

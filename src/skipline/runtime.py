@@ -21,10 +21,11 @@ from skipline.config import Settings
 from skipline.database import check_location
 from skipline.database import display_url as display_url  # where callers found it first
 from skipline.domain.errors import ConfigError, StoreUnavailable
-from skipline.handlers import Handler, load_handler
+from skipline.handlers import Handler
 from skipline.maintenance import Maintenance
 from skipline.metrics import Metrics
 from skipline.process_log import log_database, log_started, log_stopped, queue_counts
+from skipline.registry import Handlers, registry_for
 from skipline.service import OrderService
 from skipline.shutdown_signals import FAST_EXIT_CODE, ShutdownSignals
 from skipline.store import open_store
@@ -83,7 +84,7 @@ class Workers:
     when given, counts what the pruner deletes."""
 
     def __init__(
-        self, store: Store, settings: Settings, handler: Handler, *,
+        self, store: Store, settings: Settings, handler: Handler | Handlers, *,
         metrics: Metrics | None = None, clock: Clock | None = None, worker_id: str | None = None,
     ) -> None:
         self.pool = WorkerPool(store, settings, handler, clock=clock, worker_id=worker_id)
@@ -113,25 +114,46 @@ async def run(
     """Run until SIGTERM/SIGINT (or until `shutdown` is set), then drain; the exit code (130
     after a fast exit: see skipline.shutdown_signals). The signal handlers stay installed
     until the store is closed. `access_log` logs every request to `skipline.access`."""
-    handler = load_handler(settings.handler) if workers else None
+    handlers = process_handlers(settings, workers)
     shutdown = shutdown or asyncio.Event()
     hurry = _Hurry()
     signals = ShutdownSignals(shutdown, on_fast_exit=hurry)
     signals.install()
     try:
-        code = await _run_with_store(settings, _Plan(handler, api, access_log), shutdown, hurry)
+        plan = _Plan(handlers, workers, api, access_log)
+        code = await _run_with_store(settings, plan, shutdown, hurry)
     finally:
         signals.remove()
     return FAST_EXIT_CODE if code == 0 and hurry.requested else code
 
 
+def process_handlers(settings: Settings, workers: bool) -> Handlers | None:
+    """The kinds this process serves: its workers' registry (`--handlers`, else `--handler`
+    for the kind `default`), or the one `--handlers` names for an API-only process; None for
+    an API-only process without one, which accepts any valid kind."""
+    if (workers and settings.workers > 0) or settings.handlers is not None:
+        return registry_for(settings.handler, settings.handlers)
+    return None
+
+
+def order_service(store: Store, settings: Settings, handlers: Handlers | None) -> OrderService:
+    """The service of a process serving `handlers` (None: any kind)."""
+    return OrderService(store, settings, kinds=None if handlers is None else handlers.names)
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """What this process runs: a handler for its workers (None: no workers), the API."""
+    """What this process runs: the kinds it serves (None: any, API only), whether it runs
+    workers for them, the API."""
 
-    handler: Handler | None
+    handlers: Handlers | None
+    workers: bool
     api: bool
     access_log: bool
+
+    @property
+    def pool_handlers(self) -> Handlers | None:
+        return self.handlers if self.workers else None
 
 
 class _Hurry:
@@ -162,7 +184,8 @@ async def _run_with_store(
         return 1
     log_database(settings)
     try:
-        return await _run_parts(OrderService(store, settings), plan, shutdown, hurry)
+        return await _run_parts(
+            order_service(store, settings, plan.handlers), plan, shutdown, hurry)
     finally:
         await store.close()
 
@@ -174,10 +197,10 @@ async def _run_parts(
     try:
         if plan.api and not await parts.start_api(plan.access_log):
             return 1
-        if plan.handler is not None:
-            hurry.watch(await parts.start_pool(plan.handler))
+        if plan.pool_handlers is not None:
+            hurry.watch(await parts.start_pool(plan.pool_handlers))
         found = await queue_counts(service.store)
-        log_started(service.settings, plan.api, plan.handler is not None, found)
+        log_started(service.settings, plan.api, plan.pool_handlers is not None, found)
         await shutdown.wait()
         await parts.shut_down()
         log_stopped(await queue_counts(service.store), fast=hurry.requested)
@@ -216,7 +239,7 @@ class _Parts:
             return False
         return True
 
-    async def start_pool(self, handler: Handler) -> WorkerPool:
+    async def start_pool(self, handler: Handlers) -> WorkerPool:
         self.workers = Workers(
             self.service.store, self.service.settings, handler, metrics=self.metrics)
         await self.workers.start()
@@ -251,7 +274,8 @@ def skipline_context(
     routes too, mount `skipline_app(settings)`)."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        service = OrderService(open_store(settings.db, durability=settings.durability), settings)
+        store = open_store(settings.db, durability=settings.durability)
+        service = order_service(store, settings, process_handlers(settings, workers))
         app[SERVICE] = service
         async for _ in _service_running(app, service, workers):
             yield
@@ -265,7 +289,8 @@ def skipline_app(settings: Settings, *, workers: bool = True) -> web.Application
     docs under that prefix), or run it alone. The service is built at once, so the routes
     exist before your application starts; the store opens, and the pool starts, when it
     starts, and on cleanup the pool drains (invariant 5) before the store closes."""
-    service = OrderService(open_store(settings.db, durability=settings.durability), settings)
+    store = open_store(settings.db, durability=settings.durability)
+    service = order_service(store, settings, process_handlers(settings, workers))
     app = create_app(service)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
@@ -286,7 +311,8 @@ async def _service_running(
     running: Workers | None = None
     try:
         if workers and settings.workers > 0:
-            running = Workers(service.store, settings, load_handler(settings.handler),
+            running = Workers(service.store, settings,
+                              registry_for(settings.handler, settings.handlers),
                               metrics=app.get(METRICS))
             app[POOL] = running.pool
             await running.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 
 import msgspec
 
@@ -28,9 +29,11 @@ from skipline.domain.errors import (
 )
 from skipline.domain.fairness import MAX_WEIGHT, group_backlog
 from skipline.domain.fingerprint import request_fingerprint
-from skipline.domain.ids import MAX_CUSTOMER, is_customer_id, is_order_id
+from skipline.domain.ids import MAX_CUSTOMER, is_customer_id, is_kind_name, is_order_id
 from skipline.domain.models import (
+    DEFAULT_KIND,
     JSON,
+    MAX_DELAY,
     MAX_DURATION,
     MAX_WAIT,
     ApiKey,
@@ -81,14 +84,25 @@ class OrderSpec(msgspec.Struct, frozen=True):
     """The calling key's own customer (keys made with --customers only)."""
     callback_url: str | None = None
     """Where to POST the outcome; must match the `[callbacks]` allow list."""
+    kind: str = DEFAULT_KIND
+    delay: float | None = None
+    """Seconds from now before it may run (0 to 30 days); not with `not_before`."""
+    not_before: float | None = None
+    """When it may run at the earliest (seconds since the epoch); not with `delay`."""
 
 
 MAX_CALLBACK_URL = 2048
 
 
 class OrderService:
-    def __init__(self, store: Store, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock | None = None,
+        kinds: Collection[str] | None = None,
+    ) -> None:
         self.store = store
+        self.kinds = None if kinds is None else sorted(kinds)
+        """The kinds this process serves (its handler registry); None accepts any valid
+        kind (an API-only process)."""
         self.settings = settings
         self._clock = clock or SystemClock()
         self.accepting = True
@@ -222,6 +236,7 @@ class OrderService:
     async def submit_order(
         self, *, payload: JSON = None, tier: str | None = None, duration: float = 0.0,
         idempotency_key: str | None = None, callback_url: str | None = None,
+        kind: str = DEFAULT_KIND, delay: float | None = None, not_before: float | None = None,
     ) -> Order:
         """Submit an order from your own code, as the process itself: any configured tier
         (default: the anonymous callers' tier), no owner (whoever holds its id may read it),
@@ -230,7 +245,8 @@ class OrderService:
         (IdempotencyKeyReused if that was a different request)."""
         trusted = Caller(name="", tier=self.tier_named(tier or self.anonymous.tier).name)
         spec = OrderSpec(payload, duration, idempotency_key=idempotency_key,
-                         callback_url=callback_url)
+                         callback_url=callback_url, kind=kind, delay=delay,
+                         not_before=not_before)
         order, _ = await self.submit(trusted, spec)
         return order
 
@@ -240,6 +256,8 @@ class OrderService:
             raise InvalidOrder(f"duration must be between 0 and {MAX_DURATION:g} seconds")
         if spec.callback_url is not None:
             self.check_callback(spec.callback_url)
+        self.check_kind(spec.kind)
+        not_before = self.not_before_of(spec)
         tier_name = self.choose_tier(caller, spec.tier)
         capped = not self.admits_at_once(tier_name)
         if capped:
@@ -257,12 +275,14 @@ class OrderService:
             owner=caller.name,
             idempotency_key=spec.idempotency_key,
             max_wait=tier.max_wait,
-            fingerprint=None if spec.idempotency_key is None else request_fingerprint(
-                tier.name, spec.payload, spec.duration, customer),
+            fingerprint=None if spec.idempotency_key is None else fingerprint_of(
+                spec, tier.name, customer),
             customer=customer,
             weight=caller.weight,
             fifo=tier.fairness == "fifo",
             callback_url=spec.callback_url,
+            kind=spec.kind,
+            not_before=not_before,
         )
         if not capped:
             order, created = await self.store.submit(new)
@@ -281,6 +301,35 @@ class OrderService:
             self._queued_snapshot[tier_name] = self._queued_snapshot.get(tier_name, 0) + 1
             self._stats.invalidate()
         return check_replay(new, order, created)
+
+    def check_kind(self, kind: str) -> None:
+        """InvalidOrder (422) for a kind that is not a valid name, or that this process does
+        not serve, naming the kinds it does."""
+        if not is_kind_name(kind):
+            raise InvalidOrder(
+                f"kind {kind[:80]!r} is not a valid kind: 1 to 64 of a-z 0-9 _ . - (starting "
+                "with a letter or digit)")
+        if self.kinds is not None and kind not in self.kinds:
+            raise InvalidOrder(
+                f"kind {kind!r} is not served here; known kinds: {', '.join(self.kinds)}")
+
+    def not_before_of(self, spec: OrderSpec) -> float | None:
+        """When the order may run at the earliest (None: at once), from `delay` or
+        `not_before`, at most MAX_DELAY ahead; in whole microseconds, as the stores keep it."""
+        if spec.delay is not None and spec.not_before is not None:
+            raise InvalidOrder("give delay or not_before, not both")
+        now = self._clock.now()
+        if spec.delay is not None:
+            if not 0 <= spec.delay <= MAX_DELAY:
+                raise InvalidOrder(f"delay must be between 0 and {MAX_DELAY:g} seconds (30 days)")
+            at = now + spec.delay
+        elif spec.not_before is not None:
+            if not spec.not_before - now <= MAX_DELAY:
+                raise InvalidOrder("not_before must be at most 30 days ahead")
+            at = spec.not_before
+        else:
+            return None
+        return round(at * 1_000_000) / 1_000_000
 
     def check_callback(self, url: str) -> None:
         """CallbackNotAllowed unless callbacks are on and `url` matches the allow list."""
@@ -351,12 +400,13 @@ class OrderService:
     async def list_orders(
         self, caller: Caller, status: Status | None = None, tier: str | None = None,
         limit: int = 50, before_seq: int | None = None, customer: str | None = None,
+        kind: str | None = None,
     ) -> list[Order]:
         """The caller's own orders (every order for an admin), newest first; `customer`
-        keeps only that customer's."""
+        keeps only that customer's, `kind` only that kind's."""
         self.check_may_list(caller)
         owner = None if caller.admin else caller.name
-        query = OrderQuery(owner, status, tier, limit, before_seq, customer)
+        query = OrderQuery(owner, status, tier, limit, before_seq, customer, kind)
         return await self.store.list_orders(query)
 
     @staticmethod
@@ -392,6 +442,17 @@ def customer_of(caller: Caller, customer: str | None) -> str:
     if not is_customer_id(customer):
         raise InvalidOrder(f"customer must be 1 to {MAX_CUSTOMER} printable ASCII characters")
     return customer
+
+
+def fingerprint_of(spec: OrderSpec, tier: str, customer: str) -> str:
+    """The request fingerprint of a submission with an idempotency key (invariant 8)."""
+    schedule: tuple[str, float] | None = None
+    if spec.delay is not None:
+        schedule = ("delay", spec.delay)
+    elif spec.not_before is not None:
+        schedule = ("not_before", spec.not_before)
+    return request_fingerprint(
+        tier, spec.payload, spec.duration, customer, spec.kind, schedule)
 
 
 def check_replay(new: NewOrder, order: Order, created: bool) -> tuple[Order, bool]:

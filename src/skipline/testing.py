@@ -9,7 +9,7 @@ import socket
 import uuid
 from collections.abc import Mapping, Sequence
 
-from skipline.domain.models import DEFAULT_TIERS, JSON, Lease, NewOrder, Order, Tier
+from skipline.domain.models import DEFAULT_KIND, DEFAULT_TIERS, JSON, Lease, NewOrder, Order, Tier
 from skipline.store.base import Store
 
 
@@ -27,6 +27,8 @@ def make_new_order(
     customer: str = "",
     weight: int = 1,
     fifo: bool = False,
+    kind: str = DEFAULT_KIND,
+    not_before: float | None = None,
 ) -> NewOrder:
     """A NewOrder with a fresh random id. `priority` defaults to the tier's own (from `tiers`).
     Unlike the service, `max_wait` is NOT taken from the tier: None means never overdue, so a
@@ -38,7 +40,8 @@ def make_new_order(
     return NewOrder(
         id=str(uuid.uuid4()), tier=tier, priority=priority, payload=payload,
         duration=duration, owner=owner, idempotency_key=idempotency_key, max_wait=max_wait,
-        fingerprint=fingerprint, customer=customer, weight=weight, fifo=fifo,
+        fingerprint=fingerprint, customer=customer, weight=weight, fifo=fifo, kind=kind,
+        not_before=not_before,
     )
 
 
@@ -59,10 +62,11 @@ async def submit_all(store: Store, orders: Sequence[NewOrder], chunk: int = 250)
 
 async def claim_all(
     store: Store, worker_id: str = "test-worker", batch: int = 100, lease_seconds: float = 60.0,
+    kinds: Sequence[str] | None = None,
 ) -> list[Lease]:
-    """Claim every ready order, `batch` at a time, in claim order."""
+    """Claim every ready order (of `kinds`; None: any), `batch` at a time, in claim order."""
     leases: list[Lease] = []
-    while claimed := await store.claim(worker_id, batch, lease_seconds):
+    while claimed := await store.claim(worker_id, batch, lease_seconds, kinds):
         leases.extend(claimed)
     return leases
 

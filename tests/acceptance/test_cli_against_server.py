@@ -71,6 +71,7 @@ async def test_tables_are_the_default_output(launcher: Launcher) -> None:
     table = (await launcher.cli("stats", *url)).stdout.splitlines()
     assert table[0].split()[:3] == ["tier", "(prio)", "queued"]
     assert any(line.startswith("regular (1)") for line in table)
+    assert any(line.startswith("kind default") for line in table)
     assert table[-1].startswith("throughput ")
     assert all(len(line) <= 80 for line in table), "the table must fit 80 columns in a pipe"
 

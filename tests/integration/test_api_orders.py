@@ -15,7 +15,8 @@ from tests.integration.api_harness import Api, assert_problem, running_api
 
 ORDER_FIELDS = {
     "id", "tier", "priority", "status", "attempts", "created_at", "started_at", "finished_at",
-    "payload", "result", "error", "customer", "callback", "history",
+    "payload", "result", "error", "customer", "callback", "history", "kind", "not_before",
+    "next_attempt_at",
 }
 
 
@@ -34,6 +35,8 @@ async def test_an_anonymous_empty_order_is_accepted_as_regular(api: Api) -> None
     assert (order["attempts"], order["payload"], order["result"], order["error"]) == (0, None,
                                                                                      None, None)
     assert order["started_at"] is None and order["finished_at"] is None
+    assert (order["kind"], order["not_before"], order["next_attempt_at"]) == (
+        "default", None, None)
     assert parse_time(order["created_at"]).utcoffset() is not None
     assert reply.headers["Location"] == f"/orders/{order['id']}"
     fetched = await api.call("GET", reply.headers["Location"])

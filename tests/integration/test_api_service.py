@@ -62,7 +62,11 @@ async def test_stats_per_tier_with_waits_and_throughput(api: Api) -> None:
     [lease] = await api.service.store.claim("worker-1", 1, 30.0)
     assert await api.service.store.complete(lease.order.id, lease.token, {"ok": True})
     stats = (await api.call("GET", "/stats")).json()
-    assert set(stats) == {"tiers", "throughput_per_second", "accepting"}
+    assert set(stats) == {"tiers", "throughput_per_second", "accepting", "kinds"}
+    assert list(stats["kinds"]) == ["default"]
+    default = stats["kinds"]["default"]
+    assert [default[name] for name in STATUS_COUNTS] == [1, 0, 1, 0, 1]
+    assert default["wait_p50"] >= 0 and "priority" not in default
     vip_stats, regular_stats = stats["tiers"]["vip"], stats["tiers"]["regular"]
     assert [vip_stats[name] for name in STATUS_COUNTS] == [0, 0, 1, 0, 0]
     assert [regular_stats[name] for name in STATUS_COUNTS] == [1, 0, 0, 0, 1]
@@ -122,12 +126,15 @@ async def test_the_openapi_document_lists_every_route(api: Api) -> None:
     request_schema = schemas["OrderRequest"]
     assert request_schema["additionalProperties"] is False
     assert set(request_schema["properties"]) == {
-        "payload", "duration", "user_type", "customer", "callback_url"}
+        "payload", "duration", "user_type", "customer", "callback_url", "kind", "delay",
+        "not_before"}
     assert set(schemas["OrderOut"]["properties"]) == {
         "id", "tier", "priority", "status", "attempts", "created_at", "started_at",
-        "finished_at", "payload", "result", "error", "customer", "callback", "history"}
+        "finished_at", "payload", "result", "error", "customer", "callback", "history", "kind",
+        "not_before", "next_attempt_at"}
+    assert set(schemas["StatsOut"]["properties"]) >= {"kinds"}
     listing = {p["name"] for p in document["paths"]["/orders"]["get"]["parameters"]}
-    assert "customer" in listing
+    assert {"customer", "kind"} <= listing
     assert set(document["paths"]["/orders/{id}/retry"]) >= {"post"}
     for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', reply.body.decode()):
         assert ref in schemas

@@ -67,7 +67,7 @@ async def test_every_operation_has_an_example_and_inline_code_is_rendered(mounte
     assert '-H "Authorization: Bearer $KEY"' in unescaped  # double quotes: the shell expands it
     stats_example = document["paths"]["/stats"]["get"]["responses"]["200"]["content"][
         "application/json"]["example"]
-    assert set(stats_example) == {"tiers", "throughput_per_second", "accepting"}
+    assert set(stats_example) == {"tiers", "throughput_per_second", "accepting", "kinds"}
 
 
 async def test_the_openapi_servers_entry_names_the_mount_prefix(mounted: str) -> None:

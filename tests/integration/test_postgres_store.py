@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -51,26 +52,51 @@ async def test_concurrent_claimers_on_many_stores_never_share_an_order(
         assert seqs == sorted(seqs), "one claimer must take orders in FIFO order"
 
 
+@pytest.mark.parametrize("kinds", [None, ["ship", "mail"]])
 async def test_a_claim_walks_the_partial_index_of_ready_orders(
-    open_store: OpenStore, postgres_url: str,
+    open_store: OpenStore, postgres_url: str, kinds: list[str] | None,
 ) -> None:
     store = await open_store()
-    await submit_all(store, [make_new_order(priority=i % 3) for i in range(3000)], chunk=500)
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        await connection.execute("ANALYZE orders")
-        plan = await connection.fetchval(
-            "EXPLAIN (FORMAT JSON) " + load_queries("postgres")["claim"], "w", 5, LEASE,
-        )
-    finally:
-        await connection.close()
+    kind_names = ("ship", "mail", "refund")
+    await submit_all(store, [
+        make_new_order(priority=i % 3, kind=kind_names[i // 3 % 3]) for i in range(3000)
+    ], chunk=500)
+    scans = await plan_of(postgres_url, "claim", "w", 5, LEASE, kinds)
 
-    scans = list(plan_nodes(json.loads(plan) if isinstance(plan, str) else plan))
     assert any(node.get("Index Name") == "orders_ready" for node in scans)
     assert not any(
         node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "orders"
         for node in scans
     )
+
+
+async def test_promoting_due_orders_walks_only_the_waiting_index(
+    open_store: OpenStore, postgres_url: str,
+) -> None:
+    store = await open_store()
+    later = time.time() + 86400.0
+    await submit_all(store, [make_new_order(not_before=later) for _ in range(3000)], chunk=500)
+    await submit_all(store, [make_new_order() for _ in range(3000)], chunk=500)
+    scans = await plan_of(postgres_url, "promote_due")
+
+    assert any(node.get("Index Name") == "orders_waiting" for node in scans)
+    assert not any(node.get("Index Name") == "orders_ready" for node in scans)
+    assert not any(
+        node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "orders"
+        for node in scans
+    )
+
+
+async def plan_of(postgres_url: str, query: str, *args: Any) -> list[Any]:
+    """The nodes of the plan of named `query` with `args`, after ANALYZE."""
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("ANALYZE orders")
+        plan = await connection.fetchval(
+            "EXPLAIN (FORMAT JSON) " + load_queries("postgres")[query], *args)
+    finally:
+        await connection.close()
+    return list(plan_nodes(json.loads(plan) if isinstance(plan, str) else plan))
 
 
 def plan_nodes(plan: Any) -> Any:

@@ -296,10 +296,14 @@ async def test_the_status_check_rebuild_keeps_rows_seqs_and_the_check(tmp_path: 
     await store.open()
     try:
         with sqlite3.connect(path) as check:
-            after = check.execute("SELECT * FROM orders ORDER BY seq").fetchall()
+            cursor = check.execute("SELECT * FROM orders ORDER BY seq")
+            after = cursor.fetchall()
+            names = [entry[0] for entry in cursor.description]
         width = len(before[0])  # later migrations add columns, empty in the old rows
         assert [row[:width] for row in after] == before
-        assert all(not any(row[width:]) for row in after)
+        kind = names.index("kind")  # but for the kind, which is the default one
+        assert all(row[kind] == "default" for row in after)
+        assert all(not any(row[width:kind] + row[kind + 1:]) for row in after)
         order, _ = await store.submit(new_order())
         assert order.seq == 5
         [lease] = await store.claim("w", 1, LEASE)
@@ -381,15 +385,32 @@ def insert_queued(
         connection.execute(count, {"tier": tier, "status": "queued", "n": n})
 
 
-async def test_claim_plan_reads_only_indexes(store: SqliteStore) -> None:
+@pytest.mark.parametrize("kinds", [None, '["ship", "mail"]'])
+async def test_claim_plan_reads_only_the_ready_indexes(
+    store: SqliteStore, kinds: str | None,
+) -> None:
+    """Only indexes of orders that are due (waiting = 0): a backlog scheduled for later is
+    never read by the pick, whatever kinds it asks for."""
     query = load_queries("sqlite")["claim_candidates"]
+    parameters = {"now": 0.0, "limit": 5, "kinds": kinds}
     plan = await store.writer.run(lambda c: [
-        row[3] for row in c.execute("EXPLAIN QUERY PLAN " + query, {"now": 0.0, "limit": 5})
+        row[3] for row in c.execute("EXPLAIN QUERY PLAN " + query, parameters)
     ])
     touching_orders = [step for step in plan if " orders" in step]
     assert touching_orders, plan
     for step in touching_orders:
-        assert "USING COVERING INDEX orders_queued_" in step, plan
+        assert "USING COVERING INDEX orders_ready_" in step, plan
+
+
+async def test_promoting_due_orders_reads_only_the_waiting_index(store: SqliteStore) -> None:
+    query = load_queries("sqlite")["promote_due"]
+    plan = await store.writer.run(lambda c: [
+        row[3] for row in c.execute("EXPLAIN QUERY PLAN " + query, {"now": 0.0})
+    ])
+    reads = [step for step in plan if " orders" in step and "PRIMARY KEY" not in step]
+    assert reads, plan
+    for step in reads:
+        assert "INDEX orders_waiting" in step, plan
 
 
 @pytest.mark.parametrize("overdue_share", [0.0, 0.7])
@@ -442,7 +463,8 @@ async def test_claim_query_follows_the_domain_rule(db_path: Path, seed: int) -> 
         for limit in (1, 3, 10, 50, 400):
             for at in (now - 50, now, now + 50):
                 picked = await store.writer.run(lambda c, at=at, limit=limit: [
-                    row["seq"] for row in c.execute(query, {"now": at, "limit": limit})
+                    row["seq"] for row in c.execute(query, {
+                        "now": at, "limit": limit, "kinds": None})
                 ])
                 expected = [o.seq for o in pick_claims(everything, at, limit)]
                 assert picked == expected, (limit, at)

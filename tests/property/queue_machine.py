@@ -79,6 +79,12 @@ KEY_OWNER = "alice"
 GROUPS = (("", "", 1), (KEY_OWNER, "", 1), ("bob", "", 2), ("shop", "x", 3), ("shop", "y", 3))
 """(owner, customer, weight) of the fair-share groups that submit: anonymous, two keys of
 their own, and a key's two customers; weights 1 to 3 (the batch tier is fifo: one line)."""
+KINDS = ("default", "ship")
+CLAIM_KINDS: tuple[tuple[str, ...] | None, ...] = (None, None, None, ("ship",), ("default",))
+"""What a claim serves: every kind (most often, so that orders keep moving), or one."""
+SCHEDULES = (None, None, None, -1.0, 0.0, 2.0, 6.0)
+"""Seconds from now an order is scheduled for (None: not scheduled; a past or present
+not_before is due at once)."""
 IDEMPOTENCY_KEYS = ("k1", "k2", "k3")
 """Few, so keys are often replayed, and reused once retention deleted their order."""
 PRUNE_AGES = (0.0, 0.5, 5.0, 30.0)
@@ -169,12 +175,20 @@ class QueueMachine(RuleBasedStateMachine):
 
     # --- client side -------------------------------------------------------------------------
     @rule(target=orders, submissions=st.lists(
-        st.tuples(st.sampled_from(sorted(TIERS)), st.sampled_from(GROUPS)),
+        st.tuples(
+            st.sampled_from(sorted(TIERS)), st.sampled_from(GROUPS), st.sampled_from(KINDS),
+            st.sampled_from(SCHEDULES),
+        ),
         min_size=1, max_size=4,
     ))
-    def submit(self, submissions: list[tuple[str, tuple[str, str, int]]]) -> MultipleResults[str]:
-        """Accept orders one after another, in the order given, each from its group."""
-        return multiple(*(self.submit_one(tier, group=group) for tier, group in submissions))
+    def submit(
+        self, submissions: list[tuple[str, tuple[str, str, int], str, float | None]],
+    ) -> MultipleResults[str]:
+        """Accept orders one after another, in the order given, each from its group, of its
+        kind, some scheduled for later."""
+        return multiple(*(
+            self.submit_one(tier, group=group, kind=kind, delay=delay)
+            for tier, group, kind, delay in submissions))
 
     @rule(target=orders, tier=st.sampled_from(sorted(TIERS)),
           key=st.sampled_from(IDEMPOTENCY_KEYS))
@@ -185,13 +199,16 @@ class QueueMachine(RuleBasedStateMachine):
 
     def submit_one(
         self, tier: str, key: str | None = None, group: tuple[str, str, int] | None = None,
+        kind: str = "default", delay: float | None = None,
     ) -> str:
         spec = TIERS[tier]
         owner, customer, weight = group or (GROUPS[1] if key else GROUPS[0])
+        not_before = None if delay is None else self.now + delay
         new = NewOrder(
             id=str(uuid.uuid4()), tier=tier, priority=spec.priority, payload={"n": 1},
             max_wait=spec.max_wait, owner=owner, idempotency_key=key, customer=customer,
-            weight=weight, fifo=spec.fairness == "fifo",
+            weight=weight, fifo=spec.fairness == "fifo", kind=kind,
+            not_before=None if not_before is None else START + not_before,
         )
         stored, created = self.run(self.store.submit(new))
         holder = None if key is None else self.model.keys.get(key)
@@ -219,7 +236,7 @@ class QueueMachine(RuleBasedStateMachine):
             f"{stored.seq} after {previous}"
         )
         record = self.model.accept(
-            new.id, tier, stored.seq, self.now, key, owner, customer, weight,
+            new.id, tier, stored.seq, self.now, key, owner, customer, weight, kind, not_before,
         )
         self.check_order(stored, record)
         if reused:
@@ -250,32 +267,40 @@ class QueueMachine(RuleBasedStateMachine):
     # --- worker side -------------------------------------------------------------------------
     @rule(
         target=leases, worker=st.sampled_from(WORKERS), limit=st.integers(2, 4),
-        lease_seconds=st.sampled_from(LEASES),
+        lease_seconds=st.sampled_from(LEASES), kinds=st.sampled_from(CLAIM_KINDS),
     )
-    def claim(self, worker: str, limit: int, lease_seconds: float) -> MultipleResults[LeaseRef]:
-        """A worker with `limit` free slots claims (no prefetch: never more than that)."""
-        return self.claim_slots(worker, limit, lease_seconds)
+    def claim(
+        self, worker: str, limit: int, lease_seconds: float, kinds: tuple[str, ...] | None,
+    ) -> MultipleResults[LeaseRef]:
+        """A worker with `limit` free slots claims (no prefetch: never more than that), for
+        the kinds it serves."""
+        return self.claim_slots(worker, limit, lease_seconds, kinds)
 
-    @rule(target=leases, worker=st.sampled_from(WORKERS), lease_seconds=st.sampled_from(LEASES))
-    def claim_one(self, worker: str, lease_seconds: float) -> MultipleResults[LeaseRef]:
+    @rule(target=leases, worker=st.sampled_from(WORKERS), lease_seconds=st.sampled_from(LEASES),
+          kinds=st.sampled_from(CLAIM_KINDS))
+    def claim_one(
+        self, worker: str, lease_seconds: float, kinds: tuple[str, ...] | None,
+    ) -> MultipleResults[LeaseRef]:
         """The common case, a worker with one free slot (also makes claims twice as likely:
         the claim is where the rule under test runs)."""
-        return self.claim_slots(worker, 1, lease_seconds)
+        return self.claim_slots(worker, 1, lease_seconds, kinds)
 
     def claim_slots(
         self, worker: str, limit: int, lease_seconds: float,
+        kinds: tuple[str, ...] | None = None,
     ) -> MultipleResults[LeaseRef]:
         now = self.now
-        ready = self.model.ready(now)
-        expected = expected_claim(list(self.model.orders.values()), now, limit)
-        got = self.run(self.store.claim(worker, limit, lease_seconds))
+        ready = self.model.ready(now, kinds)
+        expected = expected_claim(list(self.model.orders.values()), now, limit, kinds)
+        got = self.run(self.store.claim(
+            worker, limit, lease_seconds, None if kinds is None else list(kinds)))
         claimed = [self.claimed_record(lease.order, lease.token) for lease in got]
         note(
-            f"claim by {worker} (limit={limit}) at t=+{now:g}s: ready "
+            f"claim by {worker} (limit={limit}, kinds={kinds}) at t=+{now:g}s: ready "
             f"{[o.label for o in ready]} -> got {[o.label for o in claimed]}"
         )
         self.count_situation(ready, list(self.model.orders.values()), now, limit)
-        problems = claim_problems(claimed, ready, now, limit)
+        problems = claim_problems(claimed, ready, now, limit, kinds)
         if not problems and claimed != expected:
             problems.append(
                 f"claim returned {[o.label for o in claimed]} out of claim order; "
@@ -311,8 +336,12 @@ class QueueMachine(RuleBasedStateMachine):
             event("claim: a retried or rescued order is ready")
         if any(o.token and o.lease_until <= now for o in orders):
             event("claim: a lease has expired but is not rescued yet")
-        if any(o.status is Status.QUEUED and o.available_at > now for o in orders):
+        if any(o.status is Status.QUEUED and o.available_at > now and o.attempts
+               for o in orders):
             event("claim: an order is waiting out a retry backoff")
+        if any(o.status is Status.QUEUED and o.available_at > now and not o.attempts
+               for o in orders):
+            event("claim: an order scheduled for later is queued")
 
     def claimed_record(self, order: Order, token: str) -> ModelOrder:
         """The model's record of a claimed order, after checking nobody else holds it."""
@@ -502,7 +531,8 @@ class QueueMachine(RuleBasedStateMachine):
             "rescues": record.rescues, "overdue_at": expected_overdue,
             "finished_at": None if record.finished_at is None else START + record.finished_at,
             "idempotency_key": record.idempotency_key, "owner": record.owner,
-            "customer": record.customer, "start_tag": record.turn,
+            "customer": record.customer, "start_tag": record.turn, "kind": record.kind,
+            "not_before": None if record.not_before is None else START + record.not_before,
         }
         if record.status is Status.QUEUED:
             wanted["available_at"] = START + record.available_at

@@ -49,17 +49,28 @@ class ModelOrder:
     customer: str = ""
     turn: int = 0
     """Start of the order's fair-share turn (the store's start tag)."""
+    kind: str = "default"
+    not_before: Time | None = None
+    """When a scheduled order becomes due (None: at once)."""
 
     @property
     def label(self) -> str:
         who = f"{self.owner}/{self.customer}" if self.customer else self.owner or "anon"
-        return f"#{self.number}({self.tier.name},{who})"
+        return f"#{self.number}({self.tier.name},{who},{self.kind})"
+
+    @property
+    def due_at(self) -> Time:
+        """When it became claimable: at acceptance, or at its not_before if that is later."""
+        if self.not_before is None:
+            return self.created_at
+        return max(self.created_at, self.not_before)
 
     @property
     def overdue_at(self) -> Time | None:
+        """The max_wait clock starts when the order is due, not when it was accepted."""
         if self.tier.max_wait is None:
             return None
-        return self.created_at + self.tier.max_wait
+        return self.due_at + self.tier.max_wait
 
     def overdue(self, now: Time) -> bool:
         due = self.overdue_at
@@ -72,7 +83,8 @@ class ModelOrder:
         parts = [self.label, self.status.value, f"prio={self.tier.priority}",
                  f"turn={self.turn / SHARE:g}"]
         if self.status is Status.QUEUED and now < self.available_at:
-            parts.append(f"backoff-until=+{self.available_at - now:g}s")
+            waits_for = "backoff" if self.attempts else "scheduled"
+            parts.append(f"{waits_for}-until=+{self.available_at - now:g}s")
         if self.overdue(now):
             parts.append("OVERDUE")
         if self.token is not None:
@@ -104,9 +116,11 @@ def serves_before(first: ModelOrder, second: ModelOrder, now: Time) -> str | Non
     return None
 
 
-def expected_claim(orders: list[ModelOrder], now: Time, limit: int) -> list[ModelOrder]:
-    """The orders a claim of `limit` slots must return, in order."""
-    ready = [o for o in orders if o.ready(now)]
+def expected_claim(
+    orders: list[ModelOrder], now: Time, limit: int, kinds: tuple[str, ...] | None = None,
+) -> list[ModelOrder]:
+    """The orders a claim of `limit` slots for `kinds` (None: any) must return, in order."""
+    ready = [o for o in orders if o.ready(now) and (kinds is None or o.kind in kinds)]
     overdue = sorted((o for o in ready if o.overdue(now)), key=lambda o: o.number)
     on_time = sorted(
         (o for o in ready if not o.overdue(now)),
@@ -116,13 +130,17 @@ def expected_claim(orders: list[ModelOrder], now: Time, limit: int) -> list[Mode
 
 
 def claim_problems(
-    claimed: list[ModelOrder], ready: list[ModelOrder], now: Time, limit: int
+    claimed: list[ModelOrder], ready: list[ModelOrder], now: Time, limit: int,
+    kinds: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Every way a claim broke the rule, each naming the orders involved."""
+    """Every way a claim broke the rule, each naming the orders involved; `ready` holds the
+    ready orders of the claim's `kinds`."""
     problems = []
     for order in claimed:
         if not order.ready(now):
             problems.append(f"claimed {order.describe(now)}, which was not ready")
+        if kinds is not None and order.kind not in kinds:
+            problems.append(f"claimed {order.label} for a worker serving only {kinds}")
     passed_over = [o for o in ready if o not in claimed]
     for position, order in enumerate(claimed):
         for waiting in passed_over:
@@ -217,7 +235,8 @@ class QueueModel:
 
     def accept(
         self, order_id: str, tier: str, seq: int, now: Time, key: str | None = None,
-        owner: str = "", customer: str = "", weight: int = 1,
+        owner: str = "", customer: str = "", weight: int = 1, kind: str = "default",
+        not_before: Time | None = None,
     ) -> ModelOrder:
         self.accepted += 1
         spec = self.tiers[tier]
@@ -227,8 +246,9 @@ class QueueModel:
         record = ModelOrder(
             number=self.accepted, id=order_id, tier=spec, seq=seq,
             created_at=now, available_at=now, idempotency_key=key,
-            owner=owner, customer=customer, turn=turn,
+            owner=owner, customer=customer, turn=turn, kind=kind, not_before=not_before,
         )
+        record.available_at = record.due_at
         self.orders[order_id] = record
         self.last_seq = seq
         if key is not None:
@@ -248,8 +268,11 @@ class QueueModel:
             if order.idempotency_key is not None:
                 del self.keys[order.idempotency_key]
 
-    def ready(self, now: Time) -> list[ModelOrder]:
-        return [o for o in self.orders.values() if o.ready(now)]
+    def ready(self, now: Time, kinds: tuple[str, ...] | None = None) -> list[ModelOrder]:
+        """Ready orders of `kinds` (None: of any kind)."""
+        return [
+            o for o in self.orders.values()
+            if o.ready(now) and (kinds is None or o.kind in kinds)]
 
     def start(self, order: ModelOrder, token: str, now: Time, lease_seconds: float) -> None:
         order.status = Status.RUNNING

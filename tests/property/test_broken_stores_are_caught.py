@@ -5,7 +5,7 @@ is skipped to keep this fast."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -31,11 +31,21 @@ class MemoryMachine(QueueMachine):
         return MemoryStore(self.clock)
 
 
-def claim_sorted_by(key: ClaimKey) -> Callable[[Sequence[Order], float, int], list[Order]]:
+PickClaims = Callable[[Sequence[Order], float, int, Collection[str] | None], list[Order]]
+
+
+def of_kinds(orders: Sequence[Order], kinds: Collection[str] | None) -> list[Order]:
+    """What a mutant claim rule keeps right: the kinds it was asked for."""
+    return [o for o in orders if kinds is None or o.kind in kinds]
+
+
+def claim_sorted_by(key: ClaimKey) -> PickClaims:
     """A claim rule that sorts the ready orders by `key` instead of the real claim key."""
 
-    def broken(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
-        ready = [o for o in orders if scheduling.is_ready(o, now)]
+    def broken(
+        orders: Sequence[Order], now: float, limit: int, kinds: Collection[str] | None = None,
+    ) -> list[Order]:
+        ready = [o for o in of_kinds(orders, kinds) if scheduling.is_ready(o, now)]
         return sorted(ready, key=lambda o: key(o, now))[:limit]
 
     return broken
@@ -83,17 +93,43 @@ def test_a_wrong_claim_order_is_caught(mutant: str, monkeypatch: pytest.MonkeyPa
 
 
 def test_claiming_orders_still_in_backoff_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    def ignores_backoff(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
-        queued = [o for o in orders if o.status is Status.QUEUED]
+    def ignores_backoff(
+        orders: Sequence[Order], now: float, limit: int, kinds: Collection[str] | None = None,
+    ) -> list[Order]:
+        queued = [o for o in of_kinds(orders, kinds) if o.status is Status.QUEUED]
         return sorted(queued, key=lambda o: scheduling.claim_key(o, now))[:limit]
 
     monkeypatch.setattr(memory, "pick_claims", ignores_backoff)
     expect_caught("which was not ready")
 
 
+def test_claiming_a_scheduled_order_before_it_is_due_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def ignores_not_before(
+        orders: Sequence[Order], now: float, limit: int, kinds: Collection[str] | None = None,
+    ) -> list[Order]:
+        queued = [
+            o for o in of_kinds(orders, kinds)
+            if o.status is Status.QUEUED and (o.available_at <= now or o.attempts == 0)]
+        return sorted(queued, key=lambda o: scheduling.claim_key(o, now))[:limit]
+
+    monkeypatch.setattr(memory, "pick_claims", ignores_not_before)
+    expect_caught("scheduled-until=[^,]*, which was not ready")
+
+
+def test_claiming_another_kind_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = scheduling.pick_claims
+    monkeypatch.setattr(
+        memory, "pick_claims", lambda orders, now, limit, kinds=None: real(orders, now, limit))
+    expect_caught("for a worker serving only")
+
+
 def test_prefetching_an_extra_order_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     real = scheduling.pick_claims
-    monkeypatch.setattr(memory, "pick_claims", lambda o, now, limit: real(o, now, limit + 1))
+    monkeypatch.setattr(
+        memory, "pick_claims",
+        lambda o, now, limit, kinds=None: real(o, now, limit + 1, kinds))
     expect_caught("asked for")
 
 
@@ -110,10 +146,11 @@ def test_claiming_a_leased_order_twice_is_caught(monkeypatch: pytest.MonkeyPatch
     real_claim = MemoryStore.claim
 
     async def claims_expired_leases(
-        store: MemoryStore, worker_id: str, limit: int, lease_seconds: float
+        store: MemoryStore, worker_id: str, limit: int, lease_seconds: float,
+        kinds: Sequence[str] | None = None,
     ) -> list[Lease]:
         await store.rescue_expired(max_rescues=1_000_000)
-        return await real_claim(store, worker_id, limit, lease_seconds)
+        return await real_claim(store, worker_id, limit, lease_seconds, kinds)
 
     monkeypatch.setattr(MemoryStore, "claim", claims_expired_leases)
     # Caught at the second claim, or earlier by the counts: the store has the order queued

@@ -65,5 +65,12 @@ def test_order_fields_give_the_wait_and_leave_out_what_the_order_lacks() -> None
                   started_at=100.25)
     assert order_fields("order.succeeded", order, run_ms=12.5) == {
         "event": "order.succeeded", "order_id": "o-1", "tier": "vip", "attempt": 2,
-        "wait_ms": 250.0, "run_ms": 12.5,
+        "wait_ms": 250.0, "kind": "default", "run_ms": 12.5,
     }
+
+
+def test_a_scheduled_orders_wait_runs_from_its_not_before() -> None:
+    order = Order(id="o-1", seq=1, tier="vip", priority=0, status=Status.RUNNING, attempts=1,
+                  rescues=0, payload=None, duration=0.0, owner="", created_at=100.0,
+                  started_at=160.5, kind="ship", not_before=160.0)
+    assert order_fields("order.started", order)["wait_ms"] == 500.0

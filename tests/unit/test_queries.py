@@ -29,7 +29,8 @@ SHARED_QUERIES = frozenset({
     "insert_orders", "list_orders", "list_owner_orders", "cancel_order",
     "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
     "insert_key", "find_key", "list_keys", "revoke_key",
-    "requeue_order", "claim_callbacks", "record_callback", "find_callbacks",
+    "requeue_order", "claim_callbacks", "record_callback", "find_callbacks", "promote_due",
+    "kind_counts",
 })
 """Queries that mean the same in both backends, so they have the same name in both."""
 

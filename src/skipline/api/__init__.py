@@ -26,6 +26,6 @@ def create_app(service: OrderService, metrics: Metrics | None = None) -> web.App
     app[METRICS] = metrics or Metrics()
     app[PROXIES] = TrustedProxies.of(service.settings.forwarded_allow_ips)
     add_routes(app)
-    add_docs_routes(app, service.settings.tiers)
+    add_docs_routes(app, service.settings.tiers, service.kinds)
     add_dashboard_routes(app)
     return app

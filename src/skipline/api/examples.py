@@ -16,7 +16,8 @@ def _order(status: str, **changes: Any) -> dict[str, Any]:
         "id": ORDER_ID, "tier": "vip", "priority": 0, "status": status, "attempts": 0,
         "created_at": "2026-12-02T07:05:41.120000Z", "started_at": None,
         "finished_at": None, "payload": {"item": "book"}, "result": None, "error": None,
-        "customer": None, "callback": None, "history": [],
+        "customer": None, "kind": "ship", "not_before": None, "next_attempt_at": None,
+        "callback": None, "history": [],
     }
     order.update(changes)
     return order
@@ -48,8 +49,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("post", "/orders"): Example(
         "curl -si -X POST {base}/orders" + KEY_HEADER + " -H 'Content-Type: application/json' "
         "-H 'Idempotency-Key: 9d7c1f0e-1b1e-4c83-9b59-1f4a4b7f3c11' "
-        "-d '{\"payload\": {\"item\": \"book\"}, \"duration\": 1.5, \"user_type\": \"vip\"}'",
-        202, _order("queued"),
+        "-d '{\"payload\": {\"item\": \"book\"}, \"kind\": \"ship\", \"user_type\": \"vip\", "
+        "\"not_before\": \"2026-12-02T09:00:00+01:00\"}'",
+        202, _order("queued", not_before="2026-12-02T08:00:00Z"),
     ),
     ("get", "/orders"): Example(
         "curl -s '{base}/orders?status=succeeded&limit=1'" + KEY_HEADER,
@@ -74,7 +76,11 @@ EXAMPLES: dict[tuple[str, str], Example] = {
                    "regular": {"priority": 1, "queued": 120, "running": 2, "succeeded": 900,
                                "failed": 3, "cancelled": 0, "wait_p50": 1.8,
                                "wait_p99": 9.5}},
-         "throughput_per_second": 12.5, "accepting": True},
+         "throughput_per_second": 12.5, "accepting": True,
+         "kinds": {"ship": {"queued": 100, "running": 2, "succeeded": 800, "failed": 3,
+                            "cancelled": 1, "wait_p50": 1.2, "wait_p99": 8.0},
+                   "receipt": {"queued": 22, "running": 1, "succeeded": 140, "failed": 0,
+                               "cancelled": 0, "wait_p50": 0.5, "wait_p99": 3.1}}},
     ),
     ("get", "/healthz"): Example("curl -s {base}/healthz", 200, {"status": "ok"}),
     ("get", "/readyz"): Example("curl -s {base}/readyz", 200, {"status": "ready"}),

@@ -9,7 +9,7 @@ import functools
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -21,15 +21,21 @@ from skipline.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREF
 from skipline.api.query import CURSOR_PATTERN
 from skipline.api.schemas import MAX_PAYLOAD_DEPTH, SCHEMA_TYPES
 from skipline.domain.ids import CUSTOMER_PATTERN, MAX_ORDER_ID
-from skipline.domain.models import Status, Tier
+from skipline.domain.models import KIND_PATTERN, Status, Tier
 
 REF = "#/components/schemas/"
 DOCS_PAGE_SECURITY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
-def build_document(tiers: Mapping[str, Tier]) -> dict[str, Any]:
+def build_document(
+    tiers: Mapping[str, Tier], kinds: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI document of a server with these tiers, serving these kinds (None: any
+    valid kind, an API-only process)."""
     _, schemas = msgspec.json.schema_components(SCHEMA_TYPES, ref_template=REF + "{name}")
     _name_tiers(schemas["OrderRequest"]["properties"]["user_type"], sorted(tiers))
+    if kinds is not None:
+        schemas["OrderRequest"]["properties"]["kind"]["enum"] = list(kinds)
     _state_payload_rules(schemas)
     return {
         "openapi": "3.1.0",
@@ -152,7 +158,10 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
             "description": "Inside its tier the order takes its turn in its fair-share group "
             "(the API key, or the key's `customer`): groups share the workers by the key's "
             "weight, FIFO inside a group. 429 also when the group has its tier's "
-            "`max_queued_per_customer` orders queued.",
+            "`max_queued_per_customer` orders queued. `kind` picks the handler (422 naming "
+            "the known kinds when the server's registry has no such kind); `delay` or "
+            "`not_before` (not both, at most 30 days ahead) schedule the order: it is not "
+            "claimed before then, and its `max_wait` runs from then.",
             "security": SECURED,
             "parameters": [IDEMPOTENCY_KEY_PARAMETER],
             "requestBody": {"required": True, "content": _body("OrderRequest")},
@@ -176,6 +185,8 @@ def _orders_path(tiers: list[str]) -> dict[str, Any]:
                        {"type": "string", "pattern": CURSOR_PATTERN}),
                 _query("customer", "Only orders submitted for this customer.",
                        {"type": "string", "pattern": CUSTOMER_PATTERN}),
+                _query("kind", "Only orders of this kind.",
+                       {"type": "string", "pattern": KIND_PATTERN}),
             ],
             "responses": {"200": _ok("A page of orders.", "OrderPage"), **_problems(401, 422)},
         },
@@ -333,11 +344,13 @@ DOCS_STYLE = (
 )
 
 
-def add_docs_routes(app: web.Application, tiers: Mapping[str, Tier]) -> None:
+def add_docs_routes(
+    app: web.Application, tiers: Mapping[str, Tier], kinds: Sequence[str] | None = None,
+) -> None:
     """Build the document once, at app creation, and serve it and its HTML rendering. The
     mount prefix is read from each request's path (it is unknown until the app is mounted);
     the few variants are kept once made."""
-    document = build_document(tiers)
+    document = build_document(tiers, kinds)
 
     @functools.lru_cache(maxsize=4)
     def document_bytes(prefix: str) -> bytes:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from multidict import MultiMapping
 
 from skipline.api.errors import InvalidRequest
-from skipline.domain.ids import MAX_CUSTOMER, is_customer_id
+from skipline.domain.ids import MAX_CUSTOMER, is_customer_id, is_kind_name
 from skipline.domain.models import Status, Tier
 
-LIST_PARAMETERS = frozenset({"status", "tier", "limit", "cursor", "customer"})
+LIST_PARAMETERS = frozenset({"status", "tier", "limit", "cursor", "customer", "kind"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_CURSOR_DIGITS = 18
@@ -28,6 +28,7 @@ class ListQuery:
     limit: int
     before_seq: int | None
     customer: str | None = None
+    kind: str | None = None
 
 
 def parse_list_query(query: MultiMapping[str], tiers: Mapping[str, Tier]) -> ListQuery:
@@ -43,7 +44,15 @@ def parse_list_query(query: MultiMapping[str], tiers: Mapping[str, Tier]) -> Lis
         limit=_limit(query.get("limit")),
         before_seq=None if query.get("cursor") is None else decode_cursor(query["cursor"]),
         customer=_customer(query.get("customer")),
+        kind=_kind(query.get("kind")),
     )
+
+
+def _kind(raw: str | None) -> str | None:
+    if raw is not None and not is_kind_name(raw):
+        raise InvalidRequest(
+            "kind must be 1 to 64 of a-z 0-9 _ . - (starting with a letter or digit)")
+    return raw
 
 
 def _customer(raw: str | None) -> str | None:

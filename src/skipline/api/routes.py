@@ -83,7 +83,8 @@ async def submit_order(request: web.Request) -> web.Response:
     spec = OrderSpec(
         payload=body.payload, duration=body.duration, tier=body.user_type,
         idempotency_key=idempotency_key, customer=body.customer,
-        callback_url=body.callback_url,
+        callback_url=body.callback_url, kind=body.kind, delay=body.delay,
+        not_before=None if body.not_before is None else body.not_before.timestamp(),
     )
     try:
         order, created = await service.submit(caller, spec)
@@ -92,7 +93,7 @@ async def submit_order(request: web.Request) -> web.Response:
         return problems.from_error(unknown, order_location(request, unknown.order_id))
     crash_point("after_commit")
     if created:
-        request.app[METRICS].order_accepted(order.tier)
+        request.app[METRICS].order_accepted(order.tier, order.kind)
     location = {"Location": order_location(request, order.id)}
     return json_response(order_out(order), 202 if created else 200, location)
 
@@ -171,7 +172,7 @@ async def list_orders(request: web.Request) -> web.Response:
     query = parse_list_query(request.query, service.settings.tiers)
     found = await service.list_orders(
         request[CALLER], query.status, query.tier, query.limit + 1, query.before_seq,
-        query.customer,
+        query.customer, query.kind,
     )
     page = found[: query.limit]
     more = len(found) > query.limit

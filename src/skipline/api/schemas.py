@@ -4,6 +4,7 @@ order request, and the conversion of domain objects into response bodies."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,17 @@ import msgspec
 from skipline.api.errors import MalformedRequest
 from skipline.domain.errors import InvalidOrder
 from skipline.domain.ids import CUSTOMER_PATTERN
-from skipline.domain.models import MAX_DURATION, Delivery, Order, Status, StoreStats, Tier
+from skipline.domain.models import (
+    DEFAULT_KIND,
+    KIND_PATTERN,
+    MAX_DELAY,
+    MAX_DURATION,
+    Delivery,
+    Order,
+    Status,
+    StoreStats,
+    Tier,
+)
 from skipline.domain.reporting import THROUGHPUT_WINDOW
 from skipline.domain.scheduling import percentile
 
@@ -46,6 +57,20 @@ class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
         str, msgspec.Meta(max_length=2048, description=(
             "Where to POST the order's JSON once it is final, signed with the "
             "Skipline-Signature header; must match the server's [callbacks] allow list.")),
+    ] | None = None
+    kind: Annotated[
+        str, msgspec.Meta(pattern=KIND_PATTERN, description=(
+            "Which handler runs it (default `default`): a server whose workers have a "
+            "handler registry refuses a kind it does not know (422 naming the known ones).")),
+    ] = DEFAULT_KIND
+    delay: Annotated[
+        float, msgspec.Meta(ge=0, le=MAX_DELAY, description=(
+            "Seconds from now before it may run (0 to 30 days). Not with `not_before`.")),
+    ] | None = None
+    not_before: Annotated[
+        datetime, msgspec.Meta(description=(
+            "When it may run at the earliest: RFC 3339 with an offset, at most 30 days ahead "
+            "(a past time runs at once). Not with `delay`.")),
     ] | None = None
 
 
@@ -86,6 +111,17 @@ class OrderOut(msgspec.Struct):
     customer: Annotated[
         str | None, msgspec.Meta(description="The customer named on submission, if any."),
     ]
+    kind: Annotated[str, msgspec.Meta(description="Which handler runs it.")] = DEFAULT_KIND
+    not_before: Annotated[
+        datetime | None,
+        msgspec.Meta(description="When it was scheduled for; null when it was not."),
+    ] = None
+    next_attempt_at: Annotated[
+        datetime | None,
+        msgspec.Meta(description=(
+            "When a retry waiting out its backoff runs again; null otherwise (a queued order "
+            "with this set has failed before).")),
+    ] = None
     callback: CallbackOut | None = None
     history: list[PastRunOut] = []
 
@@ -110,12 +146,26 @@ class TierStats(msgspec.Struct):
     wait_p99: float | None
 
 
+class KindStats(msgspec.Struct):
+    """Counts by status and waits (seconds, from when each was due) for one kind."""
+
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    wait_p50: float | None
+    wait_p99: float | None
+
+
 class StatsOut(msgspec.Struct):
-    """Per-tier counts and waits, and orders finished per second over the last minute."""
+    """Per-tier and per-kind counts and waits, and orders finished per second over the last
+    minute."""
 
     tiers: dict[str, TierStats]
     throughput_per_second: float
     accepting: bool
+    kinds: dict[str, KindStats] = {}
 
 
 class Problem(msgspec.Struct):
@@ -132,8 +182,8 @@ class Health(msgspec.Struct):
 
 
 SCHEMA_TYPES: tuple[type[msgspec.Struct], ...] = (
-    OrderRequest, CallbackOut, PastRunOut, OrderOut, OrderPage, TierStats, StatsOut, Problem,
-    Health,
+    OrderRequest, CallbackOut, PastRunOut, OrderOut, OrderPage, TierStats, KindStats, StatsOut,
+    Problem, Health,
 )
 _ORDER_REQUEST_DECODER = msgspec.json.Decoder(OrderRequest)
 
@@ -161,6 +211,8 @@ def decode_order_request(body: bytes) -> OrderRequest:
         raise InvalidOrder(f"the payload nests deeper than {MAX_PAYLOAD_DEPTH} levels") from None
     if may_break_payload_rules(body):
         check_payload(request.payload)
+    if request.not_before is not None and request.not_before.tzinfo is None:
+        raise InvalidOrder("not_before must be an RFC 3339 time with an offset (Z or +hh:mm)")
     return request
 
 
@@ -227,14 +279,21 @@ def timestamp(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def order_out(order: Order, delivery: Delivery | None = None) -> OrderOut:
-    """`delivery`: its callback's delivery, if the order has a callback and is final."""
+def order_out(
+    order: Order, delivery: Delivery | None = None, now: float | None = None,
+) -> OrderOut:
+    """`delivery`: its callback's delivery, if the order has a callback and is final; `now`
+    tells a retry still waiting out its backoff (default: the time now)."""
     created = datetime.fromtimestamp(order.created_at, UTC)
+    next_attempt = None
+    if order.status is Status.QUEUED and order.attempts:
+        next_attempt = order.next_attempt_at(time.time() if now is None else now)
     return OrderOut(
         id=order.id, tier=order.tier, priority=order.priority, status=order.status,
         attempts=order.attempts, created_at=created, started_at=timestamp(order.started_at),
         finished_at=timestamp(order.finished_at), payload=order.payload, result=order.result,
-        error=order.error, customer=order.customer or None,
+        error=order.error, customer=order.customer or None, kind=order.kind,
+        not_before=timestamp(order.not_before), next_attempt_at=timestamp(next_attempt),
         callback=callback_out(order, delivery),
         history=[PastRunOut(run.status, run.error, run.attempts, timestamp(run.finished_at))
                  for run in order.history],
@@ -257,6 +316,17 @@ def stats_out(stats: StoreStats, tiers: dict[str, Tier], accepting: bool) -> Sta
         tiers={name: _tier_stats(name, stats, tiers) for name in names},
         throughput_per_second=round(stats.finished_last_minute / THROUGHPUT_WINDOW, 3),
         accepting=accepting,
+        kinds={name: _kind_stats(name, stats) for name in sorted(stats.kinds)},
+    )
+
+
+def _kind_stats(name: str, stats: StoreStats) -> KindStats:
+    counts = stats.kinds[name]
+    waits = stats.kind_waits.get(name, [])
+    return KindStats(
+        queued=counts.queued, running=counts.running, succeeded=counts.succeeded,
+        failed=counts.failed, cancelled=counts.cancelled,
+        wait_p50=percentile(waits, 0.50), wait_p99=percentile(waits, 0.99),
     )
 
 

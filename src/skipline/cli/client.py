@@ -25,6 +25,8 @@ SUBMIT_EXAMPLES = examples(
     "skipline submit --payload '{\"item\": \"book\"}' --duration 1.5",
     "skipline submit --key \"$KEY\" --user-type vip --wait",
     "skipline submit --idempotency-key order-42 --json | jq -r .id",
+    "skipline submit --kind ship --not-before 2026-12-03T09:00:00+01:00",
+    "skipline submit --kind receipt --delay 3600",
 )
 
 
@@ -38,6 +40,11 @@ SUBMIT_EXAMPLES = examples(
         "first order instead of creating another.")
 @option("--customer", default=None, help="Your own customer the order is for: its own "
         "fair-share group (keys made with `keys add --customers` only).")
+@option("--kind", default=None, help="Which handler runs it (the server's default: 'default').")
+@option("--delay", type=float, default=None, metavar="SECONDS",
+        help="Run it no sooner than this many seconds from now (up to 30 days).")
+@option("--not-before", default=None, metavar="RFC3339",
+        help="Run it no sooner than this time, e.g. 2026-12-03T09:00:00+01:00.")
 @click.option("--wait", is_flag=True, default=False,
               help="Then follow the order until it is final (GET /orders/ID?wait= of "
                    "--interval seconds each); exit 1 if it failed or was cancelled.")
@@ -47,13 +54,14 @@ SUBMIT_EXAMPLES = examples(
 @JSON_OPTION
 def submit(
     url: str, key: str | None, duration: float | None, payload: str | None,
-    user_type: str | None, idempotency_key: str | None, customer: str | None, wait: bool,
-    interval: float, timeout: float, as_json: bool,
+    user_type: str | None, idempotency_key: str | None, customer: str | None, kind: str | None,
+    delay: float | None, not_before: str | None, wait: bool, interval: float, timeout: float,
+    as_json: bool,
 ) -> None:
     """Submit an order and show it (with --wait: once it is final)."""
     body = _order_body(payload, duration, user_type)
-    if customer is not None:
-        body["customer"] = customer
+    extra = {"customer": customer, "kind": kind, "delay": delay, "not_before": not_before}
+    body.update({name: value for name, value in extra.items() if value is not None})
     submitted, created = asyncio.run(with_client(url, key, lambda client: (
         client.submit_with_outcome(idempotency_key=idempotency_key, **body))))
     order = plain_json(submitted)
@@ -112,7 +120,8 @@ def status(
 def stats(url: str, key: str | None, as_json: bool) -> None:
     """Show the server's statistics.
 
-    Per tier: counts by status and wait percentiles; and the recent throughput."""
+    Per tier and per kind: counts by status and wait percentiles; and the recent
+    throughput."""
     report = plain_json(asyncio.run(with_client(url, key, lambda client: client.stats())))
     if as_json:
         _print_json(report)

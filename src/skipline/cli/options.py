@@ -60,7 +60,11 @@ store_options: Decorator = combine(
 
 worker_options: Decorator = combine(
     option("--handler", default=DEFAULTS.handler, metavar="MODULE:FUNCTION",
-           help="The async function that processes an order ('simulate' sleeps its duration)."),
+           help="The async function that processes orders of the kind 'default' ('simulate' "
+                "sleeps the order's duration)."),
+    option("--handlers", default=DEFAULTS.handlers, metavar="MODULE:ATTRIBUTE",
+           help="A skipline.Handlers registry: the kinds this process serves, each with its "
+                "handler (instead of --handler)."),
     option("--drain-timeout", type=float, default=DEFAULTS.drain_timeout, metavar="SECONDS",
            help="On SIGTERM, how long running orders may finish before they are released."),
     option("--lease-seconds", type=float, default=DEFAULTS.lease_seconds, metavar="SECONDS",

@@ -28,8 +28,8 @@ from skipline.cli.options import (
 from skipline.config import Settings
 from skipline.database import check_location
 from skipline.domain.errors import ConfigError
-from skipline.handlers import load_handler
 from skipline.logs import LogFormat, configure_logging
+from skipline.registry import registry_for
 from skipline.runtime import run, tune_garbage_collector
 from skipline.store import open_store
 
@@ -37,6 +37,7 @@ SERVE_EXAMPLES = examples(
     "skipline serve                                  # http://127.0.0.1:8080, ./skipline.db",
     "skipline serve --db sqlite:////var/lib/skipline/orders.db --workers 8",
     "skipline serve --handler shop.handlers:ship --drain-timeout 60",
+    "skipline serve --handlers shop.tasks:handlers   # the kinds a Handlers registry names",
     "skipline serve --log-format json --access-log   # for a log pipeline",
     "skipline serve --no-workers --db postgresql://skipline@db/skipline",
     "skipline serve --check                          # print the settings and exit",
@@ -44,6 +45,7 @@ SERVE_EXAMPLES = examples(
 WORKER_EXAMPLES = examples(
     "skipline worker --db postgresql://skipline@db/skipline --concurrency 8",
     "skipline worker --handler shop.handlers:ship --log-format json",
+    "skipline worker --handlers shop.tasks:handlers --db postgresql://skipline@db/skipline",
 )
 
 
@@ -123,9 +125,10 @@ def _start(settings: Settings, flags: RunFlags, *, api: bool, workers: bool) -> 
 
 
 def put_working_directory_on_path() -> None:
-    """`--handler shop.handlers:ship` finds `./shop/handlers.py` when run from the project's
-    folder, as uvicorn finds its app: the installed `skipline` script, unlike `python -m`,
-    does not put the working directory on the import path by itself."""
+    """`--handler shop.handlers:ship` (or `--handlers shop.tasks:handlers`) finds
+    `./shop/handlers.py` when run from the project's folder, as uvicorn finds its app: the
+    installed `skipline` script, unlike `python -m`, does not put the working directory on
+    the import path by itself."""
     here = os.getcwd()
     if here not in sys.path:
         sys.path.insert(0, here)
@@ -133,8 +136,8 @@ def put_working_directory_on_path() -> None:
 
 def _validate(settings: Settings, workers: bool) -> None:
     """What --check can verify without side effects: the store URL, the directory of a SQLite
-    file and the handler."""
+    file and the handlers."""
     open_store(settings.db, durability=settings.durability)
     check_location(settings.db)
-    if workers:
-        load_handler(settings.handler)
+    if workers or settings.handlers is not None:
+        registry_for(settings.handler, settings.handlers)

@@ -81,8 +81,9 @@ def _parse(moment: str) -> datetime:
 
 
 def stats_table(report: dict[str, Any]) -> Group:
-    """Per tier, best priority first: counts by status and the wait percentiles; below, the
-    throughput. Fits 80 columns, the width rich assumes when stdout is not a terminal."""
+    """Per tier, best priority first, then per kind: counts by status and the wait
+    percentiles; below, the throughput. Fits 80 columns, the width rich assumes when stdout
+    is not a terminal."""
     accepting = "accepting orders" if report.get("accepting", True) else "NOT accepting orders"
     throughput = report.get("throughput_per_second")
     caption = f"throughput {throughput:g} orders/s (last minute), {accepting}" \
@@ -99,6 +100,12 @@ def stats_table(report: dict[str, Any]) -> Group:
         table.add_row(f"{name} ({tier.get('priority', '?')})",
                       *(str(tier.get(column, 0)) for column in STATS_COLUMNS),
                       _wait(tier.get("wait_p50")), _wait(tier.get("wait_p99")))
+    kinds: dict[str, dict[str, Any]] = report.get("kinds", {})
+    if kinds:
+        table.add_section()
+    for name, kind in sorted(kinds.items()):
+        table.add_row(f"kind {name}", *(str(kind.get(column, 0)) for column in STATS_COLUMNS),
+                      _wait(kind.get("wait_p50")), _wait(kind.get("wait_p99")))
     return Group(table, Text(caption))
 
 

@@ -4,6 +4,12 @@ answered as such before it reaches a store (PostgreSQL refuses a NUL in text out
 
 from __future__ import annotations
 
+import re
+
+from skipline.domain.models import KIND_PATTERN
+
+_KIND_NAME = re.compile(KIND_PATTERN)
+
 MAX_ORDER_ID = 64
 ORDER_ID_CHARACTERS = frozenset("0123456789abcdef-")
 
@@ -21,3 +27,9 @@ CUSTOMER_PATTERN = "^[ -~]{1,128}$"
 def is_customer_id(text: str) -> bool:
     """True when `text` may name a customer (fair-share group) on an order."""
     return 0 < len(text) <= MAX_CUSTOMER and text.isascii() and text.isprintable()
+
+
+def is_kind_name(text: str) -> bool:
+    """True when `text` may name a kind of order: 1 to 64 of a-z 0-9 `_` `.` `-`, starting
+    with a letter or digit."""
+    return _KIND_NAME.fullmatch(text) is not None

@@ -63,6 +63,16 @@ MAX_DURATION = 3600.0
 sleeps): checked by the API schema, the service, the handler and `skipline bench`."""
 
 
+DEFAULT_KIND = "default"
+"""The kind of an order that names none, and the kind `--handler M:F` serves."""
+
+KIND_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+"""What a kind's name may be: lower-case letters, digits, `_`, `.` and `-`, at most 64."""
+
+MAX_DELAY = 30 * 86400.0
+"""The furthest ahead an order may be scheduled (`delay` or `not_before`), in seconds."""
+
+
 MAX_WAIT = 60.0
 """The longest a `GET /orders/{id}?wait=S` may hold its request for the order to finish."""
 
@@ -93,10 +103,22 @@ class NewOrder(msgspec.Struct, frozen=True):
     """The tier is plain FIFO: every order of it is in one group."""
     callback_url: str | None = None
     """Where its outcome is POSTed once it is final (checked against the allow list)."""
+    kind: str = DEFAULT_KIND
+    """Which handler runs it: only workers serving this kind claim it."""
+    not_before: float | None = None
+    """Not claimable before this time (a scheduled order); None: at once."""
+
+    def due_from(self, accepted_at: float) -> float:
+        """When the order becomes claimable if a store accepts it at `accepted_at`."""
+        if self.not_before is None or self.not_before < accepted_at:
+            return accepted_at
+        return self.not_before
 
     def overdue_from(self, accepted_at: float) -> float | None:
-        """When the order is overdue if a store accepts it at `accepted_at`; None: never."""
-        return None if self.max_wait is None else accepted_at + self.max_wait
+        """When the order is overdue if a store accepts it at `accepted_at`; None: never.
+        Its `max_wait` clock starts when it is due, so a scheduled order is not overdue the
+        moment its time comes (invariant 3, docs/architecture.md)."""
+        return None if self.max_wait is None else self.due_from(accepted_at) + self.max_wait
 
     def queued(
         self, seq: int, created_at: float, overdue_at: float | None, start_tag: int = 0,
@@ -107,11 +129,12 @@ class NewOrder(msgspec.Struct, frozen=True):
         stores use `overdue_from(created_at)`."""
         # Positional, in Order's field order (started_at, finished_at, result and error are
         # None): on the submission hot path, about 0.1 µs less than by keyword, measured.
+        available_at = created_at if self.not_before is None else self.due_from(created_at)
         return Order(
             self.id, seq, self.tier, self.priority, Status.QUEUED, 0, 0, self.payload,
-            self.duration, self.owner, created_at, overdue_at, created_at,
+            self.duration, self.owner, created_at, overdue_at, available_at,
             None, None, None, None, self.idempotency_key, self.fingerprint, self.customer,
-            start_tag, self.callback_url,
+            start_tag, self.callback_url, (), self.kind, self.not_before,
         )
 
 
@@ -151,6 +174,16 @@ class Order(msgspec.Struct, frozen=True):
     callback_url: str | None = None
     history: tuple[PastRun, ...] = ()
     """How its earlier runs ended, oldest first: one entry per requeue (`retry`)."""
+    kind: str = DEFAULT_KIND
+    not_before: float | None = None
+    """When it was scheduled for (None: at once); `available_at` is never before it."""
+
+    def next_attempt_at(self, now: float) -> float | None:
+        """When a retry waiting out its backoff runs again; None for anything else (a fresh
+        or scheduled order has not run yet, so attempts is 0)."""
+        if self.status is Status.QUEUED and self.attempts > 0 and self.available_at > now:
+            return self.available_at
+        return None
 
 
 class PastRun(msgspec.Struct, frozen=True):
@@ -241,6 +274,7 @@ class OrderQuery:
     before_seq: int | None = None
     customer: str | None = None
     """Only orders of this customer (of the key's, or of any key for an admin)."""
+    kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,5 +294,10 @@ class StoreStats:
 
     counts: dict[str, TierCounts] = field(default_factory=dict)
     recent_waits: dict[str, list[float]] = field(default_factory=dict)
-    """Per tier, submit-to-start seconds of the most recently started orders."""
+    """Per tier, submit-to-start seconds of the most recently started orders (from when a
+    scheduled order was due)."""
+    kinds: dict[str, TierCounts] = field(default_factory=dict)
+    """The same counts per kind."""
+    kind_waits: dict[str, list[float]] = field(default_factory=dict)
+    """Per kind, the waits of its most recently started orders."""
     finished_last_minute: int = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from skipline.domain.models import Order, Status
 
@@ -17,7 +17,7 @@ def is_overdue(order: Order, now: float) -> bool:
 
 
 def is_ready(order: Order, now: float) -> bool:
-    """Queued and not waiting out a retry backoff."""
+    """Queued, and neither scheduled for later nor waiting out a retry backoff."""
     return order.status is Status.QUEUED and order.available_at <= now
 
 
@@ -28,11 +28,15 @@ def claim_key(order: Order, now: float) -> tuple[int, int, int, int]:
     return (1, order.priority, order.start_tag, order.seq)
 
 
-def pick_claims(orders: Sequence[Order], now: float, limit: int) -> list[Order]:
-    """The ready orders a claim of `limit` slots must return, in claim order."""
+def pick_claims(
+    orders: Sequence[Order], now: float, limit: int, kinds: Collection[str] | None = None,
+) -> list[Order]:
+    """The ready orders a claim of `limit` slots must return, in claim order: only orders of
+    `kinds` (None: of any kind), and none before its `not_before` (available_at)."""
     if limit <= 0:
         return []
-    ready = [o for o in orders if is_ready(o, now)]
+    ready = [
+        o for o in orders if is_ready(o, now) and (kinds is None or o.kind in kinds)]
     ready.sort(key=lambda o: claim_key(o, now))
     return ready[:limit]
 

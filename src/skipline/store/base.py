@@ -57,8 +57,8 @@ class Store(Protocol):
         ...
 
     async def cancel(self, order_id: str) -> Order:
-        """Cancel a queued order. Raises OrderNotFound, or OrderNotCancellable if it is not
-        queued any more."""
+        """Cancel a queued order (scheduled or not). Raises OrderNotFound, or
+        OrderNotCancellable if it is not queued any more."""
         ...
 
     async def requeue(self, order_id: str) -> Order:
@@ -71,10 +71,15 @@ class Store(Protocol):
         ...
 
     # --- the worker side ------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
-        """Claim at most `limit` ready orders in claim-rule order (domain.scheduling), mark them
-        running with `attempts + 1`, a fresh lease token and a lease of `lease_seconds`, and
-        move each claimed priority's virtual time up to the largest start tag claimed."""
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Claim at most `limit` ready orders of `kinds` (None: any kind) in claim-rule order
+        (domain.scheduling), mark them running with `attempts + 1`, a fresh lease token and a
+        lease of `lease_seconds`, and move each claimed priority's virtual time up to the
+        largest start tag claimed. An order is never ready before its `not_before`, and a
+        backlog of orders scheduled for later costs a claim nothing (each backend says how)."""
         ...
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:

@@ -17,7 +17,8 @@ _STATUSES = {status.value: status for status in Status}
 LEASE_COLUMNS = (
     "id", "seq", "tier", "priority", "status", "attempts", "rescues", "payload", "duration",
     "owner", "created_at", "overdue_at", "available_at", "started_at", "finished_at", "result",
-    "error", "idempotency_key", "fingerprint", "customer", "start_tag", "lease_token",
+    "error", "idempotency_key", "fingerprint", "customer", "start_tag", "lease_token", "kind",
+    "not_before",
 )
 
 
@@ -34,7 +35,7 @@ def leases_from_rows(
     at = {name: index for index, name in enumerate(names)}
     (order_id, seq, tier, priority, status, attempts, rescues, payload, duration, owner,
      created_at, overdue_at, available_at, started_at, finished_at, result, error,
-     idempotency_key, fingerprint, customer, start_tag, token) = (
+     idempotency_key, fingerprint, customer, start_tag, token, kind, not_before) = (
          at[name] for name in LEASE_COLUMNS)
     return [Lease(Order(
         id=row[order_id], seq=row[seq], tier=row[tier], priority=row[priority],
@@ -44,5 +45,6 @@ def leases_from_rows(
         available_at=row[available_at], started_at=row[started_at],
         finished_at=row[finished_at], result=decode(row[result]), error=row[error],
         idempotency_key=row[idempotency_key], fingerprint=row[fingerprint],
-        customer=row[customer], start_tag=row[start_tag],
+        customer=row[customer], start_tag=row[start_tag], kind=row[kind],
+        not_before=row[not_before],
     ), row[token]) for row in rows]

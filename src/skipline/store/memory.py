@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -41,13 +41,34 @@ from skipline.store.wakeup import WakeUp, wait_on
 
 def matches(query: OrderQuery, order: Order) -> bool:
     """Whether `order` is one `query` lists (ignoring its limit)."""
-    return (
-        (query.owner is None or order.owner == query.owner)
-        and (query.status is None or order.status is query.status)
-        and (query.tier is None or order.tier == query.tier)
-        and (query.customer is None or order.customer == query.customer)
-        and (query.before_seq is None or order.seq < query.before_seq)
+    wanted = (
+        (query.owner, order.owner), (query.status, order.status), (query.tier, order.tier),
+        (query.customer, order.customer), (query.kind, order.kind),
     )
+    return all(want is None or want == have for want, have in wanted) and (
+        query.before_seq is None or order.seq < query.before_seq)
+
+
+def _counts_by(orders: Iterable[Order], name: Callable[[Order], str]) -> dict[str, TierCounts]:
+    """Orders per status, per tier or per kind (`name`)."""
+    counts: dict[str, dict[str, int]] = {}
+    for order in orders:
+        by_status = counts.setdefault(name(order), {})
+        by_status[order.status.value] = by_status.get(order.status.value, 0) + 1
+    return {key: TierCounts(**c) for key, c in counts.items()}
+
+
+def _recent_waits_by(
+    started: Iterable[Order], name: Callable[[Order], str],
+) -> dict[str, list[float]]:
+    """Waits of the most recently `started` orders (newest first), per tier or kind: from
+    acceptance, or from `not_before` for a scheduled order."""
+    waits: dict[str, list[float]] = {}
+    for order in started:
+        these = waits.setdefault(name(order), [])
+        if len(these) < RECENT_WAITS and order.started_at is not None:
+            these.append(order.started_at - max(order.created_at, order.not_before or 0.0))
+    return waits
 
 
 class MemoryStore:
@@ -121,7 +142,8 @@ class MemoryStore:
         if order.status not in (Status.FAILED, Status.CANCELLED):
             raise OrderNotRequeueable()
         now = self._clock.now()
-        overdue_at = None if order.overdue_at is None else now + order.overdue_at - order.created_at
+        due = max(order.created_at, order.not_before or 0.0)
+        overdue_at = None if order.overdue_at is None else now + order.overdue_at - due
         past = PastRun(order.status, order.error, order.attempts, order.finished_at)
         queued = replace_order(
             order, status=Status.QUEUED, attempts=0, rescues=0, available_at=now,
@@ -137,11 +159,17 @@ class MemoryStore:
         self._waiters.finished((order.id,))
         self._callbacks.order_finished(order, self._clock.now())
 
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Looks at every queued order, scheduled ones included: this store holds what a test
+        makes."""
         now = self._clock.now()
         queued = [o for o in self._orders.values() if o.status is Status.QUEUED]
         leases = []
-        for order in pick_claims(queued, now, limit):
+        wanted = None if kinds is None else frozenset(kinds)
+        for order in pick_claims(queued, now, limit, wanted):
             advance(self._clocks, order.priority, order.start_tag)
             token = secrets.token_hex(16)
             running = replace_order(
@@ -267,27 +295,19 @@ class MemoryStore:
         return self._callbacks.find(order_ids)
 
     async def stats(self) -> StoreStats:
-        counts: dict[str, dict[str, int]] = {}
-        started: list[Order] = []
         now = self._clock.now()
-        finished = 0
-        for order in self._orders.values():
-            tier = counts.setdefault(order.tier, {})
-            tier[order.status.value] = tier.get(order.status.value, 0) + 1
-            if order.started_at is not None:
-                started.append(order)
-            if order.finished_at is not None and order.finished_at >= now - THROUGHPUT_WINDOW:
-                finished += 1
-        started.sort(key=lambda o: o.started_at or 0.0, reverse=True)
-        waits: dict[str, list[float]] = {}
-        for order in started:
-            tier_waits = waits.setdefault(order.tier, [])
-            if len(tier_waits) < RECENT_WAITS and order.started_at is not None:
-                tier_waits.append(order.started_at - order.created_at)
+        started = sorted(
+            (o for o in self._orders.values() if o.started_at is not None),
+            key=lambda o: o.started_at or 0.0, reverse=True)
+        finished = sum(
+            1 for o in self._orders.values()
+            if o.finished_at is not None and o.finished_at >= now - THROUGHPUT_WINDOW)
         return StoreStats(
-            counts={name: TierCounts(**c) for name, c in counts.items()},
-            recent_waits=waits,
+            counts=_counts_by(self._orders.values(), lambda o: o.tier),
+            recent_waits=_recent_waits_by(started, lambda o: o.tier),
             finished_last_minute=finished,
+            kinds=_counts_by(self._orders.values(), lambda o: o.kind),
+            kind_waits=_recent_waits_by(started, lambda o: o.kind),
         )
 
     async def queued_counts(self) -> dict[str, int]:

@@ -9,8 +9,8 @@ import logging
 
 from skipline.deadlines import Deadlines
 from skipline.domain.models import JSON, Order
-from skipline.handlers import Handler
 from skipline.logs import order_fields
+from skipline.registry import Handlers
 from skipline.retrying import describe_error
 from skipline.worker.runs import Outcome, Run
 
@@ -21,29 +21,39 @@ PLAIN_RESULTS: frozenset[type] = frozenset({str, int, bool})
 
 
 class Executor:
-    """Runs handlers, each inside its Run's task, and cancels those that outlive the order
-    timeout. Open it inside the running loop (its deadlines keep the loop)."""
+    """Runs handlers, each inside its Run's task, and cancels those that outlive their kind's
+    timeout (else the order timeout). Open it inside the running loop (its deadlines keep the
+    loop): one set of deadlines per distinct timeout, since each ticks at one period."""
 
-    def __init__(self, handler: Handler, order_timeout: float) -> None:
-        self.handler = handler
+    def __init__(self, handlers: Handlers, order_timeout: float) -> None:
+        self.handlers = handlers
         self.order_timeout = order_timeout
-        self._deadlines: Deadlines[Run] | None = None
+        self._deadlines: dict[float, Deadlines[Run]] = {}
 
     def open(self) -> None:
-        self._deadlines = Deadlines(self.order_timeout, self._time_out)
+        timeouts = {self.order_timeout} | {
+            kind.timeout for kind in self.handlers if kind.timeout is not None}
+        self._deadlines = {
+            seconds: Deadlines(seconds, self._time_out) for seconds in sorted(timeouts)}
 
     def close(self) -> None:
-        if self._deadlines is not None:
-            self._deadlines.close()
+        for deadlines in self._deadlines.values():
+            deadlines.close()
+
+    def timeout_of(self, order: Order) -> float:
+        kind = self.handlers.get(order.kind)
+        return self.order_timeout if kind is None or kind.timeout is None else kind.timeout
 
     async def execute(self, run: Run) -> Outcome:
-        """Run the handler under the order timeout; never raises except for our own cancel."""
+        """Run the handler under its timeout; never raises except for our own cancel."""
         order = run.order
-        deadlines = self._deadlines
-        assert deadlines is not None
+        kind = self.handlers.get(order.kind)
+        if kind is None:  # the claim asked for our kinds only: a store bug, not a crash
+            return Outcome(error=f"no handler for kind {order.kind!r} in this worker")
+        deadlines = self._deadlines[self.timeout_of(order)]
         tick = deadlines.add(run)
         try:
-            result = await self.handler(order)
+            result = await kind.handler(order)
         except asyncio.CancelledError as exc:
             return self._cancelled(run, exc)
         except Exception as exc:
@@ -74,7 +84,7 @@ class Executor:
         run.task.cancel()
 
     def _timed_out(self, order: Order) -> Outcome:
-        limit = self.order_timeout
+        limit = self.timeout_of(order)
         log.warning("order %s: handler timed out after %g s", order.id, limit,
                     extra=order_fields("order.timeout", order, run_ms=1000 * limit))
         return Outcome(error=f"TimeoutError: the handler ran longer than {limit:g} s")

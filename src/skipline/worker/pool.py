@@ -20,8 +20,10 @@ from skipline.crashpoints import crash_point
 from skipline.domain.models import Lease
 from skipline.handlers import Handler
 from skipline.logs import order_fields
+from skipline.registry import Handlers
 from skipline.retrying import describe_error, log_store_error, store_pause
 from skipline.store.base import Store
+from skipline.worker.capacity import KindCapacity
 from skipline.worker.executor import Executor
 from skipline.worker.heartbeat import Heartbeat
 from skipline.worker.recorder import Recorder
@@ -42,15 +44,17 @@ def default_worker_id() -> str:
 
 
 class WorkerPool:
-    """`settings.workers` slots sharing one claim loop and one heartbeat."""
+    """`settings.workers` slots sharing one claim loop and one heartbeat. It claims only the
+    kinds its handlers serve (a bare handler serves the kind `default`)."""
 
     def __init__(
-        self, store: Store, settings: Settings, handler: Handler,
+        self, store: Store, settings: Settings, handler: Handler | Handlers,
         clock: Clock | None = None, worker_id: str | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
-        self.handler = handler
+        self.handlers = handler if isinstance(handler, Handlers) else Handlers.single(handler)
+        self._capacity = KindCapacity(self.handlers)
         self.clock = clock or SystemClock()
         self.worker_id = worker_id or default_worker_id()
         self.slots = settings.workers
@@ -62,12 +66,21 @@ class WorkerPool:
         self._signals: Signals | None = None
         self._claim_task: asyncio.Task[None] | None = None
         self._drain_task: asyncio.Task[None] | None = None
-        self._executor = Executor(handler, settings.order_timeout)
-        self._recorder = Recorder(store, settings, self.clock)
+        self._executor = Executor(self.handlers, settings.order_timeout)
+        self._recorder = Recorder(store, settings, self.clock, self.handlers)
         self._suspects = SuspectGate(enabled=settings.heartbeats)
         self._heartbeat = Heartbeat(
             store, settings, self.worker_id, self._runs.values, self._lose
         ) if settings.heartbeats else None
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds this pool serves, sorted (what it claims)."""
+        return self.handlers.names
+
+    def running_of(self, kind: str) -> int:
+        """Orders of `kind` whose handler is running here."""
+        return self._capacity.running(kind)
 
     @property
     def running(self) -> int:
@@ -208,8 +221,12 @@ class WorkerPool:
         if free <= 0:
             await self._wait_for_slot()
             return
-        limit = self._suspects.claim_limit(free)
-        leases = await self.store.claim(self.worker_id, limit, self.settings.lease_seconds)
+        kinds, limit = self._capacity.claimable(self._suspects.claim_limit(free))
+        if not kinds:  # every kind is at its concurrency: only a finished handler helps
+            await self._wait_for_slot()
+            return
+        leases = await self.store.claim(
+            self.worker_id, limit, self.settings.lease_seconds, kinds)
         if leases:
             crash_point("after_claim")
             await self._launch(leases)
@@ -287,6 +304,7 @@ class WorkerPool:
         run.started = self.clock.now()
         run.task = loop.create_task(self._run_order(run), name=f"skipline-order-{run.order.id}")
         self._busy += 1
+        self._capacity.started(run.order.kind)
 
     def _drop_suspect(self, run: Run) -> None:
         """Forget a suspect that never started (lease lost, or released by a drain)."""
@@ -363,6 +381,7 @@ class WorkerPool:
             return
         run.handler_done = True
         self._busy -= 1
+        self._capacity.finished(run.order.kind)
         self._suspects.forget(run)  # it did not take the process down: claims may resume
         self._wake_claimer()
 

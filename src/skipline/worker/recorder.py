@@ -14,6 +14,7 @@ from skipline.config import Settings
 from skipline.domain.models import JSON, Lease, Order, Status
 from skipline.domain.scheduling import retry_delay
 from skipline.logs import order_fields
+from skipline.registry import Handlers
 from skipline.retrying import EXPECTED_STORE_ERRORS, describe_error, retry_store_call
 from skipline.store.base import Store
 from skipline.worker.runs import Run
@@ -33,7 +34,10 @@ class Recorder:
     """Completes, fails and releases orders for one pool, and remembers when the orders it
     failed are due for their next attempt (the store sends no wake-up when a backoff ends)."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock, handlers: Handlers | None = None,
+    ) -> None:
+        self.handlers = handlers or Handlers()
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -97,9 +101,13 @@ class Recorder:
                         extra=order_fields("order.failed", run.order, error=error))
 
     def _retry_delay(self, order: Order) -> float | None:
-        """Backoff before the next attempt, or None when this was the last (dead letter)."""
+        """Backoff before the next attempt, or None when this was the last (dead letter):
+        after its kind's `max_attempts`, else the process's."""
         settings = self.settings
-        if order.attempts >= settings.max_attempts:
+        kind = self.handlers.get(order.kind)
+        most = settings.max_attempts if kind is None or kind.max_attempts is None else (
+            kind.max_attempts)
+        if order.attempts >= most:
             return None
         return retry_delay(order.attempts, settings.backoff_base, settings.backoff_max)
 

@@ -68,14 +68,17 @@ def submission_columns(
 ) -> tuple[list[Any], ...]:
     """insert_orders' parallel arrays for `orders` and their `payloads` (JSON text):
     ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
-    request fingerprints, customers, fifo flags, callback URLs, and each order's turn within
-    the batch (batch_turns)."""
+    request fingerprints, customers, fifo flags, callback URLs, each order's turn within
+    the batch (batch_turns), not_befores and kinds."""
     rows = [
         (n.id, n.tier, n.priority, payload, n.duration, n.owner, n.idempotency_key, n.max_wait,
          n.fingerprint, n.customer, n.fifo, n.callback_url)
         for n, payload in zip(orders, payloads, strict=True)
     ]
-    return (*map(list, zip(*rows, strict=True)), *batch_turns(orders))
+    return (
+        *map(list, zip(*rows, strict=True)), *batch_turns(orders),
+        [n.not_before for n in orders], [n.kind for n in orders],
+    )
 
 
 def submitted_order(new: NewOrder, row: Any) -> Order:
@@ -102,6 +105,7 @@ def order_from_columns(row: Any, payload: JSON) -> Order:
         idempotency_key=row["idempotency_key"], fingerprint=row["fingerprint"],
         customer=row["customer"], start_tag=row["start_tag"],
         callback_url=row["callback_url"], history=past_runs(row["history"]),
+        kind=row["kind"], not_before=row["not_before"],
     )
 
 

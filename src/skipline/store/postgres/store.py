@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from functools import partial
 from typing import Any
@@ -352,7 +352,7 @@ class PostgresStore:
         name = "list_owner_orders" if query.owner else "list_orders"
         rows = await self._fetch(
             name, query.owner, status, query.tier, query.before_seq, query.limit,
-            query.customer,
+            query.customer, query.kind,
         )
         return [order_from_row(row) for row in rows]
 
@@ -373,10 +373,18 @@ class PostgresStore:
         raise OrderNotRequeueable()
 
     # --- the worker side ------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Promotes what came due (promote_due), then claims: orders scheduled for later are
+        outside orders_ready, so they cost the claim nothing."""
         if limit <= 0:
             return []
-        return leases_from_claim(await self._fetch("claim", worker_id, limit, lease_seconds))
+        await self._fetchval("promote_due")
+        wanted = None if kinds is None else list(kinds)
+        return leases_from_claim(
+            await self._fetch("claim", worker_id, limit, lease_seconds, wanted))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
         if not leases:
@@ -477,15 +485,26 @@ class PostgresStore:
         counts: dict[str, dict[str, int]] = {}
         for row in await self._fetch("status_counts"):
             counts.setdefault(row["tier"], {})[row["status"]] = row["orders"]
-        waits: dict[str, list[float]] = {}
-        for row in await self._fetch("recent_starts", list(counts), RECENT_WAITS):
-            waits.setdefault(row["tier"], []).append(row["started_at"] - row["created_at"])
+        kinds: dict[str, dict[str, int]] = {}
+        for row in await self._fetch("kind_counts"):
+            kinds.setdefault(row["kind"], {})[row["status"]] = row["orders"]
         finished = await self._fetchval("finished_since", THROUGHPUT_WINDOW)
         return StoreStats(
             counts={tier: TierCounts(**c) for tier, c in counts.items()},
-            recent_waits=waits,
+            recent_waits=await self._recent_waits("recent_starts", "tier", counts),
             finished_last_minute=finished,
+            kinds={kind: TierCounts(**c) for kind, c in kinds.items()},
+            kind_waits=await self._recent_waits("kind_recent_starts", "kind", kinds),
         )
+
+    async def _recent_waits(
+        self, query: str, column: str, names: Iterable[str],
+    ) -> dict[str, list[float]]:
+        """Waits of the most recently started orders of each tier or kind in `names`."""
+        waits: dict[str, list[float]] = {}
+        for row in await self._fetch(query, list(names), RECENT_WAITS):
+            waits.setdefault(row[column], []).append(row["started_at"] - row["due_at"])
+        return waits
 
     async def queued_counts(self) -> dict[str, int]:
         return {row["tier"]: row["orders"] for row in await self._fetch("queued_counts")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 
 from skipline.domain.fairness import GroupKey
 from skipline.domain.models import ApiKey, Delivery, Order, OrderQuery, StoreStats, TierCounts
@@ -34,6 +35,7 @@ def list_orders(connection: sqlite3.Connection, queries: Queries, query: OrderQu
         "before_seq": NO_CURSOR if query.before_seq is None else query.before_seq,
         "limit": query.limit,
         "customer": query.customer,
+        "kind": query.kind,
     }).fetchall()
     return [order_from_row(row) for row in rows]
 
@@ -54,20 +56,31 @@ def stats(connection: sqlite3.Connection, queries: Queries, now: float) -> Store
     counts: dict[str, dict[str, int]] = {}
     for row in connection.execute(queries["status_counts"]).fetchall():
         counts.setdefault(row["tier"], {})[row["status"]] = row["n"]
-    waits = {}
-    for tier in counts:
-        tier_waits = [row[0] for row in connection.execute(
-            queries["recent_waits"], {"tier": tier, "limit": RECENT_WAITS}
-        ).fetchall()]
-        if tier_waits:
-            waits[tier] = tier_waits
+    kinds: dict[str, dict[str, int]] = {}
+    for row in connection.execute(queries["kind_counts"]).fetchall():
+        kinds.setdefault(row["kind"], {})[row["status"]] = row["n"]
     since = now - THROUGHPUT_WINDOW
     finished = connection.execute(queries["finished_since"], {"since": since}).fetchone()[0]
     return StoreStats(
         counts={tier: TierCounts(**by_status) for tier, by_status in counts.items()},
-        recent_waits=waits,
+        recent_waits=_recent_waits(connection, queries["recent_waits"], "tier", counts),
         finished_last_minute=finished,
+        kinds={kind: TierCounts(**by_status) for kind, by_status in kinds.items()},
+        kind_waits=_recent_waits(connection, queries["kind_recent_waits"], "kind", kinds),
     )
+
+
+def _recent_waits(
+    connection: sqlite3.Connection, sql: str, parameter: str, names: Iterable[str],
+) -> dict[str, list[float]]:
+    """The waits of the most recently started orders of each tier or kind in `names`."""
+    waits = {}
+    for name in names:
+        found = [row[0] for row in connection.execute(
+            sql, {parameter: name, "limit": RECENT_WAITS}).fetchall()]
+        if found:
+            waits[name] = found
+    return waits
 
 
 def fair_position(

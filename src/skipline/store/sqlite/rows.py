@@ -55,6 +55,8 @@ def order_from_row(row: sqlite3.Row) -> Order:
         start_tag=row["start_tag"],
         callback_url=row["callback_url"],
         history=past_runs(decode_json(row["history"])),
+        kind=row["kind"],
+        not_before=row["not_before"],
     )
 
 

@@ -59,6 +59,17 @@ def connect_reader(path: str) -> sqlite3.Connection:
     return connection
 
 
+def data_version(connection: sqlite3.Connection) -> int | None:
+    """A number that moves whenever another connection commits to the file (read from the WAL
+    index, not the database). None when it cannot be read: callers treat that as a change, so
+    the next real statement meets and reports the error."""
+    try:
+        row = connection.execute("PRAGMA data_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     # isolation_level=None: the sqlite3 module never opens transactions behind our back.
     connection = sqlite3.connect(

@@ -157,9 +157,15 @@ class SqliteStore:
         return await self._write(work, wakes_workers=True)
 
     # --- the worker side --------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_seconds: float,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Lease]:
+        """Promotes what came due (promote_due), then picks: orders scheduled for later are
+        outside the ready indexes, so they cost the pick nothing."""
         work = partial(write_ops.claim, queries=self._queries, clock=self._clock,
-                       worker_id=worker_id, limit=limit, lease_seconds=lease_seconds)
+                       worker_id=worker_id, limit=limit, lease_seconds=lease_seconds,
+                       kinds=kinds)
         return leases_from_tuples(await self._write(work, urgent=False))
 
     async def heartbeat(self, leases: Sequence[tuple[str, str]], lease_seconds: float) -> set[str]:
@@ -208,7 +214,15 @@ class SqliteStore:
         return await self._write(work, urgent=False)
 
     async def wait_for_work(self, max_seconds: float) -> None:
-        await wait_on(self._wake, max_seconds)
+        """Woken by this process's own writes at once, and by other processes' commits to the
+        file within foreign_commits.LOOK_SECONDS (a `skipline worker` beside a
+        `serve --no-workers`)."""
+        writer = self._writer
+        if writer is None:
+            await wait_on(self._wake, max_seconds)
+            return
+        with writer.watching_others():
+            await wait_on(self._wake, max_seconds)
 
     # --- callback deliveries (pending ones are made by the orders_finished_with_callback
     # trigger, inside the write that finishes the order) -----------------------------------

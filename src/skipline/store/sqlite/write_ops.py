@@ -72,6 +72,7 @@ def submit(
         "duration": new.duration, "owner": new.owner, "now": now, "overdue_at": overdue_at,
         "idempotency_key": new.idempotency_key, "fingerprint": new.fingerprint,
         "customer": new.customer, "start_tag": tag, "callback_url": new.callback_url,
+        "kind": new.kind, "not_before": new.not_before, "available_at": new.due_from(now),
     })
     assert cursor.lastrowid is not None
     connection.execute(queries["count_orders"], {
@@ -92,7 +93,7 @@ def submit_many(
     tags = start_tags(connection, queries, [new for new, _ in items])
     connection.executemany(queries["insert_orders"], [
         (new.id, new.tier, new.priority, payload, new.duration, new.owner, now, overdue_at,
-         new.customer, tag, new.callback_url)
+         new.customer, tag, new.callback_url, new.kind, new.not_before, new.due_from(now))
         for (new, payload), overdue_at, tag in zip(items, overdue, tags, strict=True)])
     last_seq = connection.execute(queries["last_inserted_seq"]).fetchone()[0]
     for tier, n in Counter(new.tier for new, _ in items).items():
@@ -156,7 +157,7 @@ def record_delivery(
 
 def claim(
     connection: sqlite3.Connection, queries: Queries, clock: Clock,
-    worker_id: str, limit: int, lease_seconds: float,
+    worker_id: str, limit: int, lease_seconds: float, kinds: Sequence[str] | None = None,
 ) -> Rows:
     """Lease the orders the claim query picks with one UPDATE for all of them; every token is
     fresh (a random prefix per claim, then the order's seq). Returns their rows in claim order,
@@ -164,8 +165,10 @@ def claim(
     if limit <= 0:
         return [], []
     now = clock.now()
-    picked = [row["seq"] for row in _rows(
-        connection, queries["claim_candidates"], {"now": now, "limit": limit})]
+    connection.execute(queries["promote_due"], {"now": now})
+    picked = [row["seq"] for row in _rows(connection, queries["claim_candidates"], {
+        "now": now, "limit": limit, "kinds": None if kinds is None else encode_json(list(kinds)),
+    })]
     if not picked:
         return [], []
     cursor = connection.cursor()

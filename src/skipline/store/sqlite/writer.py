@@ -6,7 +6,8 @@ writes of one loop iteration and hands them over in one queue put, so the thread
 iteration rather than once per write (on a single core each wake-up also costs a GIL hand-over);
 the thread sends every result of a batch back with one callback, never one thread hop per
 statement. A write's future resolves only after the COMMIT holding it; a failing write fails
-alone, and a failed COMMIT fails every write of its batch.
+alone, and a failed COMMIT fails every write of its batch. While a worker waits for work, the
+thread also looks for other processes' commits between batches (foreign_commits.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from skipline.domain.errors import StoreUnavailable
 from skipline.store.sqlite.batch import Many, Outcome, Work, Write, run_batch, unavailable
+from skipline.store.sqlite.foreign_commits import LOOK_SECONDS, ForeignCommits
 
 T = TypeVar("T")
 
@@ -42,6 +44,9 @@ class _Job(Write):
 
 _STOP = object()
 """Put on the queue by stop(): the thread finishes what was queued before it, then exits."""
+_LOOK = object()
+"""Put on the queue when a first worker starts waiting: the thread, maybe blocked without a
+time limit, starts looking for other processes' commits."""
 
 
 class SqliteWriter:
@@ -61,6 +66,7 @@ class SqliteWriter:
         self._carried: list[_Job] = []
         """Writes taken from the queue beyond MAX_BATCH, for the next batch (thread side)."""
         self._stop_seen = False
+        self._foreign = ForeignCommits()
         self._serving = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -130,6 +136,18 @@ class SqliteWriter:
         if jobs:
             self._queue.put(jobs)
 
+    @contextlib.contextmanager
+    def watching_others(self) -> Iterator[None]:
+        """Held by a worker while it waits for work: meanwhile the thread looks every
+        LOOK_SECONDS whether another process committed, and calls on_work if so."""
+        self._foreign.waiting += 1
+        if self._foreign.waiting == 1:
+            self._queue.put(_LOOK)
+        try:
+            yield
+        finally:
+            self._foreign.waiting -= 1
+
     async def stop(self) -> None:
         """Finish every write queued so far, then close the connection. Idempotent."""
         if not self._accepting or self._stopped is None:
@@ -147,6 +165,7 @@ class SqliteWriter:
             self._call(_settle_one, ready, (None, _startup_error(exc)))
             self._call(_settle_one, self._stopped, (None, None))
             return
+        self._foreign.start(connection)
         self._serving = True
         self._call(_settle_one, ready, (None, None))
         try:
@@ -163,20 +182,24 @@ class SqliteWriter:
             if jobs:
                 outcomes, committed = run_batch(connection, jobs)
                 self._call(self._settle, jobs, outcomes, committed)
+            if self._foreign.waiting and self._foreign.look(connection):
+                self._call(self._on_work)
 
     def _take_batch(self) -> tuple[list[_Job], bool]:
         """Block for the first writes, then take whatever else is already waiting, at most
-        MAX_BATCH (the rest is carried over to the next batch). True once stop() was seen and
-        nothing is left."""
+        MAX_BATCH (the rest is carried over to the next batch). While a worker waits for work,
+        the block lasts at most LOOK_SECONDS (the batch may then be empty). True once stop()
+        was seen and nothing is left."""
         jobs = self._carried
         while len(jobs) < MAX_BATCH and not self._stop_seen:
             try:
-                item = self._queue.get(block=not jobs)
+                item = self._queue.get(
+                    block=not jobs, timeout=LOOK_SECONDS if self._foreign.waiting else None)
             except queue.Empty:
                 break
             if item is _STOP:
                 self._stop_seen = True
-            else:
+            elif item is not _LOOK:
                 assert isinstance(item, list)
                 jobs.extend(item)
         batch, self._carried = jobs[:MAX_BATCH], jobs[MAX_BATCH:]

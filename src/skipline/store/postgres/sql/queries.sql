@@ -51,10 +51,9 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backen
 -- $6 owners, $7 idempotency keys, $8 max_wait seconds (NULL: never overdue), $9 request
 -- fingerprints (NULL without a key), $10 customers ('' for none), $11 whether the tier is
 -- fifo, $12 callback URLs, $13 the steps ahead of each order in its fair-share group within
--- the batch, $14 the steps of that group's whole batch (domain/fairness.py, batch_turns);
--- ord keeps the
--- callers' order so seq follows arrival. An order whose (owner, idempotency key) was used
--- already is skipped: it returns no row (and takes no turn when it is alone in its batch, as
+-- the batch, $14 the steps of that group's whole batch (domain/fairness.py, batch_turns),
+-- $15 when each is due (not_before; NULL: at once), $16 kinds; ord keeps the callers' order
+-- so seq follows arrival. An order whose (owner, idempotency key) was used already is skipped: it returns no row (and takes no turn when it is alone in its batch, as
 -- a client's retry is; beside others of its group it leaves a gap of one turn). Only what
 -- the database decided comes back (id to match, seq, the times, the start tag); the caller
 -- has the rest, and decoding it cost a few µs per order.
@@ -72,9 +71,10 @@ WITH batch AS (
            CASE WHEN b.fifo THEN '' ELSE b.customer END AS group_customer
     FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
                 $7::text[], $8::float8[], $9::text[], $10::text[], $11::bool[], $12::text[],
-                $13::bigint[], $14::bigint[]) WITH ORDINALITY
+                $13::bigint[], $14::bigint[], $15::timestamptz[], $16::text[]) WITH ORDINALITY
          AS b(id, tier, priority, payload, duration, owner, idempotency_key, max_wait,
-              fingerprint, customer, fifo, callback_url, ahead, group_steps, ord)
+              fingerprint, customer, fifo, callback_url, ahead, group_steps, not_before, kind,
+              ord)
     WHERE b.idempotency_key IS NULL OR (
         SELECT o.id FROM orders o
         WHERE o.owner = b.owner AND o.idempotency_key = b.idempotency_key) IS NULL
@@ -102,16 +102,19 @@ finishes AS (
 inserted AS (
     INSERT INTO orders (id, tier, priority, payload, duration, owner, idempotency_key,
                         fingerprint, created_at, overdue_at, available_at, customer, start_tag,
-                        callback_url)
+                        callback_url, kind, not_before, waiting)
     SELECT b.id, b.tier, b.priority, b.payload::json, b.duration, b.owner, b.idempotency_key,
-           b.fingerprint, now(), now() + make_interval(secs => b.max_wait), now(), b.customer,
-           f.finish - b.group_steps + b.ahead, b.callback_url
+           b.fingerprint, now(),
+           greatest(now(), b.not_before) + make_interval(secs => b.max_wait),
+           greatest(now(), b.not_before), b.customer,
+           f.finish - b.group_steps + b.ahead, b.callback_url, b.kind, b.not_before,
+           coalesce(b.not_before > now(), false)
     FROM batch b
     JOIN finishes f
       ON f.tier = b.tier AND f.owner = b.group_owner AND f.customer = b.group_customer
     ORDER BY b.ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, seq, created_at, overdue_at, start_tag
+    RETURNING id, seq, created_at, overdue_at, start_tag, available_at
 ),
 wake AS MATERIALIZED (
     SELECT pg_notify('skipline_ready', '') FROM (SELECT FROM inserted LIMIT 1) AS any_row
@@ -133,13 +136,15 @@ JOIN unnest($2::text[], $3::text[]) AS submitted(owner, idempotency_key)
 SELECT * FROM orders WHERE id = ANY($1::text[]);
 
 -- name: list_orders
--- $1 owner, $2 status, $3 tier, $4 before seq, $6 customer (each NULL for "any"), $5 limit.
+-- $1 owner, $2 status, $3 tier, $4 before seq, $6 customer, $7 kind (each NULL for "any"),
+-- $5 limit.
 SELECT * FROM orders
 WHERE ($1::text IS NULL OR owner = $1)
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR tier = $3)
   AND ($4::bigint IS NULL OR seq < $4)
   AND ($6::text IS NULL OR customer = $6)
+  AND ($7::text IS NULL OR kind = $7)
 ORDER BY seq DESC
 LIMIT $5;
 
@@ -151,6 +156,7 @@ WHERE owner = $1 AND owner <> ''
   AND ($3::text IS NULL OR tier = $3)
   AND ($4::bigint IS NULL OR seq < $4)
   AND ($6::text IS NULL OR customer = $6)
+  AND ($7::text IS NULL OR kind = $7)
 ORDER BY owner DESC, seq DESC
 LIMIT $5;
 
@@ -171,8 +177,8 @@ SELECT cancelled.* FROM cancelled LEFT JOIN finished ON true;
 -- read the row as it was). Returns the order, and wakes idle workers.
 WITH requeued AS (
     UPDATE orders
-    SET status = 'queued', attempts = 0, rescues = 0, available_at = now(),
-        overdue_at = now() + (overdue_at - created_at),
+    SET status = 'queued', attempts = 0, rescues = 0, available_at = now(), waiting = false,
+        overdue_at = now() + (overdue_at - greatest(created_at, not_before)),
         started_at = NULL, finished_at = NULL, result = NULL,
         history = (coalesce(history::jsonb, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
             'status', status, 'error', error, 'attempts', attempts,
@@ -213,9 +219,30 @@ WHERE order_id = $1;
 -- name: find_callbacks
 SELECT * FROM callbacks WHERE order_id = ANY($1::text[]);
 
+-- name: promote_due
+-- Scheduled and backing-off orders that are due now join orders_ready (waiting = false),
+-- found through orders_waiting: one index probe when none is due, so a backlog scheduled for
+-- later costs a claim nothing. Run just before each claim, in its own statement (a CTE of the
+-- claim would not see its own update); bounded, and rows another claimer is promoting are
+-- left to it.
+WITH due AS (
+    SELECT id FROM orders
+    WHERE status = 'queued' AND waiting AND available_at <= now()
+    ORDER BY available_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+),
+promoted AS (
+    UPDATE orders o SET waiting = false
+    FROM unnest(ARRAY(SELECT id FROM due)) AS promoted(id)  -- sized small (see claim)
+    WHERE o.id = promoted.id
+    RETURNING 1
+)
+SELECT count(*)::int FROM promoted;
+
 -- name: claim
--- The claim rule (domain/scheduling.py), in SQL: ready orders only (queued, available_at
--- reached); overdue ones first, oldest (lowest seq) first; then by priority, then fair-share
+-- The claim rule (domain/scheduling.py), in SQL: ready orders only (queued, not waiting,
+-- available_at reached) of the kinds in $4 (NULL: any kind); overdue ones first, oldest (lowest seq) first; then by priority, then fair-share
 -- start tag, then seq. At most $2 rows: the overdue pick takes what it can, the in-turn pick
 -- fills the remaining slots. SKIP LOCKED lets concurrent claimers pass each other's rows
 -- without waiting, and no row is locked that is not claimed. $1 worker id, $3 lease seconds.
@@ -230,15 +257,17 @@ SELECT * FROM callbacks WHERE order_id = ANY($1::text[]);
 -- hash-join it, or test every row against the whole array).
 WITH overdue AS MATERIALIZED (
     SELECT id FROM orders
-    WHERE status = 'queued' AND overdue_at <= now() AND available_at <= now()
+    WHERE status = 'queued' AND NOT waiting AND overdue_at <= now() AND available_at <= now()
+      AND ($4::text[] IS NULL OR kind = ANY($4::text[]))
     ORDER BY seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ),
 in_turn AS MATERIALIZED (
     SELECT id FROM orders
-    WHERE status = 'queued' AND available_at <= now()
+    WHERE status = 'queued' AND NOT waiting AND available_at <= now()
       AND (overdue_at IS NULL OR overdue_at > now())
+      AND ($4::text[] IS NULL OR kind = ANY($4::text[]))
     ORDER BY priority, start_tag, seq
     LIMIT (SELECT $2 - count(*) FROM overdue)
     FOR UPDATE SKIP LOCKED
@@ -345,6 +374,7 @@ WITH failed AS (
         finished_at = CASE WHEN $4::float8 IS NULL THEN now() ELSE o.finished_at END,
         available_at = CASE WHEN $4::float8 IS NULL THEN o.available_at
                             ELSE now() + make_interval(secs => $4::float8) END,
+        waiting = coalesce($4::float8 > 0, false),
         lease_token = NULL, lease_expires_at = NULL
     WHERE o.id = $1 AND o.lease_token = $2 AND o.status = 'running'
     RETURNING o.status
@@ -371,7 +401,8 @@ WITH held AS (
 ),
 released AS (
     UPDATE orders o
-    SET status = 'queued', available_at = now(), lease_token = NULL, lease_expires_at = NULL
+    SET status = 'queued', available_at = now(), waiting = false, lease_token = NULL,
+        lease_expires_at = NULL
     FROM held WHERE o.id = held.id
     RETURNING o.id
 ),
@@ -396,6 +427,7 @@ rescued AS (
         status = CASE WHEN o.rescues + 1 > $1 THEN 'failed' ELSE 'queued' END,
         finished_at = CASE WHEN o.rescues + 1 > $1 THEN now() ELSE o.finished_at END,
         available_at = CASE WHEN o.rescues + 1 > $1 THEN o.available_at ELSE now() END,
+        waiting = false,
         error = CASE WHEN o.rescues + 1 > $1
                      THEN format('worker lost %s times (max_rescues=%s)', o.rescues + 1, $1)
                      ELSE o.error END,
@@ -443,11 +475,12 @@ SELECT count(*)::int FROM deleted;
 SELECT tier, status, count(*)::int AS orders FROM orders GROUP BY tier, status;
 
 -- name: recent_starts
--- Per tier in $1, the $2 most recently started orders (newest first).
-SELECT tiers.tier, recent.created_at, recent.started_at
+-- Per tier in $1, the $2 most recently started orders (newest first), with when each was due
+-- (a scheduled order waits from its not_before; greatest ignores a NULL).
+SELECT tiers.tier, recent.due_at, recent.started_at
 FROM unnest($1::text[]) AS tiers(tier)
 CROSS JOIN LATERAL (
-    SELECT o.created_at, o.started_at FROM orders o
+    SELECT greatest(o.created_at, o.not_before) AS due_at, o.started_at FROM orders o
     WHERE o.tier = tiers.tier AND o.started_at IS NOT NULL
     ORDER BY o.started_at DESC, o.seq
     LIMIT $2
@@ -457,8 +490,28 @@ CROSS JOIN LATERAL (
 SELECT count(*)::int FROM orders
 WHERE finished_at >= now() - make_interval(secs => $1::float8);
 
+-- name: kind_counts
+SELECT kind, status, count(*)::int AS orders FROM orders GROUP BY kind, status;
+
+-- name: kind_recent_starts
+-- Per kind in $1, the $2 most recently started orders (newest first), as recent_starts.
+SELECT kinds.kind, recent.due_at, recent.started_at
+FROM unnest($1::text[]) AS kinds(kind)
+CROSS JOIN LATERAL (
+    SELECT greatest(o.created_at, o.not_before) AS due_at, o.started_at FROM orders o
+    WHERE o.kind = kinds.kind AND o.started_at IS NOT NULL
+    ORDER BY o.started_at DESC, o.seq
+    LIMIT $2
+) AS recent;
+
 -- name: queued_counts
-SELECT tier, count(*)::int AS orders FROM orders WHERE status = 'queued' GROUP BY tier;
+-- Queued orders per tier: the ready ones and the waiting ones, each through its own index
+-- (both include the tier), never the finished orders.
+SELECT tier, count(*)::int AS orders FROM (
+    SELECT tier FROM orders WHERE status = 'queued' AND NOT waiting
+    UNION ALL
+    SELECT tier FROM orders WHERE status = 'queued' AND waiting
+) AS queued GROUP BY tier;
 
 -- name: insert_key
 INSERT INTO api_keys (name, tier, admin, key_hash, created_at, revoked, customers, weight)

@@ -18,21 +18,24 @@ INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :nam
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
     created_at, overdue_at, available_at, idempotency_key, fingerprint, customer, start_tag,
-    callback_url
+    callback_url, kind, not_before, waiting
 ) VALUES (
     :id, :tier, :priority, 'queued', 0, 0, :payload, :duration, :owner,
-    :now, :overdue_at, :now, :idempotency_key, :fingerprint, :customer, :start_tag,
-    :callback_url
+    :now, :overdue_at, :available_at, :idempotency_key, :fingerprint, :customer, :start_tag,
+    :callback_url, :kind, :not_before, :available_at > :now
 )
 
 -- name: insert_orders
 -- insert_order for executemany over tuples (a dict per row cost about 1 µs more), positional:
 -- ?1 id, ?2 tier, ?3 priority, ?4 payload, ?5 duration, ?6 owner, ?7 now, ?8 overdue_at,
--- ?9 customer, ?10 start tag, ?11 callback_url.
+-- ?9 customer, ?10 start tag, ?11 callback_url, ?12 kind, ?13 not_before, ?14 available_at
+-- (when it is due: ?7 unless it is scheduled for later, and then it is waiting).
 INSERT INTO orders (
     id, tier, priority, status, attempts, rescues, payload, duration, owner,
-    created_at, overdue_at, available_at, idempotency_key, customer, start_tag, callback_url
-) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?7, NULL, ?9, ?10, ?11)
+    created_at, overdue_at, available_at, idempotency_key, customer, start_tag, callback_url,
+    kind, not_before, waiting
+) VALUES (?1, ?2, ?3, 'queued', 0, 0, ?4, ?5, ?6, ?7, ?8, ?14, NULL, ?9, ?10, ?11,
+          ?12, ?13, ?14 > ?7)
 
 -- name: fair_state
 -- A priority's virtual time and a group's finish tag (0 for what was never written), in one
@@ -73,7 +76,7 @@ SELECT * FROM orders WHERE id = :id
 SELECT * FROM orders
 WHERE owner = :owner AND seq < :before_seq
   AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
-  AND (:customer IS NULL OR customer = :customer)
+  AND (:customer IS NULL OR customer = :customer) AND (:kind IS NULL OR kind = :kind)
 ORDER BY seq DESC
 LIMIT :limit
 
@@ -81,7 +84,7 @@ LIMIT :limit
 SELECT * FROM orders
 WHERE seq < :before_seq
   AND (:status IS NULL OR status = :status) AND (:tier IS NULL OR tier = :tier)
-  AND (:customer IS NULL OR customer = :customer)
+  AND (:customer IS NULL OR customer = :customer) AND (:kind IS NULL OR kind = :kind)
 ORDER BY seq DESC
 LIMIT :limit
 
@@ -98,42 +101,62 @@ SELECT status FROM orders WHERE id = :id
 -- overdue clock restarted, how the last run ended appended to its history. SET expressions
 -- read the row as it was, so the history entry holds the old status, error and attempts.
 UPDATE orders
-SET status = 'queued', attempts = 0, rescues = 0, available_at = :now,
-    overdue_at = CASE WHEN overdue_at IS NULL THEN NULL ELSE :now + overdue_at - created_at END,
+SET status = 'queued', attempts = 0, rescues = 0, available_at = :now, waiting = 0,
+    overdue_at = CASE WHEN overdue_at IS NULL THEN NULL
+                      ELSE :now + overdue_at - max(created_at, coalesce(not_before, 0)) END,
     started_at = NULL, finished_at = NULL, result = NULL,
     history = json_insert(coalesce(history, '[]'), '$[#]', json_object(
         'status', status, 'error', error, 'attempts', attempts, 'finished_at', finished_at))
 WHERE id = :id AND (status = 'failed' OR status = 'cancelled')
 RETURNING *
 
+-- name: promote_due
+-- Scheduled and backing-off orders that are due now join the ready indexes (waiting = 0),
+-- found through orders_waiting: one index probe when none is due, so a backlog scheduled for
+-- later costs a claim nothing. Bounded per claim; the next claim takes the rest.
+UPDATE orders SET waiting = 0
+WHERE seq IN (
+    SELECT seq FROM orders INDEXED BY orders_waiting
+    WHERE status = 'queued' AND waiting = 1 AND available_at <= :now
+    ORDER BY available_at
+    LIMIT 1000
+)
+
 -- name: claim_candidates
--- The claim rule (domain/scheduling.py) for at most :limit ready orders (queued and
--- available_at <= now): overdue ones (overdue_at <= now) first, oldest seq first; then the
--- others by priority, then fair-share start tag, then seq. Each half reads only its own
--- partial index:
+-- The claim rule (domain/scheduling.py) for at most :limit ready orders (queued, not waiting,
+-- available_at <= now) of the kinds in :kinds (a JSON array; NULL: any kind): overdue ones
+-- (overdue_at <= now) first, oldest seq first; then the others by priority, then fair-share
+-- start tag, then seq. Each half reads only its own partial index, neither of which holds an
+-- order scheduled for later (waiting = 1, see promote_due):
 --  * overdue: a probe on the deadline index says whether any ready order is overdue (if none,
 --    the half is skipped); if some are, rows with a deadline are walked in seq order, where the
 --    oldest are the overdue ones, so only a few rows are read even with 100k overdue;
---  * ordinary: walked in (priority, start_tag, seq) order (orders_queued_by_turn), limited to
+--  * ordinary: walked in (priority, start_tag, seq) order (orders_ready_by_turn), limited to
 --    the slots the overdue half left, so a backlog of overdue orders is never walked past when
 --    it fills the claim by itself.
+-- A worker serving only some kinds walks past the ready orders of the others (the kind is a
+-- column of the index, tested without reading the table).
 WITH overdue AS MATERIALIZED (
-    SELECT seq FROM orders INDEXED BY orders_queued_with_deadline_by_seq
-    WHERE status = 'queued' AND overdue_at IS NOT NULL
+    SELECT seq FROM orders INDEXED BY orders_ready_with_deadline_by_seq
+    WHERE status = 'queued' AND waiting = 0 AND overdue_at IS NOT NULL
       AND overdue_at <= :now AND available_at <= :now
+      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
     ORDER BY seq
     LIMIT (SELECT CASE WHEN EXISTS (
-        SELECT 1 FROM orders
-        WHERE status = 'queued' AND overdue_at IS NOT NULL
+        SELECT 1 FROM orders INDEXED BY orders_ready_by_deadline
+        WHERE status = 'queued' AND waiting = 0 AND overdue_at IS NOT NULL
           AND overdue_at <= :now AND available_at <= :now
+          AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
     ) THEN :limit ELSE 0 END)
 )
 SELECT 0 AS claim_group, 0 AS rank, 0 AS turn, seq FROM overdue
 UNION ALL
 SELECT * FROM (
-    SELECT 1 AS claim_group, priority AS rank, start_tag AS turn, seq FROM orders
-    WHERE status = 'queued' AND available_at <= :now
+    SELECT 1 AS claim_group, priority AS rank, start_tag AS turn, seq
+    FROM orders INDEXED BY orders_ready_by_turn
+    WHERE status = 'queued' AND waiting = 0 AND available_at <= :now
       AND (overdue_at IS NULL OR overdue_at > :now)
+      AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
     ORDER BY priority, start_tag, seq
     LIMIT max(0, :limit - (SELECT count(*) FROM overdue))
 )
@@ -172,7 +195,7 @@ RETURNING orders.id, orders.tier
 -- name: fail_order_for_retry
 UPDATE orders
 SET status = 'queued', error = :error, available_at = :available_at,
-    lease_token = NULL, lease_expires_at = NULL
+    waiting = :available_at > :now, lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND lease_token = :token AND status = 'running'
 RETURNING tier
 
@@ -185,7 +208,8 @@ RETURNING tier
 
 -- name: release_order
 UPDATE orders
-SET status = 'queued', available_at = :now, lease_token = NULL, lease_expires_at = NULL
+SET status = 'queued', available_at = :now, waiting = 0, lease_token = NULL,
+    lease_expires_at = NULL
 WHERE id = :id AND lease_token = :token AND status = 'running'
 RETURNING tier
 
@@ -200,7 +224,7 @@ RETURNING tier
 
 -- name: requeue_expired_orders
 UPDATE orders
-SET status = 'queued', rescues = rescues + 1, available_at = :now,
+SET status = 'queued', rescues = rescues + 1, available_at = :now, waiting = 0,
     lease_token = NULL, lease_expires_at = NULL
 WHERE status = 'running' AND lease_expires_at <= :now
 RETURNING tier
@@ -261,8 +285,20 @@ SELECT tier, n FROM order_counts WHERE status = 'queued' AND n > 0
 SELECT tier, status, n FROM order_counts WHERE n > 0
 
 -- name: recent_waits
-SELECT started_at - created_at AS wait FROM orders
+-- A scheduled order waits from its not_before, not from its acceptance.
+SELECT started_at - max(created_at, coalesce(not_before, 0)) AS wait FROM orders
 WHERE tier = :tier AND started_at IS NOT NULL
+ORDER BY started_at DESC, seq
+LIMIT :limit
+
+-- name: kind_counts
+-- Orders per kind and status: counted from the orders themselves (order_counts is kept per
+-- tier), on the read connection and behind the stats cache.
+SELECT kind, status, count(*) AS n FROM orders GROUP BY kind, status
+
+-- name: kind_recent_waits
+SELECT started_at - max(created_at, coalesce(not_before, 0)) AS wait FROM orders
+WHERE kind = :kind AND started_at IS NOT NULL
 ORDER BY started_at DESC, seq
 LIMIT :limit
 
