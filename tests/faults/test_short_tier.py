@@ -1,6 +1,7 @@
 """The short tier of the fault harness, in the normal pytest run: every scenario with small
-parameters (a few kills, each crash point once, poison, disk full, ...), against real
-`skipline serve` processes, real signals and real databases. A failure prints the scenario's
+parameters (a few kills, each crash point once, poison, disk full, partitions, ...; the soak
+runs in the long tier only), against real `skipline serve` processes, real signals and real
+databases. A failure prints the scenario's
 JSON report, whose `workdir` keeps the logs, history and journal.
 
 The long tier is one command: `.venv/bin/python -m faults.run long`."""
