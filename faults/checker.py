@@ -9,7 +9,11 @@ valid iff lost == 0 and unexpected == 0:
 Unknown outcomes are allowed either way; those the store holds are `recovered`. An unknown
 that named its order (a 503 saying the outcome is unknown) must name the order the store holds
 for its key, if any: otherwise it is a mismatched id, like an acknowledgement's.
-Duplicate runs are counted, not judged: at least once allows them.
+Duplicate runs are counted, not judged: at least once allows them. What the fence forbids is
+judged: a stored result written by a run that no longer held the lease (`stale_results`: the
+result a harness handler returns names the attempt that produced it, and only the latest
+attempt's lease can complete), and an order finished by two statements (`finished_twice`, from
+the database's own finish notifications, in scenarios that listen to them).
 """
 
 from __future__ import annotations
@@ -85,13 +89,19 @@ class Report:
     """Scenario-specific expectations (name -> observed value or verdict)."""
     failures: list[str] = field(default_factory=list)
     """Scenario-specific expectations that did not hold."""
+    stale_results: int = 0
+    """Succeeded orders whose result came from an attempt older than their last: a completion
+    under a lease that had been taken over was accepted (a broken fence)."""
+    finished_twice: int = 0
+    """Orders the database announced as finished more than once (scenarios that listen)."""
     must_be_valid: bool = True
     """False only where a scenario turns a safeguard off to show the checker catching it."""
 
     @property
     def valid(self) -> bool:
         return (self.lost == 0 and self.unexpected == 0 and self.mismatched_ids == 0
-                and self.undelivered_callbacks == 0)
+                and self.undelivered_callbacks == 0 and self.stale_results == 0
+                and self.finished_twice == 0)
 
     @property
     def passed(self) -> bool:
@@ -140,6 +150,7 @@ def check(
         for o in orders if order_key(o) not in acked and order_key(o) not in unknown
     ]
     recovered = [k for k, s in unknown.items() if _final_status(by_key.get(k)) == s.expect]
+    stale = [o.id for o in orders if _stale_result(o)]
     statuses = Counter(o.status for o in orders if order_key(o) in acked or order_key(o) in unknown)
     deaths = {f.pid: f.at for f in history.faults if f.pid is not None}
     next_202, completion = _recovery(history, orders, runs)
@@ -167,16 +178,27 @@ def check(
         examples={
             name: keys[:EXAMPLES]
             for name, keys in (("lost", lost), ("unexpected", unexpected), ("mismatch", mismatched),
-                               ("undelivered", sorted(undelivered)))
+                               ("undelivered", sorted(undelivered)), ("stale_result", stale))
             if keys
         },
         undelivered_callbacks=len(set(undelivered)),
+        stale_results=len(stale),
     )
 
 
 def awaiting_callbacks(orders: Sequence[Order]) -> set[str]:
     """The final orders that asked for a callback: each must be delivered at least once."""
     return {o.id for o in orders if o.callback_url is not None and o.status.is_final}
+
+
+def _stale_result(order: Order) -> bool:
+    """The stored result names an attempt (harness handlers return it) older than the order's
+    last claim: it was recorded under a lease token that had already been replaced."""
+    result = order.result
+    if order.status is not Status.SUCCEEDED or not isinstance(result, dict):
+        return False
+    attempt = result.get("attempt")
+    return isinstance(attempt, int) and attempt != order.attempts
 
 
 def _describe_unexpected(order: Order, refusal: Post | None) -> str:
@@ -237,6 +259,8 @@ def summarise(reports: Mapping[str, Report]) -> dict[str, Any]:
         "lost": sum(r.lost for r in judged),
         "unexpected": sum(r.unexpected for r in judged),
         "undelivered_callbacks": sum(r.undelivered_callbacks for r in judged),
+        "stale_results": sum(r.stale_results for r in judged),
+        "finished_twice": sum(r.finished_twice for r in judged),
         "acknowledged": sum(r.acknowledged for r in reports.values()),
         "faults": sum(r.faults for r in reports.values()),
     }

@@ -37,6 +37,8 @@ class OrderShape:
     expect: str = "succeeded"
     callback_url: str | None = None
     """Where every order asks its outcome to be POSTed."""
+    api_key: str | None = None
+    """Submit with this key (its tier: a VIP client); anonymous without."""
 
     def duration(self, rng: random.Random) -> float:
         return round(rng.uniform(self.min_duration, self.max_duration), 3)
@@ -69,28 +71,34 @@ class Recorder:
         if shape.callback_url is not None:
             body["callback_url"] = shape.callback_url
         sent_at = time.time()
-        outcome, status, order_id, detail = await self._post(key, body)
+        outcome, status, order_id, detail = await self._post(key, body, api_key=shape.api_key)
         submission = Post(
-            key, sent_at, time.time(), outcome, status, order_id, shape.expect, detail, body
+            key, sent_at, time.time(), outcome, status, order_id, shape.expect, detail, body,
+            shape.api_key,
         )
         self.history.record(submission)
         return submission
 
     async def repost(
         self, key: str, body: dict[str, Any], base_url: str | None = None,
+        api_key: str | None = None,
     ) -> tuple[int | None, str | None]:
-        """Send the same request again, key and body, as a client resolving an unknown would
-        (the same key with another body is a different request: 422)."""
-        _, status, order_id, _ = await self._post(key, body, base_url)
+        """Send the same request again, key, body and API key, as a client resolving an
+        unknown would (the same key with another body is a different request: 422)."""
+        _, status, order_id, _ = await self._post(key, body, base_url, api_key)
         return status, order_id
 
     async def _post(
-        self, key: str, body: dict[str, Any], base_url: str | None = None
+        self, key: str, body: dict[str, Any], base_url: str | None = None,
+        api_key: str | None = None,
     ) -> tuple[Answer, int | None, str | None, str]:
         assert self._session is not None, "use the Recorder as an async context manager"
         url = (base_url or next(self._urls)) + "/orders"
+        headers = {"Idempotency-Key": key}
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key}"
         try:
-            async with self._session.post(url, json=body, headers={"Idempotency-Key": key}) as r:
+            async with self._session.post(url, json=body, headers=headers) as r:
                 if r.status < 300:
                     data = await r.json(content_type=None)
                     if isinstance(data, dict) and "id" in data:

@@ -6,6 +6,10 @@ execution, including those a crash interrupted.
   durations of three leases;
 - `always_raises`: every run raises (a poison order for the retry path);
 - `kills_itself`: the run SIGKILLs its own process (a poison order for the rescue path);
+- `slower_each_attempt`: `record`, sleeping `duration` times the attempt number: an order taken
+  over after a partition runs longer under its new worker than under the one cut off, so the
+  old worker's completion arrives while the new run still holds the lease (what a fence must
+  refuse, and the planted fencing bug accepts);
 - `poison`: `record`, unless the payload says `"poison": "raise"` or `"poison": "kill"`, so poison
   and healthy orders share one server.
 """
@@ -35,6 +39,12 @@ async def journalled(order: Order) -> AsyncIterator[None]:
 async def record(order: Order) -> JSON:
     async with journalled(order):
         await asyncio.sleep(order.duration)
+    return {"pid": os.getpid(), "attempt": order.attempts}
+
+
+async def slower_each_attempt(order: Order) -> JSON:
+    async with journalled(order):
+        await asyncio.sleep(order.duration * max(1, order.attempts))
     return {"pid": os.getpid(), "attempt": order.attempts}
 
 

@@ -47,6 +47,9 @@ class Post:
     body: dict[str, Any] | None = None
     """The JSON body sent: a client resolving an unknown sends it again with its key (the
     same key with another body would be refused, 422)."""
+    api_key: str | None = None
+    """The API key it was sent with (None: anonymous); a re-send must use it too, since an
+    Idempotency-Key belongs to its caller."""
 
 
 @dataclass(frozen=True, slots=True)

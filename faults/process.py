@@ -32,10 +32,13 @@ class ServerConfig:
     drain_timeout: float = 5.0
     flags: tuple[str, ...] = ()
     """Further command-line flags, e.g. ("--max-attempts", "3")."""
+    entry: str = "skipline"
+    """The module run with `python -m`: skipline itself, or a harness module that plants a bug
+    in it first (faults.stale_fence)."""
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "skipline", "serve",
+            sys.executable, "-m", self.entry, "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db,
             "--workers", str(self.workers), "--handler", self.handler,
             "--lease-seconds", str(self.lease_seconds),

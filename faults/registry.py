@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from functools import partial
 
 from faults.checker import Report
-from faults.scenarios import crash_points, disk_full, kill_loop, poison, postgres, sigterm, slow
+from faults.scenarios import (
+    crash_points,
+    disk_full,
+    kill_loop,
+    partitions,
+    poison,
+    postgres,
+    sigterm,
+    slow,
+    soak,
+)
 
 Runner = Callable[[], Awaitable[Report]]
 
@@ -22,6 +32,8 @@ class Entry:
     short_limit: float
     """Seconds the short variant may take before it counts as failed."""
     long_limit: float
+    long_tier_only: bool = False
+    """Left out of the short tier (still runnable alone with its short parameters)."""
 
     def run(self, long: bool) -> Awaitable[Report]:
         return (self.long if long else self.short)()
@@ -61,7 +73,28 @@ ENTRIES = [
     Entry("postgres_restart", "two processes on PostgreSQL; the database stopped hard, restarted",
           partial(postgres.run_restart, postgres.RESTART_SHORT),
           partial(postgres.run_restart, postgres.RESTART_LONG), 90, 200),
+    Entry("postgres_partition_worker",
+          "a worker blackholed from PostgreSQL past its leases while its handlers run",
+          partial(partitions.run_worker_partition, partitions.WORKER_SHORT),
+          partial(partitions.run_worker_partition, partitions.WORKER_LONG), 60, 120),
+    Entry("postgres_partition_stale_fence",
+          "the same with a planted fencing bug: the checker must catch the stale results",
+          partial(partitions.run_worker_partition, partitions.STALE_FENCE),
+          partial(partitions.run_worker_partition, partitions.STALE_FENCE), 60, 60),
+    Entry("postgres_partition_api",
+          "an API process blackholed, then its answers lost, then cut, while clients submit",
+          partial(partitions.run_api_partition, partitions.API_SHORT),
+          partial(partitions.run_api_partition, partitions.API_LONG), 60, 150),
+    Entry("postgres_slow_network", "50-200 ms latency with jitter on every connection under load",
+          partial(partitions.run_slow_network, partitions.SLOW_SHORT),
+          partial(partitions.run_slow_network, partitions.SLOW_LONG), 60, 150),
+    Entry("soak", "two API and two worker processes on PostgreSQL, random faults, callbacks on "
+          "(2 min; 30 min with --long)",
+          partial(soak.run, soak.SHORT), partial(soak.run, soak.LONG),
+          soak.SHORT.seconds + 240, soak.LONG.seconds + 300, long_tier_only=True),
 ]
 SCENARIOS = {entry.name: entry for entry in ENTRIES}
-TIER_SCENARIOS = [entry.name for entry in ENTRIES]
-"""What the short and the long tier both run: every scenario, each in its short or long form."""
+SHORT_TIER = [entry.name for entry in ENTRIES if not entry.long_tier_only]
+"""The short tier: every scenario but the soak, each in its short form."""
+LONG_TIER = [entry.name for entry in ENTRIES]
+"""The long tier: every scenario in its long form, the thirty-minute soak last."""

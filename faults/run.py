@@ -10,7 +10,7 @@ import sys
 import time
 
 from faults.checker import Report, summarise
-from faults.registry import SCENARIOS, TIER_SCENARIOS, Entry
+from faults.registry import LONG_TIER, SCENARIOS, SHORT_TIER, Entry
 from faults.scenarios.disk_full import Unsupported
 
 USAGE = "usage: python -m faults.run <scenario>|short|long|list [--long]"
@@ -61,9 +61,10 @@ def main(argv: list[str]) -> int:
         for name, entry in SCENARIOS.items():
             print(f"{name}: {entry.summary}")
         return 0
-    tiers = {"short": False, "long": True}
+    tiers = {"short": (SHORT_TIER, False), "long": (LONG_TIER, True)}
     if target in tiers:
-        return 0 if asyncio.run(run_tier(TIER_SCENARIOS, tiers[target])) else 1
+        names, long = tiers[target]
+        return 0 if asyncio.run(run_tier(names, long)) else 1
     if target not in SCENARIOS:
         print(f"unknown scenario {target!r}; try: python -m faults.run list", file=sys.stderr)
         return 2

@@ -18,9 +18,11 @@ import aiohttp
 
 from faults.checker import Report, awaiting_callbacks, check, order_key
 from faults.client import OrderShape, Recorder, load
+from faults.finishes import FinishCounter
 from faults.history import Answer, History
 from faults.journal import Run, read_runs
 from faults.observe import all_orders, wait_drained
+from faults.partition import PartitionProxy
 from faults.process import ServerConfig, ServerProcess
 from faults.receiver import CallbackReceiver
 from skipline.domain.models import Order
@@ -43,6 +45,10 @@ class Context:
     """The handler journal, once `finish` has read it."""
     receiver: CallbackReceiver | None = None
     """Set by scenarios that run with callbacks on (`with_callbacks`)."""
+    proxies: list[PartitionProxy] = field(default_factory=list)
+    """Partition proxies between servers and the database (`proxy_to`); healed by `finish`."""
+    finishes: FinishCounter | None = None
+    """Set by scenarios that count the database's finish announcements (`count_finishes`)."""
 
     @property
     def journal(self) -> Path:
@@ -65,6 +71,18 @@ class Context:
         await self.receiver.start()
         return ("--config", str(self.receiver.config_file(self.workdir)))
 
+    async def proxy_to(self, db_url: str) -> PartitionProxy:
+        """A partition proxy in front of the database; a server reaches the database through
+        it with `proxy.url_through(db_url)` as its --db."""
+        proxy = await PartitionProxy.to_url(db_url, seed=len(self.proxies))
+        self.proxies.append(proxy)
+        return proxy
+
+    async def count_finishes(self, db_url: str) -> None:
+        """Listen to the database's finish announcements for the rest of the run."""
+        self.finishes = FinishCounter()
+        await self.finishes.start(db_url)
+
     async def kill(self, server: ServerProcess, kind: str = "SIGKILL") -> None:
         """Kill a server at once, recording the fault just before the signal."""
         self.history.fault(kind, server.pid)
@@ -73,6 +91,8 @@ class Context:
     async def finish(self, db_url: str, drain_timeout: float = DRAIN_TIMEOUT) -> Report:
         """Restart what is down (no fault armed), drain, read the final state, resolve the
         unknowns, stop every server and check the history against the store."""
+        for proxy in self.proxies:
+            proxy.heal()
         for server in self.servers:
             if not server.running:
                 await server.start()
@@ -87,6 +107,12 @@ class Context:
         self.runs = read_runs(self.journal)
         report = check(self.name, self.history, orders, self.runs, undelivered)
         report.workdir = str(self.workdir)
+        if self.finishes is not None:
+            await self.finishes.stop()  # every server has stopped: nothing more can finish
+            twice = self.finishes.twice()
+            report.finished_twice = len(twice)
+            if twice:
+                report.examples["finished_twice"] = twice[:5]
         report.expect("drained", drained, drained)
         report.expect("inconsistent_reposts", inconsistent == 0, inconsistent)
         report.expect("clean_exits", all(c == 0 for c in stop_codes), stop_codes)
@@ -107,6 +133,10 @@ async def scenario(name: str) -> AsyncIterator[Context]:
                 await server.kill()
         if context.receiver is not None:
             await context.receiver.stop()
+        if context.finishes is not None:
+            await context.finishes.stop()
+        for proxy in context.proxies:
+            await proxy.stop()
 
 
 def finished(report: Report) -> Report:
@@ -127,7 +157,8 @@ async def resolve_unknowns(history: History, orders: list[Order], base_url: str)
             if submission.outcome is not Answer.UNKNOWN:
                 continue
             body = submission.body or {"payload": {"key": submission.key}, "duration": 0}
-            status, order_id = await client.repost(submission.key, body)
+            status, order_id = await client.repost(submission.key, body,
+                                                   api_key=submission.api_key)
             held = by_key.get(submission.key)
             expected = status == 200 and order_id == held.id if held else status == 202
             inconsistent += not expected
@@ -136,11 +167,13 @@ async def resolve_unknowns(history: History, orders: list[Order], base_url: str)
 
 @asynccontextmanager
 async def under_load(
-    context: Context, clients: int, shape: OrderShape, pause: float = 0.05, seed: int = 0
+    context: Context, clients: int, shape: OrderShape, pause: float = 0.05, seed: int = 0,
+    urls: list[str] | None = None,
 ) -> AsyncIterator[Recorder]:
-    """Clients submitting to every server of the context for as long as the block runs."""
+    """Clients submitting to every server of the context (or to `urls`) for as long as the
+    block runs."""
     stop = asyncio.Event()
-    async with Recorder(context.history, context.urls()) as recorder:
+    async with Recorder(context.history, urls or context.urls()) as recorder:
         task = asyncio.create_task(load(recorder, stop, clients, shape, pause, seed))
         try:
             yield recorder

@@ -198,3 +198,23 @@ def test_a_final_order_whose_callback_never_arrived_makes_the_run_invalid() -> N
     assert report.undelivered_callbacks == 1 and report.examples["undelivered"] == ["id-b"]
     assert report.lost == 0 and not report.valid and not report.passed
     assert check("s", history, with_callbacks, undelivered=set()).valid
+
+
+def test_a_result_from_an_attempt_older_than_the_last_is_a_stale_result() -> None:
+    """Only the latest claim's lease can complete an order: a stored result naming an earlier
+    attempt was accepted under a lease token that had been replaced (a broken fence)."""
+    history = history_of(told("a", Answer.ACKNOWLEDGED, 202), told("b", Answer.ACKNOWLEDGED, 202))
+    fenced = msgspec.structs.replace(order("a", attempts=2), result={"pid": 2, "attempt": 2})
+    stale = msgspec.structs.replace(order("b", attempts=2), result={"pid": 1, "attempt": 1})
+    report = check("s", history, [fenced, stale])
+    assert report.lost == 0 and report.stale_results == 1
+    assert report.examples["stale_result"] == ["id-b"]
+    assert not report.valid
+    assert check("s", history, [fenced, msgspec.structs.replace(stale, result=None)]).valid
+
+
+def test_an_order_finished_twice_makes_the_run_invalid() -> None:
+    report = check("s", history_of(told("a", Answer.ACKNOWLEDGED, 202)), [order("a")])
+    assert report.valid
+    report.finished_twice = 1
+    assert not report.valid and not report.passed

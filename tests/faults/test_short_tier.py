@@ -1,6 +1,7 @@
 """The short tier of the fault harness, in the normal pytest run: every scenario with small
-parameters (a few kills, each crash point once, poison, disk full, ...), against real
-`skipline serve` processes, real signals and real databases. A failure prints the scenario's
+parameters (a few kills, each crash point once, poison, disk full, partitions, ...; the soak
+runs in the long tier only), against real `skipline serve` processes, real signals and real
+databases. A failure prints the scenario's
 JSON report, whose `workdir` keeps the logs, history and journal.
 
 The long tier is one command: `.venv/bin/python -m faults.run long`."""
@@ -64,3 +65,28 @@ async def test_postgres_kill_loop() -> None:
 @pytest.mark.postgres
 async def test_postgres_restart() -> None:
     await run_short("postgres_restart")
+
+
+@pytest.mark.postgres
+async def test_postgres_partition_worker() -> None:
+    await run_short("postgres_partition_worker")
+
+
+@pytest.mark.postgres
+async def test_a_planted_fencing_bug_is_caught_by_the_checker() -> None:
+    """The partition scenario against skipline with its completion fence removed
+    (faults.stale_fence): the old worker's late results are accepted, and the checker must say
+    so (stale results, an invalid run); the scenario passes only when it does."""
+    report = await SCENARIOS["postgres_partition_stale_fence"].run(long=False)
+    assert report.passed, report.to_json()
+    assert report.stale_results > 0 and not report.valid, report.to_json()
+
+
+@pytest.mark.postgres
+async def test_postgres_partition_api() -> None:
+    await run_short("postgres_partition_api")
+
+
+@pytest.mark.postgres
+async def test_postgres_slow_network() -> None:
+    await run_short("postgres_slow_network")

@@ -192,6 +192,29 @@ async def test_a_submission_whose_reply_never_comes_is_unknown_then_found(
         assert await stored_order_count(postgres_fault_url, new.id) == 1
 
 
+async def test_a_submission_queued_behind_a_write_that_hangs_is_answered_within_the_bound(
+    postgres_fault_url: str, proxy: CuttableProxy,
+) -> None:
+    """A call that arrives while a batch's write hangs (a silent network) first waits for that
+    write; its answer time counts from its call, not from its own write, so it too is answered
+    within the bound. (Found by the postgres_partition_api fault scenario: callers queued
+    behind a write into a blackholed network were answered after 3.0 s.)"""
+    async with proxied_store(proxy, postgres_fault_url) as store, \
+            orders_locked(postgres_fault_url):
+        first = asyncio.create_task(answered(store.submit(make_new_order())))
+        await store_write_waits_on_the_lock(postgres_fault_url)
+        proxy.cut()
+        await asyncio.sleep(0.7)
+
+        seconds, outcome = await answered(store.submit(make_new_order()))
+
+        assert seconds < ANSWERED
+        assert isinstance(outcome, StoreUnavailable), outcome  # unknown or not stored
+        first_seconds, first_outcome = await first
+        assert first_seconds < ANSWERED and isinstance(first_outcome, OutcomeUnknown)
+        proxy.heal()
+
+
 @asynccontextmanager
 async def crashed_while_writing(
     store: PostgresStore, proxy: CuttableProxy, cluster: ThrowawayCluster, url: str,

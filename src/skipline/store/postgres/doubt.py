@@ -35,7 +35,7 @@ acknowledgement.
 How long callers wait. The callers of a submission in doubt are HTTP clients, promised an
 answer within 2 s even during an outage, and settling can take longer than that (a database
 restart takes seconds, and until it is back nothing can be read). So they wait for the outcome
-only until ANSWER_SECONDS after their write began (LateSettlements.answer_by): settled by then,
+only until ANSWER_SECONDS after they called (LateSettlements.answer_by): settled by then,
 they get it (the order, or "not stored"); otherwise OutcomeUnknown, which carries the order's
 id so the client can ask for it later, and settling goes on without them for up to
 IN_DOUBT_SECONDS, so that the old backend is ended and the log says what became of the orders.
@@ -63,11 +63,12 @@ IN_DOUBT_SECONDS = 10.0
 recovery included (several seconds). The callers of a completion in doubt (workers) wait that
 long for the outcome; those of a submission only until ANSWER_SECONDS."""
 ANSWER_SECONDS = 1.5
-"""Seconds after its write began by which the callers of a submission in doubt are answered,
-settled or not (OutcomeUnknown). The contract answers POST /orders within 2 s while the
-database is down; the other half second is for what comes before the write (admission, the
-body, waiting behind the batch being written, a few milliseconds when the store is healthy)
-and after it (the response), with room for a busy event loop. A write that is in doubt only
+"""Seconds after they called by which the callers of a submission are answered, settled or not
+(OutcomeUnknown): counted from the call, not from the write, because a call may wait behind a
+batch being written — a few milliseconds when the store is healthy, all of that batch's time
+when the network has gone silent. The contract answers POST /orders within 2 s while the
+database is down; the other half second is for what comes before the store (admission, the
+body) and after it (the response), with room for a busy event loop. A write that is in doubt only
 after that (it timed out, at OPERATION_TIMEOUT) is answered as soon as it is: never later than
 the same write's answer would have been had it simply failed."""
 FIRST_PAUSE = 0.05

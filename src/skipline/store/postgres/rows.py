@@ -65,16 +65,16 @@ def order_from_row(row: Any) -> Order:
 
 
 def submission_columns(
-    orders: Sequence[NewOrder], batch: Sequence[tuple[NewOrder, str | None]]
+    orders: Sequence[NewOrder], payloads: Sequence[str | None]
 ) -> tuple[list[Any], ...]:
-    """insert_orders' parallel arrays for `orders` and their payloads (JSON text) in `batch`:
+    """insert_orders' parallel arrays for `orders` and their `payloads` (JSON text):
     ids, tiers, priorities, payloads, durations, owners, idempotency keys, max waits,
     request fingerprints, customers, fifo flags, callback URLs, each order's turn within
     the batch (batch_turns), not_befores and kinds."""
     rows = [
         (n.id, n.tier, n.priority, payload, n.duration, n.owner, n.idempotency_key, n.max_wait,
          n.fingerprint, n.customer, n.fifo, n.callback_url)
-        for n, (_, payload) in zip(orders, batch, strict=True)
+        for n, payload in zip(orders, payloads, strict=True)
     ]
     return (
         *map(list, zip(*rows, strict=True)), *batch_turns(orders),

@@ -10,8 +10,8 @@
   by itself when the database is back.
 - A submission or completion whose commit is in doubt (the connection died after it was sent)
   is not reported as failed blindly: its outcome is read back once it can be trusted
-  (doubt.py). A submission's callers wait for that until ANSWER_SECONDS after its write
-  began (then: OutcomeUnknown, with the order's id); a completion's, up to IN_DOUBT_SECONDS.
+  (doubt.py). A submission's callers wait for that until ANSWER_SECONDS after they
+  called (then: OutcomeUnknown, with the order's id); a completion's, up to IN_DOUBT_SECONDS.
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ OPERATION_TIMEOUT = 2.0
 MIGRATION_TIMEOUT = 60.0
 POOL_SIZE = 10
 
-Submission = tuple[NewOrder, str | None]
-"""An order to accept and its payload as JSON text."""
+Submission = tuple[NewOrder, str | None, float]
+"""An order to accept, its payload as JSON text, and when it was handed to the store (event
+loop time): its callers are answered within ANSWER_SECONDS of that."""
 Completion = tuple[str, str, str | None]
 """(order id, lease token, result as JSON text)."""
 Submitted = tuple[Order, bool] | Exception
@@ -106,6 +107,11 @@ Submitted = tuple[Order, bool] | Exception
 Completed = bool | Exception
 
 NOT_STORED = "the PostgreSQL database went away before this order was stored"
+NOT_SENT = ("the PostgreSQL database did not answer the write before this order; it was not "
+            "sent")
+WRITE_FLOOR_SECONDS = 0.1
+"""A submission batch with less of its answer time left than this is not written (a healthy
+write takes milliseconds; what waited this long sat behind a write that hung)."""
 
 
 class PostgresStore:
@@ -120,7 +126,7 @@ class PostgresStore:
         """`clock` is part of every store's signature; this store measures time on the
         database clock instead, so that many processes agree. `in_doubt_seconds`: how long
         settling a write in doubt may go on; a completion's callers wait that long for its
-        outcome, a submission's only until ANSWER_SECONDS after its write began
+        outcome, a submission's only until ANSWER_SECONDS after its call
         (doubt.py)."""
         del clock
         self._url = url
@@ -251,23 +257,30 @@ class PostgresStore:
 
     # --- orders -------------------------------------------------------------------------
     async def submit(self, new: NewOrder) -> tuple[Order, bool]:
-        submission = (new, json_text(new.payload, "payload"))
+        submission = (new, json_text(new.payload, "payload"), asyncio.get_running_loop().time())
         submits = self._submits
         if submits is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
         return await submits.run(submission)
 
     async def _write_submissions(self, batch: Sequence[Submission]) -> list[Submitted]:
-        orders = [new for new, _ in batch]
-        answer_by = asyncio.get_running_loop().time() + ANSWER_SECONDS
+        """The bound counts from the earliest call in the batch, not from this write: a call
+        that waited behind a write that hung (a silent network) has used up part of its
+        answer time already. With too little of it left, the write is not started at all (the
+        callers are told "not stored", which is true: nothing was sent)."""
+        orders = [new for new, _, _ in batch]
+        answer_by = min(called for _, _, called in batch) + ANSWER_SECONDS
+        seconds = min(answer_by - asyncio.get_running_loop().time(), self._timeout)
+        if seconds < WRITE_FLOOR_SECONDS:
+            raise StoreUnavailable(NOT_SENT)
         try:
             rows = await self._fetch_committing(
-                "insert_orders", *submission_columns(orders, batch),
-                seconds=min(ANSWER_SECONDS, self._timeout),
+                "insert_orders", *submission_columns(orders, [p for _, p, _ in batch]),
+                seconds=seconds,
             )
         except CommitInDoubt as doubt:
-            # A write that hangs (a silent network) is in doubt after ANSWER_SECONDS, not
-            # the operation timeout, so its callers are still answered within the bound.
+            # A write that hangs is in doubt once the callers' answer time is up, not at the
+            # operation timeout, so they are still answered within the bound.
             settle = partial(self._settle_submissions, orders, doubt.backend, answer_by)
             raise WriteInDoubt(settle) from doubt
         by_id = {new.id: new for new in orders}
