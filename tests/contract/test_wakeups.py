@@ -33,6 +33,15 @@ async def test_a_submission_wakes_a_waiting_worker_at_once(store: Store) -> None
     assert elapsed < 1.0
 
 
+async def test_a_scheduled_submission_wakes_a_waiting_worker_at_once(store: Store) -> None:
+    """So an idle pool reads `next_due` again: the new order may be due before its alarm."""
+    scheduled = make_new_order(not_before=time.time() + 3600.0)
+
+    elapsed = await woken_within(store, lambda: store.submit(scheduled))
+
+    assert elapsed < 1.0
+
+
 async def test_a_release_wakes_a_waiting_worker_at_once(store: Store) -> None:
     await store.submit(make_new_order())
     (lease,) = await store.claim("w", 1, LEASE)

@@ -61,6 +61,7 @@ def every_call(store: PostgresStore, lease: Lease) -> dict[str, Call]:
         "rescue_expired": lambda: store.rescue_expired(3),
         "stats": lambda: store.stats(),
         "queued_counts": lambda: store.queued_counts(),
+        "next_due": lambda: store.next_due(["default"]),
         "ping": lambda: store.ping(),
         "add_key": lambda: store.add_key(key),
         "find_key": lambda: store.find_key("hash"),

@@ -627,7 +627,7 @@ async def test_a_store_outage_does_not_kill_the_pool(store: Store, make_pool: Po
         return "ran"
 
     flaky = FlakyStore(store)
-    flaky.down.update({"claim", "wait_for_work", "heartbeat", "rescue_expired"})
+    flaky.down.update({"claim", "next_due", "wait_for_work", "heartbeat", "rescue_expired"})
     await make_pool(flaky, fast(workers=2), finish)
     orders = [await submit(store, f"o{i}") for i in range(4)]
     await asyncio.sleep(0.8)

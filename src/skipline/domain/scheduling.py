@@ -60,3 +60,23 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+DUE_LOOKAHEAD = 32
+"""How many waiting orders (earliest due first) a store reads to answer `next_due`. The
+waiting index holds no kind, so a store looks at this many at most: a far backlog of other
+kinds costs a bounded read, and the answer is then the last one's time (ours come no sooner)."""
+
+
+def earliest_due(
+    waiting: Sequence[tuple[float, str]], kinds: Collection[str] | None,
+) -> float | None:
+    """When the first waiting order of `kinds` comes due, or no later: `waiting` is (due,
+    kind) of the earliest waiting orders in due order, at most DUE_LOOKAHEAD of them. None
+    when none of `kinds` waits."""
+    for due, kind in waiting:
+        if kinds is None or kind in kinds:
+            return due
+    if len(waiting) >= DUE_LOOKAHEAD:
+        return waiting[-1][0]
+    return None

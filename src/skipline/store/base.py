@@ -119,6 +119,15 @@ class Store(Protocol):
         added to submit, claim or complete (each backend says how)."""
         ...
 
+    async def next_due(self, kinds: Sequence[str] | None = None) -> float | None:
+        """Seconds (on the store's clock) until the earliest queued order of `kinds` (None:
+        any kind) that is not ready yet, scheduled or backing off, comes due; at most 0 when
+        it is due already; None when no such order waits. It may answer sooner than that
+        (never later): an idle pool bounds its wait with it, so a scheduled order starts when
+        due rather than at the next poll. A few index entries at most (each backend says how),
+        read once per idle wait."""
+        ...
+
     async def wait_for_work(self, max_seconds: float) -> None:
         """Return when new work may be ready (an order was committed or released), or after
         `max_seconds`, whichever is first."""

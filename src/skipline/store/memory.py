@@ -4,6 +4,7 @@ tutorial's behaviour. Nothing survives the process (invariant 1 exempts it)."""
 from __future__ import annotations
 
 import heapq
+import math
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -87,6 +88,9 @@ class MemoryStore(MemoryWorkerRegistry):
         self._clocks: dict[int, int] = {}  # priority -> virtual time (domain.fairness)
         self._finishes: dict[GroupKey, int] = {}  # group -> finish tag of its last order
         self._wake: WakeUp | None = None
+        self._claimed_at = -math.inf
+        """When the last claim looked: what came due since is 'waiting' still for next_due,
+        as the other stores' waiting flag is until a claim promotes it."""
         self._waiters = FinishWatch()
         self._callbacks = MemoryCallbacks()
 
@@ -169,6 +173,7 @@ class MemoryStore(MemoryWorkerRegistry):
         """Looks at every queued order, scheduled ones included: this store holds what a test
         makes."""
         now = self._clock.now()
+        self._claimed_at = now
         queued = [o for o in self._orders.values() if o.status is Status.QUEUED]
         leases = []
         wanted = None if kinds is None else frozenset(kinds)
@@ -282,6 +287,16 @@ class MemoryStore(MemoryWorkerRegistry):
             if order.idempotency_key is not None:
                 self._idempotency.pop((order.owner, order.idempotency_key), None)
         return len(expired)
+
+    async def next_due(self, kinds: Sequence[str] | None = None) -> float | None:
+        """Looks at every order (like claim does here), for the kinds asked. Waiting means
+        queued for later than its acceptance (scheduled, or backing off) and not due when the
+        last claim looked, like the other stores' waiting flag: so an order that came due just
+        after a claim reads as due now (at most 0), not as nothing waiting."""
+        due = [o.available_at for o in self._orders.values()
+               if o.status is Status.QUEUED and o.available_at > o.created_at
+               and o.available_at > self._claimed_at and (kinds is None or o.kind in kinds)]
+        return min(due) - self._clock.now() if due else None
 
     async def wait_for_work(self, max_seconds: float) -> None:
         await wait_on(self._wake, max_seconds)

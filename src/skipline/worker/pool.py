@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 """Longest idle wait between claims when the store sends no wake-up."""
+DUE_SLACK = 0.01
+"""Added to a waiting order's due time before the claim that takes it: a wake-up a hair early
+would find it not ready yet. Also the shortest idle wait, so an order that stays due but
+unclaimed (being promoted by another claimer) cannot make the pool spin."""
 CANCEL_GRACE = 0.5
 """How long a drain waits for cancelled handlers (and an in-flight claim) to unwind."""
 
@@ -243,7 +247,7 @@ class WorkerPool:
             crash_point("after_claim")
             await self._launch(leases)
         if len(leases) < limit and self._suspects.held is None:
-            await self._wait_for_work_or_slot(True)
+            await self._wait_for_work_or_slot(kinds)
 
     def _free_slots(self) -> int:
         """Slots whose handler has finished. Outcomes still being recorded do not hold a slot,
@@ -325,16 +329,17 @@ class WorkerPool:
             del self._runs[run.order.id]
         self._wake_claimer()
 
-    async def _wait_for_work_or_slot(self, has_free_slot: bool) -> None:
+    async def _wait_for_work_or_slot(self, kinds: Sequence[str]) -> None:
         """Whichever comes first: the store says work may be ready, a slot frees, a drain
-        begins, or the poll interval passes."""
+        begins, the earliest waiting order of our kinds comes due, or the poll interval
+        passes."""
         signals = self.signals
+        idle = await self._idle_seconds(kinds)
         waiters: list[asyncio.Task[object]] = [
             asyncio.create_task(signals.stopping.wait()),
             asyncio.create_task(signals.slot_freed.wait()),
+            asyncio.create_task(self.store.wait_for_work(idle)),
         ]
-        if has_free_slot:
-            waiters.append(asyncio.create_task(self.store.wait_for_work(self._poll_seconds())))
         try:
             done, _ = await asyncio.wait(
                 waiters, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
@@ -348,9 +353,20 @@ class WorkerPool:
             if error is not None:
                 raise error
 
+    async def _idle_seconds(self, kinds: Sequence[str]) -> float:
+        """How long to wait for a wake-up: the poll interval, cut short when a waiting order of
+        our kinds (scheduled, or backing off, whoever failed it) comes due sooner. No store
+        notifies when a due time passes, so the pool sets its own alarm; a submission that is
+        due sooner wakes the wait, and the next one reads the new time."""
+        seconds = self._poll_seconds()
+        due = await self.store.next_due(kinds)
+        if due is not None:
+            seconds = min(seconds, max(due, 0.0) + DUE_SLACK)
+        return seconds
+
     def _poll_seconds(self) -> float:
         """The poll interval, shortened when one of our own failed orders is due for a retry
-        sooner (the store sends no wake-up when a backoff ends)."""
+        sooner (known without a read)."""
         now = asyncio.get_running_loop().time()
         retry = self._recorder.next_retry(now)
         return POLL_SECONDS if retry is None else min(POLL_SECONDS, retry - now)

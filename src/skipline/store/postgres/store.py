@@ -57,6 +57,7 @@ from skipline.domain.reporting import (
     RECENT_WAITS,
     THROUGHPUT_WINDOW,
 )
+from skipline.domain.scheduling import DUE_LOOKAHEAD, earliest_due
 from skipline.domain.workers import WorkerProcess, WorkerSignIn
 from skipline.store import health
 from skipline.store.finishes import FinishWatch, Waiting
@@ -462,6 +463,12 @@ class PostgresStore:
             return 0
         deleted: int = await self._fetchval("prune_finished", older_than, limit)
         return deleted
+
+    async def next_due(self, kinds: Sequence[str] | None = None) -> float | None:
+        """One statement through orders_waiting (at most DUE_LOOKAHEAD entries), measured on
+        the database clock like every due time here."""
+        rows = await self._fetch("next_due", DUE_LOOKAHEAD)
+        return earliest_due([(row["due_in"], row["kind"]) for row in rows], kinds)
 
     async def wait_for_work(self, max_seconds: float) -> None:
         """Returns on a notification; never raises, even during an outage (it then returns

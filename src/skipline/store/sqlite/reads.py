@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from skipline.domain.fairness import GroupKey
 from skipline.domain.models import (
@@ -23,6 +23,7 @@ from skipline.domain.reporting import (
     RECENT_WAITS,
     THROUGHPUT_WINDOW,
 )
+from skipline.domain.scheduling import DUE_LOOKAHEAD, earliest_due
 from skipline.store import health
 from skipline.store.sqlite.rows import delivery_from_row, key_from_row, order_from_row
 
@@ -67,6 +68,15 @@ def final_among(
     """Which of `order_ids` are final: one statement, one primary-key lookup per id."""
     rows = connection.execute(queries["final_among"], {"ids": json.dumps(order_ids)})
     return [row[0] for row in rows.fetchall()]
+
+
+def next_due(
+    connection: sqlite3.Connection, queries: Queries, kinds: Sequence[str] | None,
+) -> float | None:
+    """When the first waiting order of `kinds` is due (or sooner): a walk of at most
+    DUE_LOOKAHEAD entries of orders_waiting."""
+    rows = connection.execute(queries["next_due"], {"limit": DUE_LOOKAHEAD}).fetchall()
+    return earliest_due([(row["available_at"], row["kind"]) for row in rows], kinds)
 
 
 def queued_counts(connection: sqlite3.Connection, queries: Queries) -> dict[str, int]:

@@ -239,6 +239,11 @@ class SqliteStore:
                        older_than=older_than, limit=limit)
         return await self._write(work, urgent=False)
 
+    async def next_due(self, kinds: Sequence[str] | None = None) -> float | None:
+        """A read (no write transaction): at most DUE_LOOKAHEAD entries of orders_waiting."""
+        due = await self._read(partial(reads.next_due, queries=self._queries, kinds=kinds))
+        return None if due is None else due - self._clock.now()
+
     async def wait_for_work(self, max_seconds: float) -> None:
         """Woken by this process's own writes at once, and by other processes' commits to the
         file within foreign_commits.LOOK_SECONDS (a `skipline worker` beside a

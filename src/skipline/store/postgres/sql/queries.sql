@@ -544,6 +544,15 @@ CROSS JOIN LATERAL (
     LIMIT $2
 ) AS recent;
 
+-- name: next_due
+-- Seconds until each of the earliest waiting orders (scheduled or backing off) is due, on
+-- the database clock, through orders_waiting; at most $1 (domain.scheduling.DUE_LOOKAHEAD),
+-- for an idle worker's next_due.
+SELECT extract(epoch FROM available_at - now())::float8 AS due_in, kind FROM orders
+WHERE status = 'queued' AND waiting
+ORDER BY available_at
+LIMIT $1;
+
 -- name: queued_counts
 -- Queued orders per tier: the ready ones and the waiting ones, each through its own index
 -- (both include the tier), never the finished orders.

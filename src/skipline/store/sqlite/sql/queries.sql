@@ -122,6 +122,14 @@ WHERE seq IN (
     LIMIT 1000
 )
 
+-- name: next_due
+-- The earliest waiting orders (scheduled or backing off), through orders_waiting; at most
+-- :limit (domain.scheduling.DUE_LOOKAHEAD), for an idle worker's next_due.
+SELECT available_at, kind FROM orders INDEXED BY orders_waiting
+WHERE status = 'queued' AND waiting = 1
+ORDER BY available_at
+LIMIT :limit
+
 -- name: claim_candidates
 -- The claim rule (domain/scheduling.py) for at most :limit ready orders (queued, not waiting,
 -- available_at <= now) of the kinds in :kinds (a JSON array; NULL: any kind): overdue ones
