@@ -30,6 +30,7 @@ SHARED_QUERIES = frozenset({
     "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
     "insert_key", "find_key", "list_keys", "revoke_key",
     "requeue_order", "claim_callbacks", "record_callback", "find_callbacks", "promote_due",
+    "next_due",
     "kind_counts",
     "queued_health", "longest_waiting", "busiest_groups", "finished_by_status",
     "register_worker", "beat_worker", "remove_worker", "live_workers", "prune_workers",
