@@ -45,6 +45,7 @@ function orderRow(order) {
   cell(row, "").appendChild(link);
   cell(row, order.status, "text status-" + order.status);
   cell(row, order.tier, "text tier-" + order.tier);
+  cell(row, order.kind, "text");
   cell(row, order.customer || "–", "text");
   cell(row, String(order.attempts));
   cell(row, when(order.created_at));
