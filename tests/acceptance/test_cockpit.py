@@ -27,6 +27,8 @@ from tests.acceptance.processes import (
 
 PAGE_MS = 10_000
 """The page polls every 2 s; it must show a new state within this many milliseconds."""
+NO_VALUE = "\u2013"
+"""What the page shows in a cell that has no value yet (an en dash)."""
 ONCE_FAILING = '''
 """Fails the first run of every order: a failed order that a retry then completes."""
 seen = set()
@@ -60,6 +62,16 @@ async def tier_cell(page: Page, tier: str, column: str) -> str:
     }""", [tier, column]))
 
 
+async def tier_duration(page: Page, tier: str, column: str) -> float:
+    """`column` of `tier`'s row as seconds, once the page shows one: the counts and the
+    queue readings come from separate polls, so the ages may arrive a poll later."""
+    deadline = time.monotonic() + PAGE_MS / 1000
+    while (text := await tier_cell(page, tier, column)) == NO_VALUE:
+        assert time.monotonic() < deadline, f"{tier}'s {column} never got a value"
+        await asyncio.sleep(0.2)
+    return as_seconds(text)
+
+
 async def chart_points(page: Page, chart: str) -> int:
     return int(await page.get_attribute(f"#{chart}", "data-points") or 0)
 
@@ -77,7 +89,7 @@ async def test_charts_fill_and_a_blocked_tier_s_oldest_order_ages(
         await page.goto(server.url + "/")
         await expect(page.locator("#state")).to_have_text("accepting orders")
         await expect(page.locator("#queued")).to_have_text("3", timeout=PAGE_MS)
-        first = as_seconds(await tier_cell(page, "regular", "oldest queued"))
+        first = await tier_duration(page, "regular", "oldest queued")
         deadline = time.monotonic() + 12
         while await chart_points(page, "chart-depth") < 3:
             assert time.monotonic() < deadline, "the charts got no data points"
