@@ -27,11 +27,10 @@ def test_duplicate_or_empty_names_are_errors(text: str) -> None:
 SHARED_QUERIES = frozenset({
     "migrations_table", "migrations_version", "migrations_record", "ping",
     "insert_orders", "list_orders", "list_owner_orders", "cancel_order",
-    "complete_orders", "prune_finished", "status_counts", "queued_counts", "finished_since",
+    "complete_orders", "prune_finished", "queued_counts", "finished_since",
     "insert_key", "find_key", "list_keys", "revoke_key",
     "requeue_order", "claim_callbacks", "record_callback", "find_callbacks", "promote_due",
     "next_due",
-    "kind_counts",
     "queued_health", "longest_waiting", "busiest_groups", "finished_by_status",
     "register_worker", "beat_worker", "remove_worker", "live_workers", "prune_workers",
 })

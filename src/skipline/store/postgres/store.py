@@ -518,11 +518,11 @@ class PostgresStore:
     # --- reporting --------------------------------------------------------------------------
     async def stats(self) -> StoreStats:
         counts: dict[str, dict[str, int]] = {}
-        for row in await self._fetch("status_counts"):
-            counts.setdefault(row["tier"], {})[row["status"]] = row["orders"]
         kinds: dict[str, dict[str, int]] = {}
-        for row in await self._fetch("kind_counts"):
-            kinds.setdefault(row["kind"], {})[row["status"]] = row["orders"]
+        for row in await self._fetch("tier_kind_counts"):
+            for totals, name in ((counts, row["tier"]), (kinds, row["kind"])):
+                by_status = totals.setdefault(name, {})
+                by_status[row["status"]] = by_status.get(row["status"], 0) + row["orders"]
         finished = await self._fetchval("finished_since", THROUGHPUT_WINDOW)
         return StoreStats(
             counts={tier: TierCounts(**c) for tier, c in counts.items()},

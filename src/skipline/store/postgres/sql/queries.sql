@@ -471,8 +471,9 @@ deleted AS (
 )
 SELECT count(*)::int FROM deleted;
 
--- name: status_counts
-SELECT tier, status, count(*)::int AS orders FROM orders GROUP BY tier, status;
+-- name: tier_kind_counts
+-- Orders per tier, kind and status in one scan: stats() folds it into both breakdowns.
+SELECT tier, kind, status, count(*)::int AS orders FROM orders GROUP BY tier, kind, status;
 
 -- name: recent_starts
 -- Per tier in $1, the $2 most recently started orders (newest first), with when each was due
@@ -529,9 +530,6 @@ SELECT status, count(*)::int AS orders FROM orders
 WHERE finished_at >= now() - make_interval(secs => $1::float8)
   AND status IN ('succeeded', 'failed')
 GROUP BY status;
-
--- name: kind_counts
-SELECT kind, status, count(*)::int AS orders FROM orders GROUP BY kind, status;
 
 -- name: kind_recent_starts
 -- Per kind in $1, the $2 most recently started orders (newest first), as recent_starts.
