@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from skipline.clock import SystemClock
 from skipline.store.postgres import PostgresStore
+from skipline.store.sqlite import SqliteStore
 from tests.integration.api_harness import STORE_KINDS, Api, running_api
 from tests.integration.postgres_stores import OpenStore
 
@@ -34,3 +36,19 @@ async def open_store(postgres_url: str) -> AsyncIterator[OpenStore]:
     yield opener
     for store in opened:
         await store.close()
+
+
+@pytest.fixture
+async def sqlite_api_and_worker(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """Two SQLite stores on one file, as an API process and a worker process hold it."""
+    path = str(tmp_path / "shared.db")
+    api, worker = SqliteStore(path, SystemClock()), SqliteStore(path, SystemClock())
+    await api.open()
+    await worker.open()
+    try:
+        yield api, worker
+    finally:
+        await worker.close()
+        await api.close()

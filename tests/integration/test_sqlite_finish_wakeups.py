@@ -10,12 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from skipline.clock import SystemClock
 from skipline.domain.models import Order
 from skipline.store.sqlite import SqliteStore
 from skipline.store.sqlite.foreign_finishes import CHUNK
@@ -28,19 +23,6 @@ WOKEN_WITHIN = 0.25
 """Seconds from the other store's commit: 25 looks' worth, for a busy CI machine."""
 
 
-@pytest.fixture
-async def api_and_worker(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
-    path = str(tmp_path / "shared.db")
-    api, worker = SqliteStore(path, SystemClock()), SqliteStore(path, SystemClock())
-    await api.open()
-    await worker.open()
-    try:
-        yield api, worker
-    finally:
-        await worker.close()
-        await api.close()
-
-
 async def parked(store: SqliteStore, orders: list[Order]) -> list[asyncio.Task[Order | None]]:
     """A wait_final per order, each parked (none answered) before this returns."""
     waiters = [asyncio.create_task(store.wait_final(order.id, WAIT)) for order in orders]
@@ -50,9 +32,9 @@ async def parked(store: SqliteStore, orders: list[Order]) -> list[asyncio.Task[O
 
 
 async def test_a_completion_in_the_other_store_wakes_a_waiter_promptly(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
     order, _ = await api.submit(make_new_order())
     (lease,) = await worker.claim("w", 1, LEASE)
     (waiter,) = await parked(api, [order])
@@ -67,9 +49,9 @@ async def test_a_completion_in_the_other_store_wakes_a_waiter_promptly(
 
 
 async def test_a_cancel_and_a_failure_for_good_in_the_other_store_wake_theirs(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
     cancelled, _ = await worker.submit(make_new_order())
     failing, _ = await worker.submit(make_new_order())
     (lease,) = await worker.claim("w", 1, LEASE)
@@ -88,10 +70,10 @@ async def test_a_cancel_and_a_failure_for_good_in_the_other_store_wake_theirs(
 
 
 async def test_many_waiters_are_read_back_in_chunks_and_only_finished_ones_answer(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
     """2.5 chunks of waiters; 3 of their orders finish in the other store."""
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
     count = 2 * CHUNK + CHUNK // 2
     orders = [(await api.submit(make_new_order()))[0] for _ in range(count)]
     leases = await worker.claim("w", 3, LEASE)
@@ -120,9 +102,9 @@ async def test_many_waiters_are_read_back_in_chunks_and_only_finished_ones_answe
 
 
 async def test_finishes_in_the_waiters_own_store_cause_no_read_back(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, _ = api_and_worker
+    api, _ = sqlite_api_and_worker
     orders = [(await api.submit(make_new_order()))[0] for _ in range(2)]
     leases = await api.claim("w", 2, LEASE)
     waiters = await parked(api, orders)

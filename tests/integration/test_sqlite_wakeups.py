@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-import pytest
-
-from skipline.clock import SystemClock
 from skipline.store.sqlite import SqliteStore
 from skipline.testing import make_new_order
 
 LEASE = 30.0
 WOKEN_WITHIN = 0.25
 """Seconds: 25 looks' worth, for a busy CI machine; the poll it replaces took up to 1 s."""
-
-
-@pytest.fixture
-async def api_and_worker(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
-    path = str(tmp_path / "shared.db")
-    api, worker = SqliteStore(path, SystemClock()), SqliteStore(path, SystemClock())
-    await api.open()
-    await worker.open()
-    try:
-        yield api, worker
-    finally:
-        await worker.close()
-        await api.close()
 
 
 async def woken_within(worker: SqliteStore, event: Callable[[], Awaitable[object]]) -> float:
@@ -50,9 +33,9 @@ async def woken_within(worker: SqliteStore, event: Callable[[], Awaitable[object
 
 
 async def test_another_stores_submission_wakes_a_waiting_worker(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
 
     elapsed = await woken_within(worker, lambda: api.submit(make_new_order()))
 
@@ -61,9 +44,9 @@ async def test_another_stores_submission_wakes_a_waiting_worker(
 
 
 async def test_another_stores_release_wakes_a_waiting_worker(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
     await api.submit(make_new_order())
     (lease,) = await api.claim("elsewhere", 1, LEASE)
 
@@ -74,9 +57,9 @@ async def test_another_stores_release_wakes_a_waiting_worker(
 
 
 async def test_a_worker_is_not_woken_by_its_own_claims_and_completions(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
     await api.submit(make_new_order())
     await worker.wait_for_work(0.05)
     (lease,) = await worker.claim("w", 1, LEASE)
@@ -89,9 +72,9 @@ async def test_a_worker_is_not_woken_by_its_own_claims_and_completions(
 
 
 async def test_a_commit_made_while_nobody_waited_wakes_the_next_wait(
-    api_and_worker: tuple[SqliteStore, SqliteStore],
+    sqlite_api_and_worker: tuple[SqliteStore, SqliteStore],
 ) -> None:
-    api, worker = api_and_worker
+    api, worker = sqlite_api_and_worker
     await worker.wait_for_work(0.05)
     await api.submit(make_new_order())  # commits while nobody waits
 
