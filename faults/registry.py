@@ -87,7 +87,7 @@ ENTRIES = [
           partial(partitions.run_api_partition, partitions.API_LONG), 60, 150),
     Entry("postgres_slow_network", "50-200 ms latency with jitter on every connection under load",
           partial(partitions.run_slow_network, partitions.SLOW_SHORT),
-          partial(partitions.run_slow_network, partitions.SLOW_LONG), 60, 150),
+          partial(partitions.run_slow_network, partitions.SLOW_LONG), 60, 330),
     Entry("soak", "two API and two worker processes on PostgreSQL, random faults, callbacks on "
           "(2 min; 30 min with --long)",
           partial(soak.run, soak.SHORT), partial(soak.run, soak.LONG),

@@ -5,6 +5,7 @@ stop, check."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -139,9 +140,13 @@ async def scenario(name: str) -> AsyncIterator[Context]:
             await proxy.stop()
 
 
+KEEP_WORKDIR = "FAULTS_KEEP_WORKDIR"
+"""Set (to anything) to keep even a passed run's work directory: its processes' logs."""
+
+
 def finished(report: Report) -> Report:
     """Remove a passed run's work directory (a failed one stays for diagnosis)."""
-    if report.passed:
+    if report.passed and not os.environ.get(KEEP_WORKDIR):
         shutil.rmtree(report.workdir, ignore_errors=True)
     return report
 

@@ -25,6 +25,7 @@ import pytest
 from skipline.config import Settings
 from skipline.domain.errors import OutcomeUnknown, StoreUnavailable
 from skipline.domain.models import Lease, NewOrder, Order, Status
+from skipline.domain.workers import WorkerSignIn
 from skipline.service import OrderService
 from skipline.store.postgres.doubt import IN_DOUBT_SECONDS, ORDER_OUTCOME_UNKNOWN
 from skipline.store.postgres.store import NOT_STORED, OPERATION_TIMEOUT, PostgresStore
@@ -406,3 +407,65 @@ async def test_an_uncommitted_completion_whose_connection_died_can_be_retried(
         done = await store.get(lease.order.id)
         assert done is not None
         assert (done.status, done.result) == (Status.SUCCEEDED, "r")
+
+
+async def skipline_backends(url: str) -> set[int]:
+    """The server processes of the store's pooled connections (not its listener's)."""
+    async with admin(url) as connection:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'skipline'")
+        return {row["pid"] for row in rows}
+
+
+async def test_a_write_slower_than_the_answer_time_is_answered_unknown_and_still_lands(
+    postgres_fault_url: str, proxy: CuttableProxy, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A write that is slow, not lost (a slow network; here a lock held 1.8 s): its caller is
+    answered "unknown" within the bound, and the write is not cut. It commits on the
+    connection it started on, which stays in the pool: cutting a slow write dropped a healthy
+    connection each time, and through a slow network the pool spent its time opening new ones
+    (found by the postgres_slow_network fault scenario)."""
+    caplog.set_level(logging.WARNING, STORE_LOG)
+    async with proxied_store(proxy, postgres_fault_url) as store:
+        before = await skipline_backends(postgres_fault_url)
+        new = make_new_order(payload={"slow": True})
+        async with orders_locked(postgres_fault_url) as locker:
+            submitting = asyncio.create_task(answered(store.submit(new)))
+            await store_write_waits_on_the_lock(postgres_fault_url)
+            elapsed, outcome = await submitting
+            assert elapsed < ANSWERED
+            assert_unknown(outcome, new)
+            await asyncio.sleep(max(0.0, 1.8 - elapsed))
+            await locker.execute("COMMIT")
+
+        await logged(caplog, "outlasted its callers' answer time (answered outcome unknown): "
+                             "1 of 1 orders stored")
+        assert await stored_order_count(postgres_fault_url, new.id) == 1
+        order = await store.get(new.id)
+        assert order is not None and order.payload == {"slow": True}
+        assert await skipline_backends(postgres_fault_url) == before
+
+
+async def test_lease_renewal_does_not_wait_for_a_busy_pool(
+    postgres_fault_url: str, proxy: CuttableProxy,
+) -> None:
+    """Renewals have connections of their own: with every other pooled connection busy (here
+    the one, waiting on a lock), a heartbeat still renews at once. Sharing the pool, it waited
+    behind the other calls, and through a slow network a lease expired under its live worker
+    (found by the postgres_slow_network fault scenario)."""
+    async with proxied_store(proxy, postgres_fault_url) as store:
+        lease = await claimed(store)
+        async with admin(postgres_fault_url) as locker:
+            await locker.execute("BEGIN; LOCK TABLE workers IN SHARE MODE")
+            signing_in = asyncio.create_task(store.register_worker(
+                WorkerSignIn("w", "host", 1, ("default",), 1), 30.0))
+            await store_write_waits_on_the_lock(postgres_fault_url)
+
+            seconds, held = await answered(
+                store.heartbeat([(lease.order.id, lease.token)], 30.0))
+
+            assert held == {lease.order.id}
+            assert seconds < 1.0
+            await locker.execute("COMMIT")
+        await asyncio.wait_for(signing_in, SETTLED)

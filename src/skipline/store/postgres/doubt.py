@@ -39,6 +39,10 @@ only until ANSWER_SECONDS after they called (LateSettlements.answer_by): settled
 they get it (the order, or "not stored"); otherwise OutcomeUnknown, which carries the order's
 id so the client can ask for it later, and settling goes on without them for up to
 IN_DOUBT_SECONDS, so that the old backend is ended and the log says what became of the orders.
+A write that is only slow (a slow network) is not cut when its callers' time is up: they are
+answered "unknown" then, and the write goes on to the operation timeout on its connection, which
+stays in the pool; what it stored is logged. (Cutting it dropped a connection that worked, and a
+new one costs several round trips.)
 Completions are made by workers, which may wait: their callers wait up to IN_DOUBT_SECONDS.
 When the server cannot be reached, or the backend does not go, within IN_DOUBT_SECONDS, the
 outcome stays unknown. A client that retries with the same Idempotency-Key is safe either way:

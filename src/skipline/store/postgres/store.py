@@ -97,6 +97,16 @@ OPERATION_TIMEOUT = 2.0
 """Seconds any one store call may take (waiting for a connection included)."""
 MIGRATION_TIMEOUT = 60.0
 POOL_SIZE = 10
+POOL_FLOOR = 4
+"""Connections the main pool opens at once and keeps open however idle it is; one that is lost
+is replaced in the background. A new connection costs four round trips before its first
+statement (startup, then the backend's identity), which through a slow network a call should
+not have to wait for."""
+LEASE_POOL_SIZE = 2
+"""Connections reserved for renewing leases (heartbeats), one of them kept open like the main
+pool's floor: a renewal must never queue behind the process's other calls for a connection,
+nor wait for one to be made, or a busy pool on a slow network lets a lease expire under a live
+worker (invariant 4 (docs/architecture.md))."""
 
 Submission = tuple[NewOrder, str | None, float]
 """An order to accept, its payload as JSON text, and when it was handed to the store (event
@@ -138,6 +148,7 @@ class PostgresStore:
         self._late_settlements = LateSettlements()
         self._queries = load_queries("postgres")
         self._pool: Any = None
+        self._lease_pool: Any = None
         self._listener: WakeListener | None = None
         self._finishes = FinishWatch()
         self._submits: Batcher[Submission, tuple[Order, bool]] | None = None
@@ -149,25 +160,29 @@ class PostgresStore:
         if self._pool is not None:
             return
         with outage_as_unavailable():
-            pool = await asyncpg.create_pool(
-                self._url, min_size=1, max_size=self._pool_size, timeout=CONNECT_TIMEOUT,
-                command_timeout=self._timeout, init=self._prepare_connection,
-                connection_class=TrackedConnection,
-                server_settings=self._session_settings("skipline"),
-            )
+            pool = await self._create_pool(min(POOL_FLOOR, self._pool_size), self._pool_size)
             try:
                 async with pool.acquire(timeout=self._timeout) as connection:
                     await migrate(connection, self._queries, MIGRATION_TIMEOUT)
+                lease_pool = await self._create_pool(1, LEASE_POOL_SIZE)
             except BaseException:
                 pool.terminate()
                 raise
-        self._pool = pool
+        self._pool, self._lease_pool = pool, lease_pool
         self._submits = Batcher(self._write_submissions)
         self._completions = Batcher(self._write_completions)
         self._looks = Batcher(self._read_orders)
         self._listener = WakeListener(
             self._connect_listener, self._queries["ping"], self._finishes)
         await self._listener.start(first_connect_seconds=CONNECT_TIMEOUT)
+
+    async def _create_pool(self, min_size: int, max_size: int) -> Any:
+        return await asyncpg.create_pool(
+            self._url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT,
+            command_timeout=self._timeout, init=self._prepare_connection,
+            reset=keep_session, connection_class=TrackedConnection,
+            server_settings=self._session_settings("skipline"),
+        )
 
     async def close(self) -> None:
         """Writes still pending are finished first (they need the pool); the settling of
@@ -178,15 +193,15 @@ class PostgresStore:
             if batcher is not None:
                 await batcher.drain()
         await self._late_settlements.stop()
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
+        pools = [pool for pool in (self._pool, self._lease_pool) if pool is not None]
+        self._pool = self._lease_pool = None
         if self._listener is not None:
             await self._listener.stop()
-        try:
-            await asyncio.wait_for(pool.close(), self._timeout)
-        except (TimeoutError, asyncpg.InterfaceError, OSError):
-            pool.terminate()
+        for pool in pools:
+            try:
+                await asyncio.wait_for(pool.close(), self._timeout)
+            except (TimeoutError, asyncpg.InterfaceError, OSError):
+                pool.terminate()
 
     def _session_settings(self, application: str) -> dict[str, str]:
         synchronous = "on" if self._durability == "full" else "off"
@@ -204,14 +219,23 @@ class PostgresStore:
 
     # --- running queries ----------------------------------------------------------------
     @asynccontextmanager
-    async def _connection(self, seconds: float | None = None) -> AsyncIterator[Any]:
-        """A pooled connection, with outages turned into StoreUnavailable and the whole
-        call bounded by `seconds` (default: the operation timeout)."""
-        pool = self._pool
+    async def _connection(
+        self, seconds: float | None = None, *, leases: bool = False,
+        acquire_seconds: float | None = None,
+    ) -> AsyncIterator[Any]:
+        """A pooled connection (from the pool reserved for lease renewals with `leases`),
+        with outages turned into StoreUnavailable and the whole call bounded by `seconds`
+        (default: the operation timeout). With `acquire_seconds`, getting the connection is
+        bounded by that instead, and the call gets its `seconds` from when it has one."""
+        pool = self._lease_pool if leases else self._pool
         if pool is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
+        seconds = seconds or self._timeout
         with outage_as_unavailable():
-            async with asyncio.timeout(seconds or self._timeout), pool.acquire() as connection:
+            async with asyncio.timeout(acquire_seconds or seconds) as bound, \
+                    pool.acquire() as connection:
+                if acquire_seconds is not None and not bound.expired():
+                    bound.reschedule(asyncio.get_running_loop().time() + seconds)
                 try:
                     yield connection
                 except BaseException as error:
@@ -227,14 +251,14 @@ class PostgresStore:
             return list(await connection.fetch(self._queries[name], *args))
 
     async def _fetch_committing(
-        self, name: str, *args: Any, seconds: float | None = None
+        self, name: str, *args: Any, acquire_seconds: float | None = None
     ) -> list[Any]:
         """`_fetch` for a statement that writes. An outage once the statement may have
         reached the server raises CommitInDoubt (it may have committed); one before that
-        (no connection to be had), StoreUnavailable."""
+        (no connection to be had within `acquire_seconds`), StoreUnavailable."""
         backend: Backend | None = None
         try:
-            async with self._connection(seconds) as connection:
+            async with self._connection(acquire_seconds=acquire_seconds) as connection:
                 backend = connection.backend
                 return list(await connection.fetch(self._queries[name], *args))
         except StoreUnavailable as error:
@@ -265,28 +289,67 @@ class PostgresStore:
         return await submits.run(submission)
 
     async def _write_submissions(self, batch: Sequence[Submission]) -> list[Submitted]:
-        """The bound counts from the earliest call in the batch, not from this write: a call
-        that waited behind a write that hung (a silent network) has used up part of its
-        answer time already. With too little of it left, the write is not started at all (the
-        callers are told "not stored", which is true: nothing was sent)."""
+        """The callers' answer time counts from the earliest call in the batch, not from this
+        write: a call that waited behind a write that hung (a silent network) has used up part
+        of it already. With too little of it left, the write is not started at all, and a
+        connection not had in time is not waited for (the callers are told "not stored", which
+        is true: nothing was sent). A write that has started is not cut when the answer time
+        is up: its callers are answered then (outcome unknown), and the write goes on to the
+        operation timeout on its connection (_settle_late_write). Cutting it would drop a
+        connection that is only slow, and through a slow network the pool would spend its time
+        opening new ones."""
         orders = [new for new, _, _ in batch]
+        loop = asyncio.get_running_loop()
         answer_by = min(called for _, _, called in batch) + ANSWER_SECONDS
-        seconds = min(answer_by - asyncio.get_running_loop().time(), self._timeout)
-        if seconds < WRITE_FLOOR_SECONDS:
+        left = answer_by - loop.time()
+        if left < WRITE_FLOOR_SECONDS:
             raise StoreUnavailable(NOT_SENT)
+        insert = self._fetch_committing(
+            "insert_orders", *submission_columns(orders, [p for _, p, _ in batch]),
+            acquire_seconds=left - WRITE_FLOOR_SECONDS / 2,
+        )
+        write = asyncio.create_task(insert, name="skipline-pg-insert")
         try:
-            rows = await self._fetch_committing(
-                "insert_orders", *submission_columns(orders, [p for _, p, _ in batch]),
-                seconds=seconds,
-            )
+            await asyncio.wait({write}, timeout=left)
+        except asyncio.CancelledError:
+            write.cancel()
+            raise
+        if not write.done():
+            raise WriteInDoubt(partial(self._settle_late_write, write, orders, answer_by))
+        try:
+            rows = write.result()
         except CommitInDoubt as doubt:
-            # A write that hangs is in doubt once the callers' answer time is up, not at the
-            # operation timeout, so they are still answered within the bound.
             settle = partial(self._settle_submissions, orders, doubt.backend, answer_by)
             raise WriteInDoubt(settle) from doubt
+        return await self._submitted(orders, rows)
+
+    async def _submitted(self, orders: Sequence[NewOrder], rows: Sequence[Any]) -> list[Submitted]:
+        """The outcomes of a committed batch, from the rows its insert returned."""
         by_id = {new.id: new for new in orders}
         created = {row["id"]: submitted_order(by_id[row["id"]], row) for row in rows}
         return await self._with_replays(orders, created)
+
+    async def _settle_late_write(
+        self, write: asyncio.Task[list[Any]], orders: Sequence[NewOrder], answer_by: float,
+    ) -> list[Submitted]:
+        """The outcomes of a batch whose write was still running at its callers' answer time
+        (`answer_by`, now past): they are answered "unknown", and the write carries on; what
+        became of it is logged (settled as any write in doubt if its connection fails)."""
+
+        async def late() -> list[Submitted]:
+            try:
+                rows = await write
+            except CommitInDoubt as doubt:
+                return await self._settled_outcomes(orders, doubt.backend)
+            except StoreUnavailable:
+                return [StoreUnavailable(NOT_STORED) for _ in orders]
+            log.warning("a submission write outlasted its callers' answer time (answered "
+                        "outcome unknown): %d of %d orders stored %s", len(rows), len(orders),
+                        sorted(row["id"] for row in rows)[:10])
+            return await self._submitted(orders, rows)
+
+        return await self._late_settlements.answer_by(
+            answer_by, late(), partial(outcomes_unknown, orders))
 
     async def _with_replays(
         self, orders: Sequence[NewOrder], created: dict[str, Order]
@@ -311,27 +374,28 @@ class PostgresStore:
         self, orders: Sequence[NewOrder], backend: Backend, answer_by: float
     ) -> list[Submitted]:
         """The outcomes of a batch whose commit was in doubt, as learnt by `answer_by` (event
-        loop time): its orders are there (created), or an earlier order holds their
-        idempotency key (a replay, as if committed), or they were definitely not stored.
-        Not learnt by then: OutcomeUnknown for each, and settling goes on without the callers
-        (up to in_doubt_seconds), to end the old server process and log what became of them."""
+        loop time). Not learnt by then: OutcomeUnknown for each, and settling goes on without
+        the callers (up to in_doubt_seconds), to end the old server process and log what
+        became of them."""
+        return await self._late_settlements.answer_by(
+            answer_by, self._settled_outcomes(orders, backend), partial(outcomes_unknown, orders))
 
-        def unknown() -> list[Submitted]:
-            return [OutcomeUnknown(new.id, ORDER_OUTCOME_UNKNOWN) for new in orders]
-
-        async def settle() -> list[Submitted]:
-            rows = await self._read_once_settled(
-                backend, "find_submitted", [new.id for new in orders], *key_columns(orders),
-            )
-            if rows is None:
-                return unknown()
-            ours = {new.id for new in orders}
-            created = {row["id"]: order_from_row(row) for row in rows if row["id"] in ours}
-            log.warning("submissions in doubt: %d of %d were stored %s", len(created),
-                        len(orders), sorted(created)[:10])
-            return submission_outcomes(orders, created, rows, StoreUnavailable(NOT_STORED))
-
-        return await self._late_settlements.answer_by(answer_by, settle(), unknown)
+    async def _settled_outcomes(
+        self, orders: Sequence[NewOrder], backend: Backend,
+    ) -> list[Submitted]:
+        """What became of a batch whose commit was in doubt on `backend`: its orders are there
+        (created), or an earlier order holds their idempotency key (a replay, as if
+        committed), or they were definitely not stored; unknown if that could not be learnt."""
+        rows = await self._read_once_settled(
+            backend, "find_submitted", [new.id for new in orders], *key_columns(orders),
+        )
+        if rows is None:
+            return outcomes_unknown(orders)
+        ours = {new.id for new in orders}
+        created = {row["id"]: order_from_row(row) for row in rows if row["id"] in ours}
+        log.warning("submissions in doubt: %d of %d were stored %s", len(created),
+                    len(orders), sorted(created)[:10])
+        return submission_outcomes(orders, created, rows, StoreUnavailable(NOT_STORED))
 
     async def get(self, order_id: str) -> Order | None:
         """Concurrent gets share one statement with each other and with the looks of waits
@@ -400,7 +464,8 @@ class PostgresStore:
         if not leases:
             return set()
         ids, tokens = split_pairs(leases)
-        rows = await self._fetch("heartbeat", ids, tokens, lease_seconds)
+        async with self._connection(leases=True) as connection:
+            rows = await connection.fetch(self._queries["heartbeat"], ids, tokens, lease_seconds)
         return {row["id"] for row in rows}
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
@@ -584,6 +649,15 @@ class PostgresStore:
         return await self._fetchval("revoke_key", name) is not None
 
 
+async def keep_session(connection: Any) -> None:
+    """The pool's reset on release: nothing to do. The store leaves no session state behind
+    (its advisory lock is transaction-scoped; no cursors, LISTEN or SET on pooled
+    connections), and asyncpg still rolls back a transaction left open. The default reset is a
+    round trip per release, inside the caller's time bound: through a slow network it doubled
+    every call's cost and timed calls out after their statement had committed."""
+    del connection
+
+
 def json_text(value: JSON, what: str) -> str | None:
     """`value` as JSON text (None stays NULL), checked before it joins a batch so one bad
     value cannot fail the others' statement."""
@@ -593,6 +667,11 @@ def json_text(value: JSON, what: str) -> str | None:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidOrder(f"the {what} is not JSON: {error}") from error
+
+
+def outcomes_unknown(orders: Sequence[NewOrder]) -> list[Submitted]:
+    """OutcomeUnknown for each order of a batch, carrying its id."""
+    return [OutcomeUnknown(new.id, ORDER_OUTCOME_UNKNOWN) for new in orders]
 
 
 def key_columns(orders: Sequence[NewOrder]) -> tuple[list[str], list[str | None]]:
