@@ -103,7 +103,8 @@ is replaced in the background. A new connection costs four round trips before it
 statement (startup, then the backend's identity), which through a slow network a call should
 not have to wait for."""
 LEASE_POOL_SIZE = 2
-"""Connections reserved for renewing leases (heartbeats), one of them kept open like the main
+"""Connections reserved for renewals (heartbeats: leases and the worker registry's rows), one of
+them kept open like the main
 pool's floor: a renewal must never queue behind the process's other calls for a connection,
 nor wait for one to be made, or a busy pool on a slow network lets a lease expire under a live
 worker (invariant 4 (docs/architecture.md))."""
@@ -271,6 +272,11 @@ class PostgresStore:
             self._connection, self._queries, backend, name, *args,
             seconds=self._in_doubt_seconds,
         )
+
+    async def _renew(self, name: str, *args: Any) -> list[Any]:
+        """`_fetch` on the connections reserved for renewals (LEASE_POOL_SIZE)."""
+        async with self._connection(leases=True) as connection:
+            return list(await connection.fetch(self._queries[name], *args))
 
     async def _fetchrow(self, name: str, *args: Any) -> Any:
         async with self._connection() as connection:
@@ -464,8 +470,7 @@ class PostgresStore:
         if not leases:
             return set()
         ids, tokens = split_pairs(leases)
-        async with self._connection(leases=True) as connection:
-            rows = await connection.fetch(self._queries["heartbeat"], ids, tokens, lease_seconds)
+        rows = await self._renew("heartbeat", ids, tokens, lease_seconds)
         return {row["id"] for row in rows}
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
@@ -567,8 +572,8 @@ class PostgresStore:
                           list(worker.kinds), worker.slots_total, expiry_seconds)
 
     async def beat_worker(self, worker_id: str, slots_busy: int, expiry_seconds: float) -> bool:
-        return await self._fetchval("beat_worker", worker_id, slots_busy, expiry_seconds) \
-            is not None
+        """A renewal, like a lease's: it must not come late because the process is busy."""
+        return bool(await self._renew("beat_worker", worker_id, slots_busy, expiry_seconds))
 
     async def remove_worker(self, worker_id: str) -> bool:
         return await self._fetchval("remove_worker", worker_id) is not None
