@@ -27,10 +27,12 @@ from faults.partition import PartitionProxy
 from faults.postgres import any_database
 from faults.process import ServerConfig, ServerProcess
 from faults.scenario import Context, finished, scenario, under_load, wait_for_acks
+from skipline.store.postgres.store import LEASE_POOL_SIZE, POOL_SIZE
 
 FAULTS = ("kill", "restart", "partition", "slow", "cut")
-CONNECTION_CAP = 11
-"""Connections one process may hold: its pool (10) and its listener."""
+CONNECTION_CAP = POOL_SIZE + LEASE_POOL_SIZE + 1
+"""Connections one process may hold: its pool, the connections reserved for renewals, and its
+listener (13)."""
 RSS_SLOPE_LIMIT = 1.0
 """MiB per minute a steady process's RSS may grow over the second half of the run."""
 FD_GROWTH_LIMIT = 10
