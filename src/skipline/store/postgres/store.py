@@ -103,11 +103,10 @@ is replaced in the background. A new connection costs four round trips before it
 statement (startup, then the backend's identity), which through a slow network a call should
 not have to wait for."""
 LEASE_POOL_SIZE = 2
-"""Connections reserved for renewals (heartbeats: leases and the worker registry's rows), one of
-them kept open like the main
-pool's floor: a renewal must never queue behind the process's other calls for a connection,
-nor wait for one to be made, or a busy pool on a slow network lets a lease expire under a live
-worker (invariant 4 (docs/architecture.md))."""
+"""Connections reserved for renewals (heartbeats: leases and the worker registry's rows), one
+of them kept open like the main pool's floor: a renewal must never queue behind the process's
+other calls for a connection, nor wait for one to be made, or a busy pool on a slow network
+lets a lease expire under a live worker (invariant 4 (docs/architecture.md))."""
 
 Submission = tuple[NewOrder, str | None, float]
 """An order to accept, its payload as JSON text, and when it was handed to the store (event
@@ -224,7 +223,7 @@ class PostgresStore:
         self, seconds: float | None = None, *, leases: bool = False,
         acquire_seconds: float | None = None,
     ) -> AsyncIterator[Any]:
-        """A pooled connection (from the pool reserved for lease renewals with `leases`),
+        """A pooled connection (from the pool reserved for renewals with `leases`),
         with outages turned into StoreUnavailable and the whole call bounded by `seconds`
         (default: the operation timeout). With `acquire_seconds`, getting the connection is
         bounded by that instead, and the call gets its `seconds` from when it has one."""
