@@ -220,22 +220,20 @@ class PostgresStore:
     # --- running queries ----------------------------------------------------------------
     @asynccontextmanager
     async def _connection(
-        self, seconds: float | None = None, *, leases: bool = False,
-        acquire_seconds: float | None = None,
+        self, *, leases: bool = False, acquire_seconds: float | None = None,
     ) -> AsyncIterator[Any]:
-        """A pooled connection (from the pool reserved for renewals with `leases`),
-        with outages turned into StoreUnavailable and the whole call bounded by `seconds`
-        (default: the operation timeout). With `acquire_seconds`, getting the connection is
-        bounded by that instead, and the call gets its `seconds` from when it has one."""
+        """A pooled connection (from the pool reserved for renewals with `leases`), with
+        outages turned into StoreUnavailable and the whole call bounded by the operation
+        timeout. With `acquire_seconds`, getting the connection is bounded by that instead,
+        and the call gets the operation timeout from when it has one."""
         pool = self._lease_pool if leases else self._pool
         if pool is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
-        seconds = seconds or self._timeout
+        first_bound = self._timeout if acquire_seconds is None else acquire_seconds
         with outage_as_unavailable():
-            async with asyncio.timeout(acquire_seconds or seconds) as bound, \
-                    pool.acquire() as connection:
+            async with asyncio.timeout(first_bound) as bound, pool.acquire() as connection:
                 if acquire_seconds is not None and not bound.expired():
-                    bound.reschedule(asyncio.get_running_loop().time() + seconds)
+                    bound.reschedule(asyncio.get_running_loop().time() + self._timeout)
                 try:
                     yield connection
                 except BaseException as error:
@@ -246,8 +244,10 @@ class PostgresStore:
                             connection.terminate()
                     raise
 
-    async def _fetch(self, name: str, *args: Any) -> list[Any]:
-        async with self._connection() as connection:
+    async def _fetch(self, name: str, *args: Any, leases: bool = False) -> list[Any]:
+        """Rows of query `name`; on the connections reserved for renewals with `leases`
+        (LEASE_POOL_SIZE)."""
+        async with self._connection(leases=leases) as connection:
             return list(await connection.fetch(self._queries[name], *args))
 
     async def _fetch_committing(
@@ -271,11 +271,6 @@ class PostgresStore:
             self._connection, self._queries, backend, name, *args,
             seconds=self._in_doubt_seconds,
         )
-
-    async def _renew(self, name: str, *args: Any) -> list[Any]:
-        """`_fetch` on the connections reserved for renewals (LEASE_POOL_SIZE)."""
-        async with self._connection(leases=True) as connection:
-            return list(await connection.fetch(self._queries[name], *args))
 
     async def _fetchrow(self, name: str, *args: Any) -> Any:
         async with self._connection() as connection:
@@ -469,7 +464,7 @@ class PostgresStore:
         if not leases:
             return set()
         ids, tokens = split_pairs(leases)
-        rows = await self._renew("heartbeat", ids, tokens, lease_seconds)
+        rows = await self._fetch("heartbeat", ids, tokens, lease_seconds, leases=True)
         return {row["id"] for row in rows}
 
     async def complete(self, order_id: str, token: str, result: JSON) -> bool:
@@ -572,7 +567,8 @@ class PostgresStore:
 
     async def beat_worker(self, worker_id: str, slots_busy: int, expiry_seconds: float) -> bool:
         """A renewal, like a lease's: it must not come late because the process is busy."""
-        return bool(await self._renew("beat_worker", worker_id, slots_busy, expiry_seconds))
+        return bool(await self._fetch(
+            "beat_worker", worker_id, slots_busy, expiry_seconds, leases=True))
 
     async def remove_worker(self, worker_id: str) -> bool:
         return await self._fetchval("remove_worker", worker_id) is not None
